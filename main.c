@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * pdata_tools: one binary, many commands.  The command is the name the
+ * binary was called by (a symlink such as thin_dump), or the first
+ * argument of "pdata_tools CMD ...".
+ */
+#include "cli.h"
+#include "thin-provisioning/commands.h"
+
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+
+struct command {
+	const char *name;
+	int (*main)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "thin_check", thin_check_main },
+	{ "thin_dump", thin_dump_main },
+};
+
+#define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void list_commands(FILE *f)
+{
+	fprintf(f, "Usage: pdata_tools <command> [options]\nCommands:\n");
+	for (unsigned i = 0; i < NR_COMMANDS; i++)
+		fprintf(f, "  %s\n", commands[i].name);
+}
+
+static int run(const char *name, int argc, char **argv)
+{
+	for (unsigned i = 0; i < NR_COMMANDS; i++)
+		if (!strcmp(commands[i].name, name)) {
+			int r;
+
+			prog_name = commands[i].name;
+			r = commands[i].main(argc, argv);
+			if (cli_close_stdout())
+				r = 1;
+			return r;
+		}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	char *base = basename(argv[0]);
+	int r;
+
+	if (strcmp(base, "pdata_tools")) {
+		r = run(base, argc, argv);
+		if (r >= 0)
+			return r;
+	}
+	if (argc < 2) {
+		list_commands(stderr);
+		return 1;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		list_commands(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+		cli_version();
+		return 0;
+	}
+	r = run(argv[1], argc - 1, argv + 1);
+	if (r >= 0)
+		return r;
+	fprintf(stderr, "pdata_tools: unknown command '%s'\n", argv[1]);
+	list_commands(stderr);
+	return 1;
+}

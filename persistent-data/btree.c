@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "btree.h"
+#include "checksum.h"
+
+#include <errno.h>
+#include <string.h>
+
+/*----------------------------------------------------------------
+ * Node validation
+ *--------------------------------------------------------------*/
+
+static int node_check(const struct bm_validator *v, const void *data,
+		      uint64_t location, struct pd_err *err)
+{
+	const struct btree_node_header_disk *h = data;
+	uint64_t blocknr = le64_to_cpu(h->blocknr);
+	uint32_t flags = le32_to_cpu(h->flags);
+	uint32_t max = le32_to_cpu(h->max_entries);
+	uint32_t nr = le32_to_cpu(h->nr_entries);
+	uint32_t vs = le32_to_cpu(h->value_size);
+	uint32_t want;
+
+	(void)v;
+	if (blocknr != location)
+		return pd_err_set(err, -EILSEQ,
+				  "block number mismatch: actually %llu, claims %llu",
+				  (unsigned long long)location,
+				  (unsigned long long)blocknr);
+	want = block_csum(data, CSUM_XOR_BTREE_NODE);
+	if (want != block_stored_csum(data)) {
+		if (block_csum_type(data))
+			return pd_err_set(err, -EILSEQ,
+					  "not a btree node (block %llu)",
+					  (unsigned long long)location);
+		return pd_err_set(err, -EILSEQ,
+				  "bad checksum in btree node (block %llu)",
+				  (unsigned long long)location);
+	}
+	if (vs > MD_BLOCK_SIZE ||
+	    (uint64_t)BTREE_NODE_HEADER_SIZE + (8ull + vs) * max > MD_BLOCK_SIZE)
+		return pd_err_set(err, -EILSEQ, "max entries too large: %u (block %llu)",
+				  max, (unsigned long long)location);
+	if (nr > max)
+		return pd_err_set(err, -EILSEQ, "bad nr_entries: %u < %u (block %llu)",
+				  nr, max, (unsigned long long)location);
+	if ((flags & (BTREE_FLAG_INTERNAL | BTREE_FLAG_LEAF)) ==
+	    (BTREE_FLAG_INTERNAL | BTREE_FLAG_LEAF))
+		return pd_err_set(err, -EILSEQ,
+				  "btree node is both internal and leaf (block %llu)",
+				  (unsigned long long)location);
+	if (!(flags & (BTREE_FLAG_INTERNAL | BTREE_FLAG_LEAF)))
+		return pd_err_set(err, -EILSEQ, "unknown node type (block %llu)",
+				  (unsigned long long)location);
+	return 0;
+}
+
+void btree_node_prepare(void *node, uint64_t location)
+{
+	node_header(node)->blocknr = cpu_to_le64(location);
+	block_set_csum(node, CSUM_XOR_BTREE_NODE);
+}
+
+static void node_prepare(const struct bm_validator *v, void *data, uint64_t location)
+{
+	(void)v;
+	btree_node_prepare(data, location);
+}
+
+const struct bm_validator btree_node_validator = {
+	.name = "btree_node",
+	.check = node_check,
+	.prepare_for_write = node_prepare,
+};
+
+int btree_node_check_shape(const void *node, uint64_t location,
+			   const struct btree_shape_opts *o, struct pd_err *err)
+{
+	const struct btree_node_header_disk *h = node;
+	uint32_t flags = le32_to_cpu(h->flags);
+	uint32_t max = le32_to_cpu(h->max_entries);
+	uint32_t nr = le32_to_cpu(h->nr_entries);
+	uint32_t vs = le32_to_cpu(h->value_size);
+	uint32_t want_vs = (flags & BTREE_FLAG_LEAF) ? o->value_size : 8u;
+	unsigned long long b = (unsigned long long)location;
+
+	if (flags & ~(BTREE_FLAG_INTERNAL | BTREE_FLAG_LEAF))
+		return pd_err_set(err, -EILSEQ, "unknown node type (block %llu)", b);
+	if (vs != want_vs)
+		return pd_err_set(err, -EILSEQ,
+				  "value size mismatch: expected %u, but got %u (block %llu).",
+				  want_vs, vs, b);
+	if (max % 3 && !o->allow_max_not_div3)
+		return pd_err_set(err, -EILSEQ,
+				  "max entries is not divisible by 3: %u (block %llu)", max, b);
+	if (max > btree_max_entries(vs))
+		return pd_err_set(err, -EILSEQ, "max entries too large: %u (block %llu)",
+				  max, b);
+	for (uint32_t i = 1; i < nr; i++) {
+		uint64_t prev = node_key(node, i - 1), k = node_key(node, i);
+
+		if (k <= prev)
+			return pd_err_set(err, -EILSEQ,
+					  "keys are out of order, %llu <= %llu (block %llu)",
+					  (unsigned long long)k,
+					  (unsigned long long)prev, b);
+	}
+	return 0;
+}
+
+/*----------------------------------------------------------------
+ * Lookup
+ *--------------------------------------------------------------*/
+
+/* Largest i with key[i] <= k, or -1. */
+static int lower_bound(const void *node, uint64_t k)
+{
+	int lo = -1, hi = (int)node_nr_entries(node);
+
+	while (hi - lo > 1) {
+		int mid = lo + (hi - lo) / 2;
+
+		if (node_key(node, (unsigned)mid) <= k)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int btree_lookup(struct bm *bm, uint64_t root, uint32_t value_size,
+		 uint64_t key, void *value_out, struct pd_err *err)
+{
+	struct btree_shape_opts so = { .value_size = value_size };
+	uint64_t b = root;
+
+	for (unsigned depth = 0; depth < BTREE_MAX_DEPTH; depth++) {
+		struct bm_block *blk;
+		const void *n;
+		int r, i;
+
+		r = bm_read_lock(bm, b, &btree_node_validator, &blk, err);
+		if (r)
+			return r;
+		n = bm_block_data(blk);
+		r = btree_node_check_shape(n, b, &so, err);
+		if (r) {
+			bm_unlock(blk);
+			return r;
+		}
+		i = lower_bound(n, key);
+		if (i < 0) {
+			bm_unlock(blk);
+			return -ENODATA;
+		}
+		if (node_is_leaf(n)) {
+			bool found = node_key(n, (unsigned)i) == key;
+
+			if (found && value_out)
+				memcpy(value_out, node_value_c(n, (unsigned)i, value_size),
+				       value_size);
+			bm_unlock(blk);
+			return found ? 0 : -ENODATA;
+		}
+		b = load_le64(node_value_c(n, (unsigned)i, 8));
+		bm_unlock(blk);
+	}
+	return pd_err_set(err, -EILSEQ,
+			  "btree rooted at block %llu is deeper than %u levels (cycle?)",
+			  (unsigned long long)root, BTREE_MAX_DEPTH);
+}

@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#ifndef THIN_COMMANDS_H
+#define THIN_COMMANDS_H
+
+/* Entry points of the commands of the multi-call binary. */
+
+int thin_check_main(int argc, char **argv);
+int thin_dump_main(int argc, char **argv);
+
+#endif

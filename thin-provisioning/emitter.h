@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#ifndef THIN_EMITTER_H
+#define THIN_EMITTER_H
+
+/*
+ * The emitter interface decouples walking metadata from what is made of
+ * it: thin_dump walks metadata into an XML or human-readable emitter;
+ * thin_restore parses XML into an emitter that writes metadata.
+ *
+ * Calls come in this order: begin_superblock, then for each device
+ * begin_device, its mapping runs in ascending origin order, end_device;
+ * then end_superblock.  Each returns 0 or a negative errno.
+ */
+
+#include "persistent-data/error.h"
+#include "metadata.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct emit_superblock {
+	uint8_t uuid[16];		/* printable bytes, NUL padded */
+	uint32_t time;
+	uint64_t trans_id;
+	uint32_t flags;
+	uint32_t version;
+	uint32_t data_block_size;
+	uint64_t nr_data_blocks;
+	bool has_metadata_snap;
+	uint64_t metadata_snap;
+};
+
+struct emit_device {
+	uint64_t dev_id;
+	uint64_t mapped_blocks;
+	uint64_t transaction_id;
+	uint32_t creation_time;
+	uint32_t snap_time;
+};
+
+struct emitter;
+
+struct emitter_ops {
+	int (*begin_superblock)(struct emitter *e, const struct emit_superblock *sb);
+	int (*end_superblock)(struct emitter *e);
+	int (*begin_device)(struct emitter *e, const struct emit_device *dev);
+	int (*end_device)(struct emitter *e);
+	/* len consecutive mappings origin+i -> data+i, all at time; len >= 1 */
+	int (*map_run)(struct emitter *e, uint64_t origin, uint64_t data,
+		       uint64_t len, uint32_t time);
+	void (*destroy)(struct emitter *e);
+};
+
+struct emitter {
+	const struct emitter_ops *ops;
+};
+
+/* XML of v0.9 thin_dump, and its human-readable format, to out. */
+int emitter_xml_create(FILE *out, struct emitter **e);
+int emitter_human_create(FILE *out, struct emitter **e);
+void emitter_destroy(struct emitter *e);	/* accepts NULL */
+
+/*
+ * Coalesces single mappings into runs the way thin_dump does: a mapping
+ * extends the run iff origin and data both follow on and the time is the
+ * same.
+ */
+struct emit_run {
+	struct emitter *e;
+	bool have;
+	uint64_t origin, data, len;
+	uint32_t time;
+};
+
+static inline void emit_run_init(struct emit_run *r, struct emitter *e)
+{
+	r->e = e;
+	r->have = false;
+	r->origin = r->data = r->len = 0;
+	r->time = 0;
+}
+
+int emit_run_flush(struct emit_run *r);
+
+static inline int emit_run_add(struct emit_run *r, uint64_t origin, uint64_t data,
+			       uint32_t time)
+{
+	if (r->have && origin == r->origin + r->len && data == r->data + r->len &&
+	    time == r->time) {
+		r->len++;
+		return 0;
+	}
+	if (r->have) {
+		int ret = emit_run_flush(r);
+
+		if (ret)
+			return ret;
+	}
+	r->have = true;
+	r->origin = origin;
+	r->data = data;
+	r->len = 1;
+	r->time = time;
+	return 0;
+}
+
+/* What thin_dump walks. */
+struct thin_emit_opts {
+	bool skip_mappings;
+	const uint64_t *dev_ids;	/* only these devices (NULL: all) */
+	unsigned nr_dev_ids;
+};
+
+/* Walks the metadata in use (live or held) into the emitter. */
+int thin_emit_metadata(struct thin_metadata *md, const struct thin_emit_opts *o,
+		       struct emitter *e, struct pd_err *err);
+
+/* Walks one device's mapping tree into runs. */
+int thin_emit_mappings(struct thin_metadata *md, uint64_t root, struct emitter *e,
+		       struct pd_err *err);
+
+#endif

@@ -1,0 +1,996 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * thin_check: validates thin metadata (format doc section 10): the
+ * superblock, the device details tree, both levels of the mapping tree
+ * (each shared node once), mapped_blocks per device, the keys of the
+ * details and mapping trees, and the data and metadata space maps
+ * against reference counts computed from the trees.
+ *
+ * Memory: a 2-bit count per metadata and per data block, a bit per
+ * metadata block (nodes already walked), and the subtree sizes of shared
+ * nodes; never a whole tree.
+ */
+#include "cli.h"
+#include "commands.h"
+#include "metadata.h"
+#include "persistent-data/checksum.h"
+#include "persistent-data/count-map.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s [options] {device|file}\n"
+		"Options:\n"
+		"  {-q|--quiet}\n"
+		"  {-h|--help}\n"
+		"  {-V|--version}\n"
+		"  {-m|--metadata-snap}\n"
+		"  {--override-mapping-root} <block>\n"
+		"  {--clear-needs-check-flag}\n"
+		"  {--ignore-non-fatal-errors}\n"
+		"  {--skip-mappings}\n"
+		"  {--super-block-only}\n"
+		"  {--io-engine} {sync|async}\n", prog_name);
+}
+
+/*----------------------------------------------------------------
+ * Subtree sizes of shared nodes: block -> number of mappings below
+ *--------------------------------------------------------------*/
+
+struct memo_entry {
+	uint64_t block;		/* 0: empty (block 0 is never a node) */
+	uint64_t count;
+};
+
+struct memo {
+	struct memo_entry *v;
+	uint64_t size, used;
+};
+
+static struct memo_entry *memo_slot(struct memo *m, uint64_t b)
+{
+	uint64_t i = ((b * 0x9E3779B97F4A7C15ull) >> 20) & (m->size - 1);
+
+	while (m->v[i].block && m->v[i].block != b)
+		i = (i + 1) & (m->size - 1);
+	return m->v + i;
+}
+
+static int memo_put(struct memo *m, uint64_t b, uint64_t count)
+{
+	struct memo_entry *e;
+
+	if ((m->used + 1) * 2 > m->size) {
+		struct memo n = { .size = m->size ? m->size * 2 : 256 };
+
+		n.v = calloc(n.size, sizeof(*n.v));
+		if (!n.v)
+			return -ENOMEM;
+		for (uint64_t i = 0; i < m->size; i++)
+			if (m->v[i].block)
+				*memo_slot(&n, m->v[i].block) = m->v[i];
+		n.used = m->used;
+		free(m->v);
+		*m = n;
+	}
+	e = memo_slot(m, b);
+	if (!e->block)
+		m->used++;
+	e->block = b;
+	e->count = count;
+	return 0;
+}
+
+static bool memo_get(struct memo *m, uint64_t b, uint64_t *count)
+{
+	struct memo_entry *e;
+
+	if (!m->size)
+		return false;
+	e = memo_slot(m, b);
+	if (!e->block)
+		return false;
+	*count = e->count;
+	return true;
+}
+
+/*----------------------------------------------------------------
+ * The checker
+ *--------------------------------------------------------------*/
+
+struct opts {
+	bool quiet;
+	bool metadata_snap;
+	bool skip_mappings;
+	bool super_block_only;
+	bool ignore_non_fatal;
+	bool clear_needs_check;
+	bool override_root;
+	uint64_t override_root_block;
+	enum io_engine_kind engine;
+};
+
+#define MAX_REPORTED 20		/* per kind of count mismatch */
+
+struct shared_frame {
+	uint64_t block;
+	uint64_t start;
+};
+
+struct checker {
+	const struct opts *o;
+	struct thin_metadata md;	/* filled by hand: see open_metadata */
+	int fatal, non_fatal;
+	uint64_t nr_md_blocks;		/* blocks of the metadata device */
+
+	struct count_map *md_expected;
+	struct count_map *md_ondisk;	/* NULL if not loaded */
+	struct count_map *data_expected;
+	uint8_t *seen;			/* a bit per metadata block */
+
+	/* space map damage, printed under "checking space map counts" */
+	char **sm_msgs;
+	unsigned nr_sm_msgs;
+
+	/* the device being walked */
+	uint64_t dev_id;
+	uint64_t dev_count;
+	uint64_t dev_data_errors;
+	struct memo memo;
+	struct shared_frame shared[BTREE_MAX_DEPTH];
+	unsigned nr_shared;
+	int error;			/* out of memory etc. */
+
+	/* which tree is walked, for damage messages */
+	enum { T_DETAILS, T_TOP, T_BOTTOM, T_OTHER } tree;
+};
+
+static void say(struct checker *c, int indent, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void say(struct checker *c, int indent, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->o->quiet)
+		return;
+	fprintf(stderr, "%*s", indent * 2, "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static bool seen_test_and_set(struct checker *c, uint64_t b)
+{
+	uint8_t bit = (uint8_t)(1u << (b & 7));
+	bool was;
+
+	if (b >= c->nr_md_blocks)
+		return false;
+	was = c->seen[b >> 3] & bit;
+	c->seen[b >> 3] |= bit;
+	return was;
+}
+
+/* A reference to metadata block b from a superblock, node or space map. */
+static int md_ref(struct checker *c, uint64_t b)
+{
+	if (b >= cm_nr_blocks(c->md_expected)) {
+		say(c, 1, "reference to metadata block %" PRIu64
+		    " beyond the end of the metadata space map (%" PRIu64 " blocks)",
+		    b, cm_nr_blocks(c->md_expected));
+		c->fatal++;
+		return 0;
+	}
+	if (cm_inc(c->md_expected, b))
+		return -ENOMEM;
+	return 0;
+}
+
+static void print_range(char *buf, size_t n, uint64_t lo, uint64_t hi, bool has_hi)
+{
+	if (has_hi)
+		snprintf(buf, n, "[%" PRIu64 ", %" PRIu64 "]", lo, hi);
+	else
+		snprintf(buf, n, "[%" PRIu64 ", -]", lo);
+}
+
+static void tree_damage(void *ctx, const struct btree_damage *d)
+{
+	struct checker *c = ctx;
+	char range[64];
+
+	print_range(range, sizeof(range), d->lo, d->hi, d->has_hi);
+	if (!d->lost) {
+		/* readable but not as it should be: an underfull node */
+		if (!c->o->ignore_non_fatal) {
+			say(c, 1, "%s", d->msg);
+			c->non_fatal++;
+		}
+		return;
+	}
+	switch (c->tree) {
+	case T_DETAILS:
+		say(c, 1, "missing devices: %s", range);
+		break;
+	case T_TOP:
+		say(c, 1, "missing all mappings for devices: %s", range);
+		break;
+	case T_BOTTOM:
+		say(c, 1, "thin device %" PRIu64 " is missing mappings %s", c->dev_id, range);
+		break;
+	default:
+		break;
+	}
+	say(c, 2, "%s", d->msg);
+	c->fatal++;
+}
+
+/*
+ * Every node of every tree: count its references to children once, the
+ * first time the node is reached.  Nodes reached again are shared (or
+ * cross-linked: then the counts will not match the space map).
+ */
+static int count_node(void *ctx, const struct btree_node_info *n)
+{
+	struct checker *c = ctx;
+
+	if (seen_test_and_set(c, n->block))
+		return BTREE_WALK_SKIP;
+	if (!n->leaf)
+		for (uint32_t i = 0; i < n->nr_entries; i++) {
+			int r = md_ref(c, load_le64(node_value_c(n->data, i, 8)));
+
+			if (r)
+				return r;
+		}
+	return BTREE_WALK_CONTINUE;
+}
+
+static bool is_shared(struct checker *c, uint64_t b)
+{
+	return c->md_ondisk && b < cm_nr_blocks(c->md_ondisk) &&
+	       cm_get(c->md_ondisk, b) > 1;
+}
+
+/* Walks a tree counting references only (details tree, SM trees, held trees). */
+static int walk_counting(struct checker *c, uint64_t root, uint32_t value_size,
+			 const struct btree_walk_ops *extra)
+{
+	struct btree_walk_opts wo = {
+		.shape = { .value_size = value_size,
+			   .allow_max_not_div3 = false },
+		.check_fill = !c->o->ignore_non_fatal,
+		.prefetch = true,
+	};
+	struct btree_walk_ops ops = {
+		.node = count_node,
+		.damage = tree_damage,
+	};
+	struct pd_err err;
+	int r;
+
+	if (extra && extra->leaf)
+		ops.leaf = extra->leaf;
+	r = btree_walk(c->md.bm, root, &wo, &ops, c, &err);
+	if (r)
+		c->error = r;
+	return r;
+}
+
+/*----------------------------------------------------------------
+ * Device details tree
+ *--------------------------------------------------------------*/
+
+static int details_leaf(void *ctx, const struct btree_node_info *n)
+{
+	struct checker *c = ctx;
+	struct pd_err err;
+
+	for (uint32_t i = 0; i < n->nr_entries; i++) {
+		uint64_t dev = node_key(n->data, i);
+		int r;
+
+		if (c->o->override_root)
+			continue;
+		r = btree_lookup(c->md.bm, c->md.sb.data_mapping_root,
+				 THIN_MAPPING_VALUE_SIZE, dev, NULL, &err);
+		if (r == -ENODATA) {
+			say(c, 1, "Inconsistency between the details tree and the mapping tree: device %" PRIu64 " has details but no mapping tree", dev);
+			c->fatal++;
+		}
+		/* other errors show when the mapping tree is examined */
+	}
+	return 0;
+}
+
+/*----------------------------------------------------------------
+ * Mapping tree
+ *--------------------------------------------------------------*/
+
+static int bottom_node(void *ctx, const struct btree_node_info *n)
+{
+	struct checker *c = ctx;
+	uint64_t count;
+
+	if (seen_test_and_set(c, n->block)) {
+		/* shared with a device already walked: add its size */
+		if (memo_get(&c->memo, n->block, &count)) {
+			c->dev_count += count;
+		} else {
+			struct pd_err err;
+
+			if (!thin_count_mappings(&c->md, n->block, &count, &err))
+				c->dev_count += count;
+		}
+		return BTREE_WALK_SKIP;
+	}
+	if (!n->leaf) {
+		for (uint32_t i = 0; i < n->nr_entries; i++) {
+			int r = md_ref(c, load_le64(node_value_c(n->data, i, 8)));
+
+			if (r)
+				return r;
+		}
+		if (is_shared(c, n->block) && c->nr_shared < BTREE_MAX_DEPTH) {
+			c->shared[c->nr_shared].block = n->block;
+			c->shared[c->nr_shared].start = c->dev_count;
+			c->nr_shared++;
+		}
+	}
+	return BTREE_WALK_CONTINUE;
+}
+
+static int bottom_exit(void *ctx, uint64_t block)
+{
+	struct checker *c = ctx;
+
+	if (c->nr_shared && c->shared[c->nr_shared - 1].block == block) {
+		c->nr_shared--;
+		return memo_put(&c->memo, block,
+				c->dev_count - c->shared[c->nr_shared].start);
+	}
+	return 0;
+}
+
+static int bottom_leaf(void *ctx, const struct btree_node_info *n)
+{
+	struct checker *c = ctx;
+	uint64_t nr_data = cm_nr_blocks(c->data_expected);
+	const uint8_t *vals = node_values_c(n->data);
+
+	c->dev_count += n->nr_entries;
+	if (is_shared(c, n->block) && memo_put(&c->memo, n->block, n->nr_entries))
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n->nr_entries; i++) {
+		uint64_t d = block_time_block(load_le64(vals + 8u * i));
+
+		if (d >= nr_data) {
+			if (c->dev_data_errors++ < 5)
+				say(c, 1, "thin device %" PRIu64 ": mapping %" PRIu64
+				    " -> data block %" PRIu64
+				    " is beyond the end of the data device (%" PRIu64 " blocks)",
+				    c->dev_id, node_key(n->data, i), d, nr_data);
+			c->fatal++;
+			continue;
+		}
+		if (cm_inc(c->data_expected, d))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void check_device(struct checker *c, uint64_t dev, uint64_t root,
+			 uint64_t details_root)
+{
+	struct btree_walk_opts wo = {
+		.shape = { .value_size = THIN_MAPPING_VALUE_SIZE },
+		.check_fill = !c->o->ignore_non_fatal,
+		.prefetch = true,
+	};
+	struct btree_walk_ops ops = {
+		.node = bottom_node,
+		.node_exit = bottom_exit,
+		.leaf = bottom_leaf,
+		.damage = tree_damage,
+	};
+	uint8_t details[THIN_DETAILS_VALUE_SIZE];
+	struct thin_device td;
+	struct pd_err err;
+	int fatal_before = c->fatal;
+	int r;
+
+	r = md_ref(c, root);
+	if (r) {
+		c->error = r;
+		return;
+	}
+	c->dev_id = dev;
+	c->dev_count = 0;
+	c->dev_data_errors = 0;
+	c->nr_shared = 0;
+	c->tree = T_BOTTOM;
+	r = btree_walk(c->md.bm, root, &wo, &ops, c, &err);
+	c->tree = T_OTHER;
+	if (r) {
+		c->error = r;
+		return;
+	}
+
+	r = btree_lookup(c->md.bm, details_root, THIN_DETAILS_VALUE_SIZE, dev,
+			 details, &err);
+	if (r == -ENODATA) {
+		if (!c->o->override_root) {
+			say(c, 1, "Inconsistency between the details tree and the mapping tree: device %" PRIu64 " has mappings but no details", dev);
+			c->fatal++;
+		}
+		return;
+	}
+	if (r)
+		return;		/* reported with the details tree */
+	thin_details_decode(details, &td);
+	if (c->fatal == fatal_before && td.mapped_blocks != c->dev_count) {
+		say(c, 1, "Thin device %" PRIu64 " has unexpected number of mappings, expected %"
+		    PRIu64 ", actual %" PRIu64, dev, td.mapped_blocks, c->dev_count);
+		c->fatal++;
+	}
+}
+
+struct top_walk {
+	struct checker *c;
+	uint64_t details_root;
+	bool descend;
+};
+
+static int top_leaf(void *ctx, const struct btree_node_info *n)
+{
+	struct top_walk *t = ctx;
+	struct checker *c = t->c;
+
+	/* copy: walking the devices reuses the cache this node lives in */
+	uint8_t node[MD_BLOCK_SIZE];
+	uint32_t nr = n->nr_entries;
+
+	memcpy(node, n->data, MD_BLOCK_SIZE);
+	for (uint32_t i = 0; i < nr && !c->error; i++) {
+		uint64_t dev = node_key(node, i);
+		uint64_t root = load_le64(node_value_c(node, i, 8));
+
+		if (t->descend) {
+			check_device(c, dev, root, t->details_root);
+		} else {
+			int r = md_ref(c, root);
+
+			if (r)
+				return r;
+		}
+	}
+	return c->error;
+}
+
+static int top_node(void *ctx, const struct btree_node_info *n)
+{
+	struct top_walk *t = ctx;
+
+	return count_node(t->c, n);
+}
+
+static void top_damage(void *ctx, const struct btree_damage *d)
+{
+	struct top_walk *t = ctx;
+
+	t->c->tree = T_TOP;
+	tree_damage(t->c, d);
+}
+
+static void check_mapping_tree(struct checker *c, uint64_t top_root,
+			       uint64_t details_root, bool descend)
+{
+	struct btree_walk_opts wo = {
+		.shape = { .value_size = THIN_MAPPING_VALUE_SIZE },
+		.check_fill = !c->o->ignore_non_fatal,
+		.prefetch = false,
+	};
+	struct btree_walk_ops ops = {
+		.node = top_node,
+		.leaf = top_leaf,
+		.damage = top_damage,
+	};
+	struct top_walk t = { .c = c, .details_root = details_root, .descend = descend };
+	struct pd_err err;
+	int r;
+
+	r = md_ref(c, top_root);
+	if (!r)
+		r = btree_walk(c->md.bm, top_root, &wo, &ops, &t, &err);
+	if (r && !c->error)
+		c->error = r;
+}
+
+/*----------------------------------------------------------------
+ * Space maps
+ *--------------------------------------------------------------*/
+
+static void sm_damage(void *ctx, const char *msg)
+{
+	struct checker *c = ctx;
+	char **n;
+
+	c->fatal++;
+	n = realloc(c->sm_msgs, sizeof(*n) * (c->nr_sm_msgs + 1));
+	if (!n)
+		return;
+	c->sm_msgs = n;
+	c->sm_msgs[c->nr_sm_msgs] = strdup(msg);
+	if (c->sm_msgs[c->nr_sm_msgs])
+		c->nr_sm_msgs++;
+}
+
+static int sm_ref(void *ctx, uint64_t b)
+{
+	return md_ref(ctx, b);
+}
+
+static int sm_node(void *ctx, const struct btree_node_info *n)
+{
+	return count_node(ctx, n);
+}
+
+/* Loads a space map's counts; its own blocks count as references. */
+static int load_sm(struct checker *c, const struct sm_root *root, bool metadata,
+		   struct count_map **out)
+{
+	struct sm_load_hooks h = {
+		.ctx = c, .node = sm_node, .ref = sm_ref, .damage = sm_damage,
+	};
+	struct pd_err err;
+	int r;
+
+	r = cm_create(root->nr_blocks, out);
+	if (r)
+		return r;
+	r = sm_disk_load(c->md.bm, root, metadata, *out, &h, &err);
+	return r < 0 ? r : 0;
+}
+
+static void compare_counts(struct checker *c, const char *what,
+			   struct count_map *expected, struct count_map *ondisk)
+{
+	uint64_t n = cm_nr_blocks(ondisk), leaked = 0, bad = 0;
+
+	if (cm_nr_blocks(expected) < n)
+		n = cm_nr_blocks(expected);
+	for (uint64_t b = 0; b < n; b++) {
+		uint32_t e = cm_get(expected, b), a = cm_get(ondisk, b);
+
+		if (e == a)
+			continue;
+		if (!e) {
+			if (leaked++ < MAX_REPORTED)
+				say(c, 1, "%s block %" PRIu64 " has leaked: expected 0, but got %u",
+				    what, b, a);
+		} else if (bad++ < MAX_REPORTED) {
+			say(c, 1, "%s reference counts differ for block %" PRIu64
+			    ", expected %u, but got %u", what, b, e, a);
+		}
+	}
+	if (leaked) {
+		say(c, 1, "%" PRIu64 " %s blocks have leaked", leaked, what);
+		if (!c->o->ignore_non_fatal)
+			c->non_fatal++;
+	}
+	if (bad) {
+		say(c, 1, "%" PRIu64 " %s blocks have bad reference counts", bad, what);
+		c->fatal++;
+	}
+}
+
+/*----------------------------------------------------------------
+ * Opening
+ *--------------------------------------------------------------*/
+
+/* Reads and checks block 0 (or the held root) as v0.9 does, with our extra checks. */
+static int examine_superblock(struct checker *c, const char *path)
+{
+	struct pd_err err;
+	struct bm_block *blk;
+	uint64_t loc = 0;
+	uint32_t wanted;
+	int r;
+
+	r = io_engine_open(path, c->o->engine,
+			   (c->o->clear_needs_check ? IO_OPEN_WRITE : 0) |
+			   (c->o->metadata_snap ? 0 : IO_OPEN_EXCL),
+			   &c->md.io, &err);
+	if (r) {
+		cli_error("%s", err.msg);
+		return r;
+	}
+	if (c->md.io->nr_blocks < 1) {
+		if (!c->o->quiet)
+			fprintf(stderr, "Metadata device/file too small.  Is this binary metadata?\n");
+		return -EFBIG;
+	}
+	c->nr_md_blocks = c->md.io->nr_blocks;
+	r = bm_create(c->md.io, BM_DEFAULT_CACHE_BLOCKS, &c->md.bm, &err);
+	if (r) {
+		cli_error("%s", err.msg);
+		return r;
+	}
+
+	r = bm_read_lock(c->md.bm, 0, NULL, &blk, &err);
+	if (r) {
+		say(c, 0, "examining superblock");
+		say(c, 1, "superblock is corrupt");
+		say(c, 2, "%s", err.msg);
+		return r;
+	}
+	if (block_looks_like_xml(bm_block_data(blk), MD_BLOCK_SIZE)) {
+		bm_unlock(blk);
+		if (!c->o->quiet)
+			fprintf(stderr, "This looks like XML.  thin_check only checks the binary metadata format.\n");
+		return -EPROTO;
+	}
+	thin_sb_decode(bm_block_data(blk), 0, &c->md.live);
+	bm_unlock(blk);
+
+	if (c->o->metadata_snap) {
+		if (!thin_sb_csum_ok(bm_block_data(blk), NULL) || !c->md.live.metadata_snap) {
+			if (!c->o->quiet)
+				fprintf(stderr, "No metadata snapshot found.\n");
+			return -ENODATA;
+		}
+		loc = c->md.live.metadata_snap;
+	}
+
+	say(c, 0, "examining superblock");
+	if (loc >= c->nr_md_blocks) {
+		say(c, 1, "superblock is corrupt");
+		say(c, 2, "metadata snapshot block %" PRIu64 " is beyond the end of the device", loc);
+		return -EILSEQ;
+	}
+	r = bm_read_lock(c->md.bm, loc, NULL, &blk, &err);
+	if (r) {
+		say(c, 1, "superblock is corrupt");
+		say(c, 2, "%s", err.msg);
+		return r;
+	}
+	if (!thin_sb_csum_ok(bm_block_data(blk), &wanted)) {
+		bm_unlock(blk);
+		say(c, 1, "superblock is corrupt");
+		say(c, 2, "bad checksum in superblock, wanted %u", wanted);
+		return -EILSEQ;
+	}
+	thin_sb_decode(bm_block_data(blk), loc, &c->md.sb);
+	bm_unlock(blk);
+
+	/* beyond v0.9: everything the kernel checks, and sane roots */
+	{
+		const struct thin_sb *sb = &c->md.sb;
+		int bad = 0;
+
+		if (sb->magic != THIN_SB_MAGIC) {
+			say(c, 1, "superblock is corrupt");
+			say(c, 2, "bad magic number %" PRIu64 " (expected %llu)", sb->magic,
+			    (unsigned long long)THIN_SB_MAGIC);
+			bad++;
+		}
+		r = thin_sb_check_fields(sb, c->nr_md_blocks, c->o->metadata_snap, &err);
+		if (r) {
+			say(c, 1, "%s", err.msg);
+			bad++;
+		}
+		if (sb->incompat_flags || sb->compat_ro_flags) {
+			say(c, 1, "superblock is corrupt");
+			say(c, 2, "unsupported feature flags: incompat %#x, compat_ro %#x",
+			    sb->incompat_flags, sb->compat_ro_flags);
+			bad++;
+		}
+		if (bad)
+			return -EILSEQ;
+		if (sb->version != 1 && sb->version != 2)
+			say(c, 1, "warning: unexpected metadata version %u", sb->version);
+	}
+	sm_root_decode(c->md.live.data_sm_root, &c->md.data_sm);
+	sm_root_decode(c->md.live.metadata_sm_root, &c->md.metadata_sm);
+	if (c->o->metadata_snap) {
+		memcpy(c->md.sb.data_sm_root, c->md.live.data_sm_root, SM_ROOT_BLOB_SIZE);
+		c->md.held = true;
+	}
+	return 0;
+}
+
+static int clear_needs_check(struct checker *c)
+{
+	struct pd_err err;
+	struct bm_block *blk;
+	struct thin_sb sb;
+	uint8_t *buf;
+	int r;
+
+	if (!(c->md.live.flags & THIN_SB_FLAG_NEEDS_CHECK))
+		return 0;
+	buf = io_alloc_block();
+	if (!buf)
+		return -ENOMEM;
+	r = bm_read_lock(c->md.bm, 0, &thin_sb_validator, &blk, &err);
+	if (r) {
+		free(buf);
+		cli_error("%s", err.msg);
+		return r;
+	}
+	thin_sb_decode(bm_block_data(blk), 0, &sb);
+	memcpy(buf, bm_block_data(blk), MD_BLOCK_SIZE);
+	bm_unlock(blk);
+	bm_forget(c->md.bm, 0);
+	/* only the flags word and the checksum change */
+	store_le32(buf + 4, sb.flags & ~THIN_SB_FLAG_NEEDS_CHECK);
+	block_set_csum(buf, CSUM_XOR_SUPERBLOCK);
+	r = io_write_block(c->md.io, 0, buf);
+	if (!r)
+		r = io_flush(c->md.io);
+	free(buf);
+	if (r) {
+		cli_error("writing the superblock failed: %s", strerror(-r));
+		return r;
+	}
+	say(c, 0, "cleared needs_check flag");
+	return 0;
+}
+
+static int run_check(struct checker *c, const char *path)
+{
+	const struct thin_sb *sb = &c->md.sb;
+	uint64_t top_root;
+	bool sm_checks;
+	int r;
+
+	r = examine_superblock(c, path);
+	if (r)
+		return 1;
+	if (c->o->super_block_only)
+		return 0;
+
+	if (!c->o->quiet) {
+		fflush(stderr);
+		printf("TRANSACTION_ID=%" PRIu64 "\n", c->md.live.trans_id);
+		printf("METADATA_FREE_BLOCKS=%" PRIu64 "\n",
+		       c->md.metadata_sm.nr_blocks > c->md.metadata_sm.nr_allocated ?
+		       c->md.metadata_sm.nr_blocks - c->md.metadata_sm.nr_allocated : 0);
+		fflush(stdout);
+	}
+
+	sm_checks = !c->o->metadata_snap && !c->o->skip_mappings;
+	if (cm_create(c->md.metadata_sm.nr_blocks > c->nr_md_blocks ?
+		      c->md.metadata_sm.nr_blocks : c->nr_md_blocks, &c->md_expected) ||
+	    cm_create(c->md.data_sm.nr_blocks, &c->data_expected) ||
+	    !(c->seen = calloc(c->nr_md_blocks / 8 + 1, 1))) {
+		cli_error("out of memory");
+		return 1;
+	}
+
+	/* the metadata space map first: its counts tell which nodes are shared */
+	if (sm_checks) {
+		r = md_ref(c, 0);
+		if (!r)
+			r = load_sm(c, &c->md.metadata_sm, true, &c->md_ondisk);
+		if (r) {
+			cli_error("%s", strerror(-r));
+			return 1;
+		}
+	}
+
+	say(c, 0, "examining devices tree");
+	c->tree = T_DETAILS;
+	if (sm_checks || c->o->metadata_snap)
+		md_ref(c, sb->device_details_root);
+	{
+		struct btree_walk_ops ops = { .leaf = details_leaf };
+
+		walk_counting(c, sb->device_details_root, THIN_DETAILS_VALUE_SIZE, &ops);
+	}
+	c->tree = T_OTHER;
+	if (c->error)
+		goto out_error;
+
+	top_root = c->o->override_root ? c->o->override_root_block : sb->data_mapping_root;
+	if (c->o->skip_mappings) {
+		say(c, 0, "examining top level of mapping tree");
+		check_mapping_tree(c, top_root, sb->device_details_root, false);
+	} else {
+		say(c, 0, "examining mapping tree");
+		check_mapping_tree(c, top_root, sb->device_details_root, true);
+	}
+	if (c->error)
+		goto out_error;
+
+	/* the held metadata snapshot's trees are referenced too */
+	if (sm_checks && c->md.live.metadata_snap) {
+		struct thin_sb held;
+		struct bm_block *blk;
+		struct pd_err err;
+		uint64_t h = c->md.live.metadata_snap;
+
+		md_ref(c, h);
+		r = h < c->nr_md_blocks ?
+			bm_read_lock(c->md.bm, h, &thin_sb_validator, &blk, &err) :
+			pd_err_set(&err, -EINVAL, "block %" PRIu64 " is beyond the end of the device", h);
+		if (r) {
+			say(c, 1, "metadata snapshot is corrupt");
+			say(c, 2, "%s", err.msg);
+			c->fatal++;
+		} else {
+			thin_sb_decode(bm_block_data(blk), h, &held);
+			bm_unlock(blk);
+			md_ref(c, held.device_details_root);
+			c->tree = T_DETAILS;
+			walk_counting(c, held.device_details_root, THIN_DETAILS_VALUE_SIZE, NULL);
+			/* the held devices' data blocks are already counted if shared */
+			check_mapping_tree(c, held.data_mapping_root, held.device_details_root, true);
+			c->tree = T_OTHER;
+			if (c->error)
+				goto out_error;
+		}
+	}
+
+	if (sm_checks) {
+		struct count_map *data_ondisk = NULL;
+
+		say(c, 0, "checking space map counts");
+		r = load_sm(c, &c->md.data_sm, false, &data_ondisk);
+		if (r) {
+			cm_destroy(data_ondisk);
+			cli_error("%s", strerror(-r));
+			return 1;
+		}
+		for (unsigned i = 0; i < c->nr_sm_msgs; i++)
+			say(c, 1, "%s", c->sm_msgs[i]);
+		compare_counts(c, "data", c->data_expected, data_ondisk);
+		cm_destroy(data_ondisk);
+		compare_counts(c, "metadata", c->md_expected, c->md_ondisk);
+		if (c->md.metadata_sm.nr_blocks > c->nr_md_blocks) {
+			say(c, 1, "metadata space map has %" PRIu64 " blocks but the device only %" PRIu64,
+			    c->md.metadata_sm.nr_blocks, c->nr_md_blocks);
+			c->fatal++;
+		}
+	}
+
+	if (c->fatal || (c->non_fatal && !c->o->ignore_non_fatal))
+		return 1;
+	if (c->o->clear_needs_check && clear_needs_check(c))
+		return 1;
+	return 0;
+
+out_error:
+	cli_error("check stopped: %s", strerror(-c->error));
+	return 1;
+}
+
+static void checker_destroy(struct checker *c)
+{
+	for (unsigned i = 0; i < c->nr_sm_msgs; i++)
+		free(c->sm_msgs[i]);
+	free(c->sm_msgs);
+	free(c->memo.v);
+	free(c->seen);
+	cm_destroy(c->md_expected);
+	cm_destroy(c->md_ondisk);
+	cm_destroy(c->data_expected);
+	bm_destroy(c->md.bm);
+	io_engine_destroy(c->md.io);
+}
+
+enum {
+	OPT_SUPER_BLOCK_ONLY = 256,
+	OPT_SKIP_MAPPINGS,
+	OPT_IGNORE_NON_FATAL,
+	OPT_CLEAR_NEEDS_CHECK,
+	OPT_OVERRIDE_MAPPING_ROOT,
+	OPT_IO_ENGINE,
+};
+
+int thin_check_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "metadata-snap", no_argument, NULL, 'm' },
+		{ "super-block-only", no_argument, NULL, OPT_SUPER_BLOCK_ONLY },
+		{ "skip-mappings", no_argument, NULL, OPT_SKIP_MAPPINGS },
+		{ "ignore-non-fatal-errors", no_argument, NULL, OPT_IGNORE_NON_FATAL },
+		{ "clear-needs-check-flag", no_argument, NULL, OPT_CLEAR_NEEDS_CHECK },
+		{ "override-mapping-root", required_argument, NULL, OPT_OVERRIDE_MAPPING_ROOT },
+		{ "io-engine", required_argument, NULL, OPT_IO_ENGINE },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts o = { .engine = IO_ENGINE_SYNC };
+	struct checker c;
+	int ch, ret;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "qhVm", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'q':
+			o.quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			cli_version();
+			return 0;
+		case 'm':
+			o.metadata_snap = true;
+			break;
+		case OPT_SUPER_BLOCK_ONLY:
+			o.super_block_only = true;
+			break;
+		case OPT_SKIP_MAPPINGS:
+			o.skip_mappings = true;
+			break;
+		case OPT_IGNORE_NON_FATAL:
+			o.ignore_non_fatal = true;
+			break;
+		case OPT_CLEAR_NEEDS_CHECK:
+			o.clear_needs_check = true;
+			break;
+		case OPT_OVERRIDE_MAPPING_ROOT:
+			o.override_root = true;
+			if (cli_parse_u64(optarg, &o.override_root_block)) {
+				cli_error("bad block number '%s'", optarg);
+				return 1;
+			}
+			break;
+		case OPT_IO_ENGINE:
+			if (cli_parse_engine(optarg, &o.engine))
+				return 1;
+			break;
+		default:
+			return cli_bad_usage(usage);
+		}
+	}
+
+	if (o.clear_needs_check) {
+		const char *why = NULL;
+
+		if (o.ignore_non_fatal)
+			why = "cannot perform fix by ignoring non-fatal errors";
+		else if (o.metadata_snap)
+			why = "cannot perform fix within metadata snap";
+		else if (o.override_root)
+			why = "cannot perform fix with an overridden mapping root";
+		else if (o.super_block_only || o.skip_mappings)
+			why = "cannot perform fix without a full examination";
+		if (why) {
+			fprintf(stderr, "%s\n", why);
+			usage(stderr);
+			return 1;
+		}
+	}
+
+	if (optind >= argc) {
+		fprintf(stderr, "No input file provided.\n");
+		usage(stderr);
+		return 1;
+	}
+	if (optind + 1 < argc) {
+		cli_error("too many arguments");
+		usage(stderr);
+		return 1;
+	}
+
+	memset(&c, 0, sizeof(c));
+	c.o = &o;
+	ret = run_check(&c, argv[optind]);
+	checker_destroy(&c);
+	return ret;
+}

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* thin_dump: metadata to XML or a human-readable listing. */
+#include "cli.h"
+#include "commands.h"
+#include "emitter.h"
+#include "metadata.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s [options] {device|file}\n"
+		"Options:\n"
+		"  {-h|--help}\n"
+		"  {-f|--format} {xml|human_readable}\n"
+		"  {-m|--metadata-snap} [block#]\n"
+		"  {-o <xml file>}\n"
+		"  {--dev-id} <dev-id>\n"
+		"  {--skip-mappings}\n"
+		"  {--transaction-id} <natural>\n"
+		"  {--data-block-size} <natural>\n"
+		"  {--nr-data-blocks} <natural>\n"
+		"  {--io-engine} {sync|async}\n"
+		"  {-q|--quiet}\n"
+		"  {-V|--version}\n", prog_name);
+}
+
+/* Overrides of superblock values in the output. */
+struct overrides {
+	bool trans, dbs, nr;
+	uint64_t trans_id, nr_data_blocks;
+	uint32_t data_block_size;
+};
+
+struct override_emitter {
+	struct emitter e;
+	struct emitter *inner;
+	const struct overrides *o;
+};
+
+#define to_ov(x) ((struct override_emitter *)(x))
+
+static int ov_begin_superblock(struct emitter *e, const struct emit_superblock *sb)
+{
+	struct override_emitter *ov = to_ov(e);
+	struct emit_superblock s = *sb;
+
+	if (ov->o->trans)
+		s.trans_id = ov->o->trans_id;
+	if (ov->o->dbs)
+		s.data_block_size = ov->o->data_block_size;
+	if (ov->o->nr)
+		s.nr_data_blocks = ov->o->nr_data_blocks;
+	return ov->inner->ops->begin_superblock(ov->inner, &s);
+}
+
+static int ov_end_superblock(struct emitter *e)
+{
+	return to_ov(e)->inner->ops->end_superblock(to_ov(e)->inner);
+}
+
+static int ov_begin_device(struct emitter *e, const struct emit_device *d)
+{
+	return to_ov(e)->inner->ops->begin_device(to_ov(e)->inner, d);
+}
+
+static int ov_end_device(struct emitter *e)
+{
+	return to_ov(e)->inner->ops->end_device(to_ov(e)->inner);
+}
+
+static int ov_map_run(struct emitter *e, uint64_t o, uint64_t d, uint64_t len, uint32_t t)
+{
+	return to_ov(e)->inner->ops->map_run(to_ov(e)->inner, o, d, len, t);
+}
+
+static void ov_destroy(struct emitter *e)
+{
+	(void)e;
+}
+
+static const struct emitter_ops ov_ops = {
+	.begin_superblock = ov_begin_superblock,
+	.end_superblock = ov_end_superblock,
+	.begin_device = ov_begin_device,
+	.end_device = ov_end_device,
+	.map_run = ov_map_run,
+	.destroy = ov_destroy,
+};
+
+enum {
+	OPT_DEV_ID = 256,
+	OPT_SKIP_MAPPINGS,
+	OPT_TRANSACTION_ID,
+	OPT_DATA_BLOCK_SIZE,
+	OPT_NR_DATA_BLOCKS,
+	OPT_IO_ENGINE,
+};
+
+int thin_dump_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "metadata-snap", optional_argument, NULL, 'm' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "dev-id", required_argument, NULL, OPT_DEV_ID },
+		{ "skip-mappings", no_argument, NULL, OPT_SKIP_MAPPINGS },
+		{ "transaction-id", required_argument, NULL, OPT_TRANSACTION_ID },
+		{ "data-block-size", required_argument, NULL, OPT_DATA_BLOCK_SIZE },
+		{ "nr-data-blocks", required_argument, NULL, OPT_NR_DATA_BLOCKS },
+		{ "io-engine", required_argument, NULL, OPT_IO_ENGINE },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct thin_open_opts oo = { .engine = IO_ENGINE_SYNC };
+	struct thin_emit_opts eo = { 0 };
+	struct overrides ov = { 0 };
+	struct override_emitter ove;
+	struct thin_metadata *md = NULL;
+	struct emitter *em = NULL;
+	uint64_t *dev_ids = NULL;
+	const char *output = NULL;
+	bool human = false;
+	FILE *out = stdout;
+	struct pd_err err = { 0 };
+	static char outbuf[1 << 20];
+	int c, r, ret = 1;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hVf:o:m::q", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			cli_version();
+			return 0;
+		case 'f':
+			if (!strcmp(optarg, "xml"))
+				human = false;
+			else if (!strcmp(optarg, "human_readable"))
+				human = true;
+			else {
+				cli_error("unknown format '%s' (use xml or human_readable)", optarg);
+				return cli_bad_usage(usage);
+			}
+			break;
+		case 'o':
+			output = optarg;
+			break;
+		case 'm':
+			oo.metadata_snap = true;
+			if (optarg && cli_parse_u64(optarg, &oo.snap_block)) {
+				cli_error("bad metadata snapshot block '%s'", optarg);
+				return 1;
+			}
+			break;
+		case 'q':
+			break;
+		case OPT_DEV_ID: {
+			uint64_t id, *n;
+
+			if (cli_parse_u64(optarg, &id)) {
+				cli_error("bad device id '%s'", optarg);
+				free(dev_ids);
+				return 1;
+			}
+			n = realloc(dev_ids, sizeof(*n) * (eo.nr_dev_ids + 1));
+			if (!n) {
+				free(dev_ids);
+				cli_error("out of memory");
+				return 1;
+			}
+			dev_ids = n;
+			dev_ids[eo.nr_dev_ids++] = id;
+			break;
+		}
+		case OPT_SKIP_MAPPINGS:
+			eo.skip_mappings = true;
+			break;
+		case OPT_TRANSACTION_ID:
+			ov.trans = true;
+			if (cli_parse_u64(optarg, &ov.trans_id)) {
+				cli_error("bad transaction id '%s'", optarg);
+				goto out;
+			}
+			break;
+		case OPT_DATA_BLOCK_SIZE:
+			ov.dbs = true;
+			if (cli_parse_u32(optarg, &ov.data_block_size)) {
+				cli_error("bad data block size '%s'", optarg);
+				goto out;
+			}
+			break;
+		case OPT_NR_DATA_BLOCKS:
+			ov.nr = true;
+			if (cli_parse_u64(optarg, &ov.nr_data_blocks)) {
+				cli_error("bad number of data blocks '%s'", optarg);
+				goto out;
+			}
+			break;
+		case OPT_IO_ENGINE:
+			if (cli_parse_engine(optarg, &oo.engine))
+				goto out;
+			break;
+		default:
+			free(dev_ids);
+			return cli_bad_usage(usage);
+		}
+	}
+	eo.dev_ids = dev_ids;
+
+	if (optind >= argc) {
+		fprintf(stderr, "No input file provided.\n");
+		usage(stderr);
+		goto out;
+	}
+	if (optind + 1 < argc) {
+		cli_error("too many arguments");
+		usage(stderr);
+		goto out;
+	}
+
+	r = thin_metadata_open(argv[optind], &oo, &md, &err);
+	if (r) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+
+	if (output) {
+		out = fopen(output, "w");
+		if (!out) {
+			cli_error("%s: %s", output, strerror(errno));
+			out = stdout;
+			goto out;
+		}
+	}
+	setvbuf(out, outbuf, _IOFBF, sizeof(outbuf));
+	r = human ? emitter_human_create(out, &em) : emitter_xml_create(out, &em);
+	if (r) {
+		cli_error("out of memory");
+		goto out;
+	}
+	ove = (struct override_emitter) { .e.ops = &ov_ops, .inner = em, .o = &ov };
+
+	r = thin_emit_metadata(md, &eo, &ove.e, &err);
+	if (r) {
+		fflush(out);
+		cli_error("%s", err.msg);
+		fprintf(stderr, "metadata contains errors (run thin_check for details).\n");
+		goto out;
+	}
+	ret = 0;
+
+out:
+	if (out != stdout) {
+		if (fclose(out) && !ret) {
+			cli_error("%s: write error: %s", output, strerror(errno));
+			ret = 1;
+		}
+	} else if (fflush(stdout) && !ret) {
+		ret = 1;
+	}
+	emitter_destroy(em);
+	thin_metadata_close(md);
+	free(dev_ids);
+	return ret;
+}
