@@ -42,7 +42,8 @@ def main(argv):
     sys.stdout.flush()
 
     start = time.monotonic()
-    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2)
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2,
+                                     descriptions=False)
     result = runner.run(suite)
     elapsed = time.monotonic() - start
 

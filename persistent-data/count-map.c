@@ -1,25 +1,17 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "count-map.h"
+#include "u64-map.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct overflow {
-	uint64_t block;		/* UINT64_MAX: empty slot */
-	uint32_t count;
-};
-
 struct count_map {
 	uint64_t nr_blocks;
 	uint64_t nr_allocated;
 	uint64_t *words;	/* 32 entries a word */
-	struct overflow *ov;
-	uint64_t ov_size;	/* power of two, or 0 */
-	uint64_t ov_used;
+	struct u64_map ov;	/* counts of 3 and more */
 };
-
-#define EMPTY UINT64_MAX
 
 int cm_create(uint64_t nr_blocks, struct count_map **out)
 {
@@ -33,6 +25,7 @@ int cm_create(uint64_t nr_blocks, struct count_map **out)
 		free(cm);
 		return -ENOMEM;
 	}
+	u64_map_init(&cm->ov);
 	*out = cm;
 	return 0;
 }
@@ -42,7 +35,7 @@ void cm_destroy(struct count_map *cm)
 	if (!cm)
 		return;
 	free(cm->words);
-	free(cm->ov);
+	u64_map_exit(&cm->ov);
 	free(cm);
 }
 
@@ -64,62 +57,11 @@ static void set2(struct count_map *cm, uint64_t b, unsigned v)
 			    ((uint64_t)v << shift);
 }
 
-static uint64_t slot_of(const struct count_map *cm, uint64_t b)
-{
-	uint64_t h = (b * 0x9E3779B97F4A7C15ull) >> 17;
-
-	for (uint64_t i = h & (cm->ov_size - 1);; i = (i + 1) & (cm->ov_size - 1))
-		if (cm->ov[i].block == b || cm->ov[i].block == EMPTY)
-			return i;
-}
-
-static int ov_grow(struct count_map *cm)
-{
-	uint64_t old_size = cm->ov_size, nsize = old_size ? old_size * 2 : 1024;
-	struct overflow *old = cm->ov, *n = malloc(nsize * sizeof(*n));
-
-	if (!n)
-		return -ENOMEM;
-	for (uint64_t i = 0; i < nsize; i++)
-		n[i].block = EMPTY;
-	cm->ov = n;
-	cm->ov_size = nsize;
-	for (uint64_t i = 0; i < old_size; i++)
-		if (old[i].block != EMPTY)
-			cm->ov[slot_of(cm, old[i].block)] = old[i];
-	free(old);
-	return 0;
-}
-
 static uint32_t ov_get(const struct count_map *cm, uint64_t b)
 {
-	if (!cm->ov_size)
-		return 3;
-	{
-		uint64_t s = slot_of(cm, b);
+	uint64_t v;
 
-		return cm->ov[s].block == b ? cm->ov[s].count : 3;
-	}
-}
-
-/* Stores a count >= 3; deletion is not needed: see cm_set. */
-static int ov_put(struct count_map *cm, uint64_t b, uint32_t c)
-{
-	uint64_t s;
-	int r;
-
-	if ((cm->ov_used + 1) * 2 > cm->ov_size) {
-		r = ov_grow(cm);
-		if (r)
-			return r;
-	}
-	s = slot_of(cm, b);
-	if (cm->ov[s].block == EMPTY) {
-		cm->ov[s].block = b;
-		cm->ov_used++;
-	}
-	cm->ov[s].count = c;
-	return 0;
+	return u64_map_get(&cm->ov, b, &v) ? (uint32_t)v : 3;
 }
 
 uint32_t cm_get(const struct count_map *cm, uint64_t b)
@@ -133,22 +75,9 @@ int cm_set(struct count_map *cm, uint64_t b, uint32_t c)
 {
 	unsigned old = get2(cm, b);
 
-	if (c >= 3) {
-		int r = ov_put(cm, b, c);
-
-		if (r)
-			return r;
-	} else if (old == 3) {
-		/*
-		 * Keep the slot (open addressing) but mark it stale: a later
-		 * count >= 3 overwrites it, cm_get ignores it while the two
-		 * bits say < 3.
-		 */
-		uint64_t s = slot_of(cm, b);
-
-		if (cm->ov[s].block == b)
-			cm->ov[s].count = 3;
-	}
+	/* a stale entry left when a count drops below 3 is ignored by cm_get */
+	if (c >= 3 && u64_map_put(&cm->ov, b, c))
+		return -ENOMEM;
 	if (!old && c)
 		cm->nr_allocated++;
 	else if (old && !c)

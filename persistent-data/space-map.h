@@ -110,6 +110,26 @@ static inline int sm_copy_root(struct space_map *sm, void *blob)
 /* An in-memory space map of nr_blocks free blocks. */
 int sm_core_create(uint64_t nr_blocks, struct space_map **out);
 
+/*
+ * The on-disk maps.  Data: a fresh map of nr_blocks free blocks, or one
+ * opened from the 128-byte root blob of a superblock; its structures are
+ * metadata blocks allocated through tm.  Metadata: created or opened on a
+ * block manager; sm_metadata_attach_tm() then gives it the transaction
+ * manager built on top of it (a fresh map gets its empty ref-count tree
+ * there).  A fresh metadata map counts block 0 (the superblock) as used.
+ */
+struct tm;
+struct bm;
+int sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out,
+		   struct pd_err *err);
+int sm_disk_open(struct tm *tm, const void *root_blob, struct space_map **out,
+		 struct pd_err *err);
+int sm_metadata_create(struct bm *bm, uint64_t nr_blocks, struct space_map **out,
+		       struct pd_err *err);
+int sm_metadata_open(struct bm *bm, const void *root_blob, struct space_map **out,
+		     struct pd_err *err);
+int sm_metadata_attach_tm(struct space_map *sm, struct tm *tm, struct pd_err *err);
+
 /* The counts behind a core space map (not for other kinds). */
 struct count_map;
 struct count_map *sm_core_counts(struct space_map *sm);

@@ -10,6 +10,16 @@
  * Calls come in this order: begin_superblock, then for each device
  * begin_device, its mapping runs in ascending origin order, end_device;
  * then end_superblock.  Each returns 0 or a negative errno.
+ *
+ * Shared sections (the <def>/<ref> of 1.x XML): between devices (never
+ * inside one) may come begin_def(name), the section's runs in ascending
+ * origin order, end_def.  Inside a device, ref(name) stands for all the
+ * runs of a section already defined, at that point: the device's origins
+ * keep ascending across it.  A def's runs carry their own (absolute)
+ * origins; several devices may ref the same def.  An emitter that leaves
+ * begin_def NULL never sees any of this: whoever drives it (the XML
+ * parser) expands each ref into the def's runs.  An emitter sets all three
+ * of begin_def, end_def and ref, or none.
  */
 
 #include "persistent-data/error.h"
@@ -29,6 +39,12 @@ struct emit_superblock {
 	uint64_t nr_data_blocks;
 	bool has_metadata_snap;
 	uint64_t metadata_snap;
+	/*
+	 * Set by the XML parser when the input has the attribute (absent:
+	 * the field is 0).  thin_dump leaves them false; it knows both.
+	 */
+	bool has_flags;
+	bool has_version;
 };
 
 struct emit_device {
@@ -50,6 +66,11 @@ struct emitter_ops {
 	int (*map_run)(struct emitter *e, uint64_t origin, uint64_t data,
 		       uint64_t len, uint32_t time);
 	void (*destroy)(struct emitter *e);
+
+	/* Shared sections; NULL: not supported, refs arrive expanded. */
+	int (*begin_def)(struct emitter *e, const char *name);
+	int (*end_def)(struct emitter *e);
+	int (*ref)(struct emitter *e, const char *name);
 };
 
 struct emitter {

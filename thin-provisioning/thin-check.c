@@ -15,6 +15,7 @@
 #include "metadata.h"
 #include "persistent-data/checksum.h"
 #include "persistent-data/count-map.h"
+#include "persistent-data/u64-map.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -38,67 +39,6 @@ static void usage(FILE *f)
 		"  {--skip-mappings}\n"
 		"  {--super-block-only}\n"
 		"  {--io-engine} {sync|async}\n", prog_name);
-}
-
-/*----------------------------------------------------------------
- * Subtree sizes of shared nodes: block -> number of mappings below
- *--------------------------------------------------------------*/
-
-struct memo_entry {
-	uint64_t block;		/* 0: empty (block 0 is never a node) */
-	uint64_t count;
-};
-
-struct memo {
-	struct memo_entry *v;
-	uint64_t size, used;
-};
-
-static struct memo_entry *memo_slot(struct memo *m, uint64_t b)
-{
-	uint64_t i = ((b * 0x9E3779B97F4A7C15ull) >> 20) & (m->size - 1);
-
-	while (m->v[i].block && m->v[i].block != b)
-		i = (i + 1) & (m->size - 1);
-	return m->v + i;
-}
-
-static int memo_put(struct memo *m, uint64_t b, uint64_t count)
-{
-	struct memo_entry *e;
-
-	if ((m->used + 1) * 2 > m->size) {
-		struct memo n = { .size = m->size ? m->size * 2 : 256 };
-
-		n.v = calloc(n.size, sizeof(*n.v));
-		if (!n.v)
-			return -ENOMEM;
-		for (uint64_t i = 0; i < m->size; i++)
-			if (m->v[i].block)
-				*memo_slot(&n, m->v[i].block) = m->v[i];
-		n.used = m->used;
-		free(m->v);
-		*m = n;
-	}
-	e = memo_slot(m, b);
-	if (!e->block)
-		m->used++;
-	e->block = b;
-	e->count = count;
-	return 0;
-}
-
-static bool memo_get(struct memo *m, uint64_t b, uint64_t *count)
-{
-	struct memo_entry *e;
-
-	if (!m->size)
-		return false;
-	e = memo_slot(m, b);
-	if (!e->block)
-		return false;
-	*count = e->count;
-	return true;
 }
 
 /*----------------------------------------------------------------
@@ -143,7 +83,7 @@ struct checker {
 	uint64_t dev_id;
 	uint64_t dev_count;
 	uint64_t dev_data_errors;
-	struct memo memo;
+	struct u64_map memo;	/* shared node -> mappings below it */
 	struct shared_frame shared[BTREE_MAX_DEPTH];
 	unsigned nr_shared;
 	int error;			/* out of memory etc. */
@@ -323,7 +263,7 @@ static int bottom_node(void *ctx, const struct btree_node_info *n)
 
 	if (seen_test_and_set(c, n->block)) {
 		/* shared with a device already walked: add its size */
-		if (memo_get(&c->memo, n->block, &count)) {
+		if (u64_map_get(&c->memo, n->block, &count)) {
 			c->dev_count += count;
 		} else {
 			struct pd_err err;
@@ -355,7 +295,7 @@ static int bottom_exit(void *ctx, uint64_t block)
 
 	if (c->nr_shared && c->shared[c->nr_shared - 1].block == block) {
 		c->nr_shared--;
-		return memo_put(&c->memo, block,
+		return u64_map_put(&c->memo, block,
 				c->dev_count - c->shared[c->nr_shared].start);
 	}
 	return 0;
@@ -368,7 +308,7 @@ static int bottom_leaf(void *ctx, const struct btree_node_info *n)
 	const uint8_t *vals = node_values_c(n->data);
 
 	c->dev_count += n->nr_entries;
-	if (is_shared(c, n->block) && memo_put(&c->memo, n->block, n->nr_entries))
+	if (is_shared(c, n->block) && u64_map_put(&c->memo, n->block, n->nr_entries))
 		return -ENOMEM;
 	for (uint32_t i = 0; i < n->nr_entries; i++) {
 		uint64_t d = block_time_block(load_le64(vals + 8u * i));
@@ -879,7 +819,7 @@ static void checker_destroy(struct checker *c)
 	for (unsigned i = 0; i < c->nr_sm_msgs; i++)
 		free(c->sm_msgs[i]);
 	free(c->sm_msgs);
-	free(c->memo.v);
+	u64_map_exit(&c->memo);
 	free(c->seen);
 	cm_destroy(c->md_expected);
 	cm_destroy(c->md_ondisk);

@@ -433,7 +433,9 @@ def scenario_random_sparse(rng, nr_devices=4, per_device=3000,
 def scenario_extremes(rng, **_):
     """Option corners: largest data block size, times near 2^24, large
     transaction ids, version attribute absent (v0.9 restore writes 1),
-    data device spanning several bitmaps with the last one partial."""
+    NEEDS_CHECK set (flags 1: a clean pool still passes), a uuid (stored
+    by v0.9 restore, never printed by thin_dump), data device spanning
+    several bitmaps with the last one partial, the largest device id."""
     alloc = DataAllocator(rng, start=16300, max_gap=5000)
     devs = []
     for i, dev_id in enumerate((0, 1, (1 << 24) - 1)):
@@ -443,7 +445,8 @@ def scenario_extremes(rng, **_):
                            creation_time=MAX_TIME - 10 + i,
                            snap_time=MAX_TIME, runs=runs))
     return Pool('extremes', time=MAX_TIME, transaction=(1 << 64) - 1,
-                version=None, data_block_size=2097152,
+                version=None, flags=1, uuid='not-printed-back',
+                data_block_size=2097152,
                 nr_data_blocks=data_size(alloc, 12345), devices=devs)
 
 

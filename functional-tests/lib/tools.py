@@ -157,6 +157,8 @@ def session_dir():
     if _session_dir is None:
         base = os.environ.get('THINP_TEST_TMPDIR') or None
         _session_dir = tempfile.mkdtemp(prefix='thinp-ft-', dir=base)
+        # traversable, so that a test may run a command as another user
+        os.chmod(_session_dir, 0o755)
         if not os.environ.get('THINP_TEST_KEEP'):
             atexit.register(shutil.rmtree, _session_dir, True)
     return _session_dir

@@ -1,0 +1,58 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-3.0-or-later
+# The whole test suite, as CI runs it: installs and builds (scripts/
+# bootstrap.sh), runs `make check` (googletest unit tests, functional
+# tests of the commands, kernel end-to-end tests where a kernel can be
+# booted), then the unit tests and the damage/CLI functional tests again
+# in a build with AddressSanitizer and UBSan.  Ends with the line
+# "N passed, N failed" over all of it; exits non-zero on any failure.
+set -u
+cd "$(dirname "$0")/.."
+top=$(pwd)
+status=0
+
+if ! scripts/bootstrap.sh; then
+	echo "build failed"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+
+make -C build check >build/check.out 2>&1 || status=1
+for log in build/tests/unit-tests.log build/functional-tests/run-tests.log; do
+	[ -f "$log" ] && { echo "=== $log"; cat "$log"; }
+done
+[ $status = 0 ] || { echo "=== make check output"; tail -n 50 build/check.out; }
+
+# The same code under the sanitizers: library and command defects that
+# only show as memory errors fail here.
+if BUILD_DIR=build-san scripts/bootstrap.sh --enable-sanitizers >build-san.out 2>&1; then
+	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+	make -C build-san tests/unit-tests >>build-san.out 2>&1
+	echo "=== sanitizers: unit tests"
+	build-san/tests/unit-tests >build-san/unit-tests.log 2>&1 || status=1
+	tail -n 3 build-san/unit-tests.log
+	echo "=== sanitizers: functional tests (check, dump, cli)"
+	THINP_BUILD_DIR=$top/build-san THINP_SRC_DIR=$top THINP_SANITIZED=1 \
+		functional-tests/run-tests test_check test_cli >build-san/functional.log 2>&1 || status=1
+	tail -n 3 build-san/functional.log
+else
+	cat build-san.out
+	echo "sanitizer build failed"
+	status=1
+fi
+
+# Totals over every log: googletest's and the functional runner's.
+set -- $(awk '
+	/^\[  PASSED  \] [0-9]+ test/ { p += $4 }
+	/^\[  FAILED  \] [0-9]+ test/ { f += $4 }
+	/^[0-9]+ passed, [0-9]+ failed/ { p += $1; f += $3 }
+	END { print p + 0, f + 0 }
+' build/tests/unit-tests.log build/functional-tests/run-tests.log \
+  build-san/unit-tests.log build-san/functional.log 2>/dev/null)
+passed=$1 failed=$2
+# a failure no runner counted (a crash, a build step) still counts as one
+[ $status != 0 ] && [ "$failed" = 0 ] && failed=1
+[ "$failed" != 0 ] && status=1
+echo "$passed passed, $failed failed"
+exit $status
