@@ -9,7 +9,6 @@ Debian 0.9.0 and 1.x checkers.
 """
 
 import os
-import struct
 import unittest
 
 from lib import damage, metadata, pools, tools

@@ -72,14 +72,17 @@ int thin_emit_metadata(struct thin_metadata *md, const struct thin_emit_opts *o,
 	struct thin_device dev;
 	int r;
 
-	memcpy(sb.uuid, md->sb.uuid, sizeof(sb.uuid));
+	/* both reference generations print uuid="" whatever block 0 holds */
 	sb.time = md->sb.time;
 	sb.trans_id = md->sb.trans_id;
 	sb.flags = md->sb.flags;
 	sb.version = md->sb.version;
 	sb.data_block_size = md->sb.data_block_size;
-	/* under -m the live data space map root is patched in (as 1.x does) */
-	sb.nr_data_blocks = md->data_sm.nr_blocks;
+	/*
+	 * A held root has no space maps: v0.9 and 1.x print 0 here, and so
+	 * do we, byte for byte (thin_dump --nr-data-blocks overrides it).
+	 */
+	sb.nr_data_blocks = md->held ? 0 : md->data_sm.nr_blocks;
 
 	r = e->ops->begin_superblock(e, &sb);
 	if (r)

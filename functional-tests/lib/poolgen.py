@@ -12,7 +12,6 @@ Everything is deterministic from the seed given to generate().
 
 import os
 import random
-import subprocess
 
 from . import tools
 
