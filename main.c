@@ -19,6 +19,8 @@ struct command {
 static const struct command commands[] = {
 	{ "thin_check", thin_check_main },
 	{ "thin_dump", thin_dump_main },
+	{ "thin_merge", thin_merge_main },
+	{ "thin_restore", thin_restore_main },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))

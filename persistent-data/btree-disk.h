@@ -12,15 +12,15 @@
 #define BTREE_NODE_HEADER_SIZE	32u
 
 struct btree_node_header_disk {
-	__le32 csum;
-	__le32 flags;
-	__le64 blocknr;
-	__le32 nr_entries;
-	__le32 max_entries;
-	__le32 value_size;
-	__le32 padding;
+	le32 csum;
+	le32 flags;
+	le64 blocknr;
+	le32 nr_entries;
+	le32 max_entries;
+	le32 value_size;
+	le32 padding;
 } __attribute__((packed));
-_Static_assert(sizeof(struct btree_node_header_disk) == 32, "node header");
+PD_STATIC_ASSERT(sizeof(struct btree_node_header_disk) == 32, "node header");
 
 /* As many key+value pairs as fit, rounded down to a multiple of 3. */
 static inline uint32_t btree_max_entries(uint32_t value_size)

@@ -31,10 +31,14 @@ void pd_err_prefix(struct pd_err *e, const char *fmt, ...)
 	va_end(ap);
 	n = strlen(e->msg);
 	if (n + 2 < sizeof(e->msg)) {
-		memcpy(e->msg + n, ": ", 3);
+		size_t room = sizeof(e->msg) - n - 3, len = strlen(old);
+
+		memcpy(e->msg + n, ": ", 2);
 		n += 2;
-		strncpy(e->msg + n, old, sizeof(e->msg) - n - 1);
-		e->msg[sizeof(e->msg) - 1] = '\0';
+		if (len > room)
+			len = room;
+		memcpy(e->msg + n, old, len);
+		e->msg[n + len] = '\0';
 	}
 }
 

@@ -18,34 +18,34 @@
 #define SM_REF_COUNT_VALUE_SIZE	4u
 
 struct sm_root_disk {			/* first 32 bytes of a 128-byte blob */
-	__le64 nr_blocks;
-	__le64 nr_allocated;
-	__le64 bitmap_root;		/* data: index btree; metadata: index block */
-	__le64 ref_count_root;
+	le64 nr_blocks;
+	le64 nr_allocated;
+	le64 bitmap_root;		/* data: index btree; metadata: index block */
+	le64 ref_count_root;
 } __attribute__((packed));
-_Static_assert(sizeof(struct sm_root_disk) == 32, "sm root");
+PD_STATIC_ASSERT(sizeof(struct sm_root_disk) == 32, "sm root");
 
 struct sm_index_entry_disk {
-	__le64 blocknr;
-	__le32 nr_free;
-	__le32 none_free_before;
+	le64 blocknr;
+	le32 nr_free;
+	le32 none_free_before;
 } __attribute__((packed));
-_Static_assert(sizeof(struct sm_index_entry_disk) == 16, "index entry");
+PD_STATIC_ASSERT(sizeof(struct sm_index_entry_disk) == 16, "index entry");
 
 struct sm_bitmap_header_disk {
-	__le32 csum;
-	__le32 not_used;
-	__le64 blocknr;
+	le32 csum;
+	le32 not_used;
+	le64 blocknr;
 } __attribute__((packed));
-_Static_assert(sizeof(struct sm_bitmap_header_disk) == 16, "bitmap header");
+PD_STATIC_ASSERT(sizeof(struct sm_bitmap_header_disk) == 16, "bitmap header");
 
 struct sm_metadata_index_disk {
-	__le32 csum;
-	__le32 padding;
-	__le64 blocknr;
+	le32 csum;
+	le32 padding;
+	le64 blocknr;
 	struct sm_index_entry_disk entry[SM_MD_MAX_BITMAPS];
 } __attribute__((packed));
-_Static_assert(sizeof(struct sm_metadata_index_disk) == 4096, "index block");
+PD_STATIC_ASSERT(sizeof(struct sm_metadata_index_disk) == 4096, "index block");
 
 /* Decoded root blob. */
 struct sm_root {

@@ -621,7 +621,7 @@ int sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out,
 		   struct pd_err *err)
 {
 	struct btree_info info = { .tm = tm };
-	struct sm_disk *d;
+	struct sm_disk *d = NULL;
 	int r;
 
 	r = alloc_disk(tm_bm(tm), tm, false, &d);
@@ -646,17 +646,12 @@ int sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out,
 	return 0;
 }
 
-struct index_loader {
-	struct sm_disk *d;
-	uint64_t next;
-};
-
 int sm_disk_open(struct tm *tm, const void *root_blob, struct space_map **out,
 		 struct pd_err *err)
 {
 	struct btree_cursor *c = NULL;
 	struct sm_root root;
-	struct sm_disk *d;
+	struct sm_disk *d = NULL;
 	uint64_t next = 0;
 	int r;
 
@@ -714,7 +709,7 @@ int sm_disk_open(struct tm *tm, const void *root_blob, struct space_map **out,
 int sm_metadata_create(struct bm *bm, uint64_t nr_blocks, struct space_map **out,
 		       struct pd_err *err)
 {
-	struct sm_disk *d;
+	struct sm_disk *d = NULL;
 	int r;
 
 	if (nr_blocks > SM_MD_MAX_BLOCKS)
@@ -741,7 +736,7 @@ int sm_metadata_open(struct bm *bm, const void *root_blob, struct space_map **ou
 	const struct sm_metadata_index_disk *idx;
 	struct bm_block *blk;
 	struct sm_root root;
-	struct sm_disk *d;
+	struct sm_disk *d = NULL;
 	int r;
 
 	sm_root_decode(root_blob, &root);
@@ -785,6 +780,46 @@ int sm_metadata_open(struct bm *bm, const void *root_blob, struct space_map **ou
 	}
 	bm_unlock(blk);
 	*out = &d->sm;
+	return 0;
+}
+
+int sm_metadata_shrink(struct space_map *sm, uint64_t nr_blocks, struct pd_err *err)
+{
+	struct sm_disk *d = to_disk(sm);
+	uint64_t nr_bitmaps = (nr_blocks + SM_ENTRIES_PER_BITMAP - 1) / SM_ENTRIES_PER_BITMAP;
+	int r;
+
+	if (nr_blocks >= d->nr_blocks)
+		return 0;
+	for (uint64_t b = nr_blocks; b < d->nr_blocks; b++) {
+		uint32_t c;
+
+		r = disk_get_count(sm, b, &c);
+		if (r)
+			return pd_err_set(err, r, "metadata space map: cannot read the count of block %llu",
+					  (unsigned long long)b);
+		if (c)
+			return pd_err_set(err, -ENOSPC,
+					  "metadata block %llu is in use: the metadata cannot shrink to %llu blocks",
+					  (unsigned long long)b, (unsigned long long)nr_blocks);
+	}
+	/* the bitmaps past the new end go; their blocks are free again */
+	for (uint64_t j = nr_bitmaps; j < d->nr_bitmaps; j++) {
+		struct bitmap_state *bs = d->bitmaps + j;
+
+		if (bs->blocknr) {
+			r = disk_dec(sm, bs->blocknr);
+			if (r)
+				return pd_err_set(err, r, "metadata space map: cannot free bitmap %llu",
+						  (unsigned long long)j);
+		}
+		free(bs->cur);
+		free(bs->old);
+	}
+	d->nr_bitmaps = nr_bitmaps;
+	d->nr_blocks = nr_blocks;
+	if (d->cursor >= nr_blocks)
+		d->cursor = 0;
 	return 0;
 }
 

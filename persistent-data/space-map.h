@@ -129,6 +129,8 @@ int sm_metadata_create(struct bm *bm, uint64_t nr_blocks, struct space_map **out
 int sm_metadata_open(struct bm *bm, const void *root_blob, struct space_map **out,
 		     struct pd_err *err);
 int sm_metadata_attach_tm(struct space_map *sm, struct tm *tm, struct pd_err *err);
+/* Makes the metadata map smaller; -ENOSPC if a block past the end is in use. */
+int sm_metadata_shrink(struct space_map *sm, uint64_t nr_blocks, struct pd_err *err);
 
 /* The counts behind a core space map (not for other kinds). */
 struct count_map;

@@ -23,35 +23,35 @@
 #define THIN_DETAILS_VALUE_SIZE	24u
 
 struct thin_sb_disk {
-	__le32 csum;
-	__le32 flags;
-	__le64 blocknr;
+	le32 csum;
+	le32 flags;
+	le64 blocknr;
 	uint8_t uuid[16];
-	__le64 magic;
-	__le32 version;
-	__le32 time;
-	__le64 trans_id;
-	__le64 metadata_snap;
+	le64 magic;
+	le32 version;
+	le32 time;
+	le64 trans_id;
+	le64 metadata_snap;
 	uint8_t data_sm_root[SM_ROOT_BLOB_SIZE];
 	uint8_t metadata_sm_root[SM_ROOT_BLOB_SIZE];
-	__le64 data_mapping_root;
-	__le64 device_details_root;
-	__le32 data_block_size;
-	__le32 metadata_block_size;
-	__le64 metadata_nr_blocks;
-	__le32 compat_flags;
-	__le32 compat_ro_flags;
-	__le32 incompat_flags;
+	le64 data_mapping_root;
+	le64 device_details_root;
+	le32 data_block_size;
+	le32 metadata_block_size;
+	le64 metadata_nr_blocks;
+	le32 compat_flags;
+	le32 compat_ro_flags;
+	le32 incompat_flags;
 } __attribute__((packed));
-_Static_assert(sizeof(struct thin_sb_disk) == 364, "superblock size");
+PD_STATIC_ASSERT(sizeof(struct thin_sb_disk) == 364, "superblock size");
 
 struct thin_details_disk {
-	__le64 mapped_blocks;
-	__le64 transaction_id;
-	__le32 creation_time;
-	__le32 snapshotted_time;
+	le64 mapped_blocks;
+	le64 transaction_id;
+	le32 creation_time;
+	le32 snapshotted_time;
 } __attribute__((packed));
-_Static_assert(sizeof(struct thin_details_disk) == 24, "details");
+PD_STATIC_ASSERT(sizeof(struct thin_details_disk) == 24, "details");
 
 static inline uint64_t block_time_pack(uint64_t data_block, uint32_t time)
 {

@@ -485,7 +485,7 @@ static void add_run(struct parser *p, enum tag t, uint64_t origin, uint64_t data
 	last = origin + (len - 1);
 	data_last = data + (len - 1);
 	if (p->have_origin && origin <= p->last_origin) {
-		fail(p, -EINVAL, "mapping of origin %llu is not after the previous mapping (origin %llu): mappings must be in ascending origin order, without overlap",
+		fail(p, -EINVAL, "mapping of origin %llu is not after the previous one, which ends at origin %llu: mappings must be in ascending origin order, without overlap",
 		     (unsigned long long)origin, (unsigned long long)p->last_origin);
 		return;
 	}
@@ -561,7 +561,7 @@ static void start_ref(struct parser *p, const XML_Char **attrs)
 	}
 	if (!d->empty) {
 		if (p->have_origin && d->first <= p->last_origin) {
-			fail(p, -EINVAL, "ref '%.64s' (origins %llu..%llu) is not after the previous mapping (origin %llu): mappings must be in ascending origin order, without overlap",
+			fail(p, -EINVAL, "ref '%.64s' (origins %llu..%llu) is not after the previous mapping, which ends at origin %llu: mappings must be in ascending origin order, without overlap",
 			     name, (unsigned long long)d->first,
 			     (unsigned long long)d->last,
 			     (unsigned long long)p->last_origin);

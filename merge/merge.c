@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "merge.h"
+#include "persistent-data/btree-write.h"
+
+#include <errno.h>
+#include <string.h>
+
+void merge_details(const struct thin_device *o, const struct thin_device *s,
+		   bool rebase, struct thin_device *m)
+{
+	*m = rebase ? *s : *o;
+	m->snapshotted_time = o->snapshotted_time > s->snapshotted_time ?
+			      o->snapshotted_time : s->snapshotted_time;
+}
+
+/*----------------------------------------------------------------
+ * In a pool transaction
+ *--------------------------------------------------------------*/
+
+/* The bottom value type, noting when an overwritten value was released. */
+struct overlay_ctx {
+	struct pool *p;
+	bool released;
+};
+
+static int overlay_dec(void *context, const void *value_le)
+{
+	struct overlay_ctx *c = context;
+
+	c->released = true;
+	return sm_dec(c->p->data_sm, block_time_block(load_le64(value_le)));
+}
+
+static int overlay_inc(void *context, const void *value_le)
+{
+	struct overlay_ctx *c = context;
+
+	return sm_inc(c->p->data_sm, block_time_block(load_le64(value_le)));
+}
+
+/* Both ids name the same tree: M is that tree; the other id goes. */
+static int merge_same_tree(struct pool *p, const struct merge_opts *o,
+			   const struct thin_device *od, const struct thin_device *sd,
+			   struct merge_stats *st, struct pd_err *err)
+{
+	struct thin_device m;
+	int r;
+
+	merge_details(od, sd, o->rebase, &m);
+	m.mapped_blocks = sd->mapped_blocks;
+	st->from_snapshot = sd->mapped_blocks;
+	st->hidden = od->mapped_blocks;
+	st->merged_mapped = m.mapped_blocks;
+	r = pool_delete_device(p, st->dropped_id, err);
+	if (!r)
+		r = pool_set_details(p, &m, err);
+	return r;
+}
+
+int merge_in_pool(struct pool *p, const struct merge_opts *o,
+		  struct merge_stats *st, struct pd_err *err)
+{
+	struct overlay_ctx ctx = { .p = p };
+	struct btree_info info = *pool_bottom_info(p);
+	struct btree_cursor *c = NULL;
+	struct thin_device od, sd, m;
+	uint64_t root, added = 0, seen = 0;
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	r = pool_get_device(p, o->origin, &od, err);
+	if (r)
+		return r;
+	st->kept_id = o->origin;
+	if (o->snapshot == o->origin) {
+		st->kept_from_origin = st->merged_mapped = od.mapped_blocks;
+		st->dropped_id = o->origin;
+		st->snap_time = od.snapshotted_time;
+		return 0;
+	}
+	r = pool_get_device(p, o->snapshot, &sd, err);
+	if (r)
+		return r;
+	st->kept_id = o->rebase ? o->snapshot : o->origin;
+	st->dropped_id = o->rebase ? o->origin : o->snapshot;
+	merge_details(&od, &sd, o->rebase, &m);
+	st->snap_time = m.snapshotted_time;
+	if (od.root == sd.root)
+		return merge_same_tree(p, o, &od, &sd, st, err);
+
+	/* top-down: O's top-level path first, then O's tree */
+	r = pool_touch_root(p, o->origin, err);
+	if (r)
+		return r;
+	root = od.root;
+
+	info.vt.context = &ctx;
+	info.vt.inc = overlay_inc;
+	info.vt.dec = overlay_dec;
+	r = btree_cursor_create(p->bm, sd.root, THIN_MAPPING_VALUE_SIZE, &c, err);
+	if (r)
+		return r;
+	while (!(r = btree_cursor_next_leaf(c, err))) {
+		const void *leaf = btree_cursor_leaf(c);
+		const uint8_t *vals = node_values_c(leaf);
+		uint32_t nr = btree_cursor_nr(c);
+
+		for (uint32_t i = 0; i < nr; i++) {
+			const uint8_t *v = vals + 8u * i;
+			uint64_t data = block_time_block(load_le64(v));
+			bool inserted;
+
+			/* M's leaf will hold a reference to S's data block */
+			r = sm_inc(p->data_sm, data);
+			if (r) {
+				pd_err_set(err, r, "data block %llu of device %llu is beyond the data device",
+					   (unsigned long long)data,
+					   (unsigned long long)o->snapshot);
+				goto out;
+			}
+			ctx.released = false;
+			r = btree_insert(&info, root, node_key(leaf, i), v, &root,
+					 &inserted, err);
+			if (r)
+				goto out;
+			if (inserted) {
+				added++;
+			} else {
+				st->hidden++;
+				/* O mapped the very same block: the reference we took is surplus */
+				if (!ctx.released && (r = sm_dec(p->data_sm, data)))
+					goto out;
+			}
+		}
+		seen += nr;
+		if (o->progress)
+			o->progress(o->progress_ctx, seen, sd.mapped_blocks);
+	}
+	if (r != -ENODATA)
+		goto out;
+	r = 0;
+
+	st->from_snapshot = seen;
+	if (seen != sd.mapped_blocks) {
+		r = pd_err_set(err, -EILSEQ,
+			       "device %llu: its details say %llu mappings but its tree holds %llu",
+			       (unsigned long long)o->snapshot,
+			       (unsigned long long)sd.mapped_blocks,
+			       (unsigned long long)seen);
+		goto out;
+	}
+	if (st->hidden > od.mapped_blocks) {
+		r = pd_err_set(err, -EILSEQ,
+			       "device %llu: its details say %llu mappings but more than that are overwritten",
+			       (unsigned long long)o->origin,
+			       (unsigned long long)od.mapped_blocks);
+		goto out;
+	}
+	st->kept_from_origin = od.mapped_blocks - st->hidden;
+	st->merged_mapped = od.mapped_blocks + added;
+	m.mapped_blocks = st->merged_mapped;
+
+	r = pool_update_root(p, o->origin, root, err);
+	if (r)
+		goto out;
+	if (!o->rebase) {
+		r = pool_delete_device(p, o->snapshot, err);
+	} else {
+		/* M moves to S's id: O's entry gives its reference to S's */
+		r = pool_take_root(p, o->origin, &root, err);
+		if (!r)
+			r = pool_set_root(p, o->snapshot, root, err);
+		if (!r)
+			r = pool_remove_details(p, o->origin, err);
+	}
+	if (!r)
+		r = pool_set_details(p, &m, err);
+out:
+	btree_cursor_destroy(c);
+	return r;
+}
+
+/*----------------------------------------------------------------
+ * Read-only walk
+ *--------------------------------------------------------------*/
+
+struct side {
+	struct btree_cursor *c;
+	uint32_t i;
+	bool end;
+};
+
+static int side_fill(struct side *s, struct pd_err *err)
+{
+	int r;
+
+	while (!s->end && s->i >= btree_cursor_nr(s->c)) {
+		r = btree_cursor_next_leaf(s->c, err);
+		if (r == -ENODATA) {
+			s->end = true;
+			return 0;
+		}
+		if (r)
+			return r;
+		s->i = 0;
+	}
+	return 0;
+}
+
+static uint64_t side_key(const struct side *s)
+{
+	return node_key(btree_cursor_leaf(s->c), s->i);
+}
+
+static uint64_t side_value(const struct side *s)
+{
+	return load_le64(node_value_c(btree_cursor_leaf(s->c), s->i, 8));
+}
+
+int merge_walk(struct bm *bm, uint64_t origin_root, uint64_t snapshot_root,
+	       const struct merge_visitor *v, struct pd_err *err)
+{
+	struct side o = { 0 }, s = { 0 };
+	int r;
+
+	r = btree_cursor_create(bm, origin_root, THIN_MAPPING_VALUE_SIZE, &o.c, err);
+	if (!r)
+		r = btree_cursor_create(bm, snapshot_root, THIN_MAPPING_VALUE_SIZE, &s.c, err);
+	/* the cursors start before their first leaf */
+	o.i = s.i = 1;
+	while (!r) {
+		uint64_t ko, ks;
+
+		r = side_fill(&o, err);
+		if (!r)
+			r = side_fill(&s, err);
+		if (r || (o.end && s.end))
+			break;
+		ko = o.end ? UINT64_MAX : side_key(&o);
+		ks = s.end ? UINT64_MAX : side_key(&s);
+		if (!s.end && (o.end || ks <= ko)) {
+			if (!o.end && ks == ko) {
+				r = v->mapping(v->ctx, ko, side_value(&o), MERGE_HIDDEN);
+				o.i++;
+				if (r)
+					break;
+			}
+			r = v->mapping(v->ctx, ks, side_value(&s), MERGE_FROM_SNAPSHOT);
+			s.i++;
+		} else {
+			r = v->mapping(v->ctx, ko, side_value(&o), MERGE_FROM_ORIGIN);
+			o.i++;
+		}
+	}
+	btree_cursor_destroy(o.c);
+	btree_cursor_destroy(s.c);
+	return r;
+}
+
+/*----------------------------------------------------------------
+ * Counting (dry run)
+ *--------------------------------------------------------------*/
+
+int merge_count(struct bm *bm, const struct thin_device *o, const struct thin_device *s,
+		bool rebase, struct merge_stats *st, struct pd_err *err)
+{
+	struct btree_cursor *c;
+	struct thin_device m;
+	uint64_t seen = 0;
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	st->kept_id = rebase ? s->dev_id : o->dev_id;
+	st->dropped_id = rebase ? o->dev_id : s->dev_id;
+	merge_details(o, s, rebase, &m);
+	st->snap_time = m.snapshotted_time;
+	if (o->dev_id == s->dev_id) {
+		st->kept_from_origin = st->merged_mapped = o->mapped_blocks;
+		st->kept_id = st->dropped_id = o->dev_id;
+		st->snap_time = o->snapshotted_time;
+		return 0;
+	}
+	if (o->root == s->root) {
+		st->from_snapshot = st->merged_mapped = s->mapped_blocks;
+		st->hidden = o->mapped_blocks;
+		return 0;
+	}
+	r = btree_cursor_create(bm, s->root, THIN_MAPPING_VALUE_SIZE, &c, err);
+	if (r)
+		return r;
+	while (!(r = btree_cursor_next_leaf(c, err))) {
+		const void *leaf = btree_cursor_leaf(c);
+
+		for (uint32_t i = 0; i < btree_cursor_nr(c); i++) {
+			r = btree_lookup(bm, o->root, THIN_MAPPING_VALUE_SIZE,
+					 node_key(leaf, i), NULL, err);
+			if (!r)
+				st->hidden++;
+			else if (r != -ENODATA)
+				goto out;
+		}
+		seen += btree_cursor_nr(c);
+	}
+	if (r == -ENODATA)
+		r = 0;
+out:
+	btree_cursor_destroy(c);
+	if (r)
+		return r;
+	st->from_snapshot = seen;
+	st->kept_from_origin = o->mapped_blocks > st->hidden ? o->mapped_blocks - st->hidden : 0;
+	st->merged_mapped = st->from_snapshot + st->kept_from_origin;
+	return 0;
+}

@@ -1,0 +1,696 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * thin_merge: turns an external snapshot S and the copy of its origin O
+ * into one ordinary thin device (see merge.h for the rule, man 8
+ * thin_merge for the workflow).
+ *
+ * Outputs:
+ *   default      OUT gets the whole pool: the used metadata blocks are
+ *                copied, then the merge runs as a transaction on OUT, so
+ *                every other device keeps its blocks and its sharing;
+ *   -m           the same from the held metadata snapshot: its trees are
+ *                copied and fresh space maps counted from them;
+ *   --in-place   the merge is a transaction on IN itself (crash-safe);
+ *   --merged-only  fresh metadata with the merged device alone (what the
+ *                reference thin_merge writes).
+ * --dry-run says what would happen and writes nothing.
+ */
+#include "cli.h"
+#include "merge.h"
+#include "persistent-data/btree-write.h"
+#include "persistent-data/count-map.h"
+#include "persistent-data/space-map-disk.h"
+#include "thin-provisioning/commands.h"
+#include "thin-provisioning/output-file.h"
+#include "thin-provisioning/pool.h"
+#include "thin-provisioning/tree-copy.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s [options]\n"
+		"Options:\n"
+		"  {-h|--help}\n"
+		"  {-i|--input} <input metadata (binary format)>\n"
+		"  {-o|--output} <output metadata (binary format)>\n"
+		"  {--origin} <origin device id>\n"
+		"  {--snapshot} <snapshot device id>\n"
+		"  {--rebase}\n"
+		"  {-m|--metadata-snap}\n"
+		"  {--in-place}\n"
+		"  {--merged-only}\n"
+		"  {--dry-run}\n"
+		"  {--io-engine} {sync|async}\n"
+		"  {-q|--quiet}\n"
+		"  {-V|--version}\n", prog_name);
+}
+
+struct opts {
+	const char *input, *output;
+	struct merge_opts m;
+	bool have_origin, have_snapshot;
+	bool metadata_snap, in_place, merged_only, dry_run, quiet;
+	enum io_engine_kind engine;
+};
+
+static void merge_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct progress *p = ctx;
+
+	if (!p->total)
+		p->total = total;
+	progress_update(p, done);
+}
+
+static void copy_progress(void *ctx, uint64_t done)
+{
+	progress_update(ctx, done);
+}
+
+/*----------------------------------------------------------------
+ * Checks of the input
+ *--------------------------------------------------------------*/
+
+/* O and S exist, agree with their details, and S's tree (O's too if asked) reads cleanly. */
+static int check_devices(struct thin_metadata *md, const struct opts *o, bool whole_origin,
+			 struct thin_device *od, struct thin_device *sd, struct pd_err *err)
+{
+	uint64_t n;
+	int r;
+
+	r = thin_find_device(md, o->m.origin, od, err);
+	if (r)
+		return r;
+	*sd = *od;
+	if (o->m.snapshot != o->m.origin) {
+		r = thin_find_device(md, o->m.snapshot, sd, err);
+		if (r)
+			return r;
+		r = thin_count_mappings(md, sd->root, &n, err);
+		if (r) {
+			pd_err_prefix(err, "device %" PRIu64, sd->dev_id);
+			return r;
+		}
+		if (n != sd->mapped_blocks)
+			return pd_err_set(err, -EILSEQ,
+					  "device %" PRIu64 ": its details say %" PRIu64
+					  " mappings but its tree holds %" PRIu64 " (run thin_check)",
+					  sd->dev_id, sd->mapped_blocks, n);
+	}
+	if (whole_origin) {
+		r = thin_count_mappings(md, od->root, &n, err);
+		if (r) {
+			pd_err_prefix(err, "device %" PRIu64, od->dev_id);
+			return r;
+		}
+		if (n != od->mapped_blocks)
+			return pd_err_set(err, -EILSEQ,
+					  "device %" PRIu64 ": its details say %" PRIu64
+					  " mappings but its tree holds %" PRIu64 " (run thin_check)",
+					  od->dev_id, od->mapped_blocks, n);
+	}
+	return 0;
+}
+
+static int open_input(const struct opts *o, bool snap, struct thin_metadata **md,
+		      struct pd_err *err)
+{
+	struct thin_open_opts oo = {
+		.engine = o->engine,
+		.metadata_snap = snap,
+		/* a live pool's metadata is read beside it only under -m */
+		.io_flags = snap ? 0 : IO_OPEN_EXCL,
+	};
+	int r;
+
+	r = thin_metadata_open(o->input, &oo, md, err);
+	if (r == -ENODATA && snap)
+		return pd_err_set(err, r, "%s: no metadata snapshot found (reserve_metadata_snap first)",
+				  o->input);
+	if (r)
+		return r;
+	if ((*md)->live.flags & THIN_SB_FLAG_NEEDS_CHECK)
+		return pd_err_set(err, -EUCLEAN,
+				  "%s: the metadata has the NEEDS_CHECK flag set: run thin_check (and thin_repair) first",
+				  o->input);
+	return 0;
+}
+
+/*----------------------------------------------------------------
+ * Sizes
+ *--------------------------------------------------------------*/
+
+/* Tree blocks of n entries in full nodes of max. */
+static uint64_t full_tree_blocks(uint64_t n, uint64_t max)
+{
+	uint64_t level = n ? (n + max - 1) / max : 1, total = 0;
+
+	for (;;) {
+		total += level;
+		if (level <= 1)
+			return total;
+		level = (level + max - 1) / max;
+	}
+}
+
+/*
+ * Blocks a merge transaction may add to a pool: the O leaves S's
+ * mappings land in (each copied, and perhaps split), the paths above
+ * them, the details and top-level paths, the changed bitmaps and the
+ * space maps' trees.
+ */
+static uint64_t transaction_blocks(const struct thin_device *od, const struct thin_device *sd,
+				   uint64_t nr_data_blocks)
+{
+	uint64_t o_leaves = od->mapped_blocks / 84 + 1;
+	uint64_t touched = sd->mapped_blocks < o_leaves ? sd->mapped_blocks : o_leaves;
+	uint64_t data_bitmaps = nr_data_blocks / SM_ENTRIES_PER_BITMAP + 1;
+	uint64_t bitmaps = 2 * sd->mapped_blocks < data_bitmaps ? 2 * sd->mapped_blocks : data_bitmaps;
+
+	return 2 * touched + 2 * (touched / 84 + 1) * 4 + 64 + bitmaps +
+	       full_tree_blocks(bitmaps, 168) + SM_MD_MAX_BITMAPS + 16;
+}
+
+/* Blocks of fresh metadata holding the merged device alone. */
+static uint64_t merged_only_blocks(uint64_t merged, uint64_t nr_data_blocks, uint64_t nr_md)
+{
+	uint64_t data_bitmaps = nr_data_blocks / SM_ENTRIES_PER_BITMAP + 1;
+
+	return 1 + full_tree_blocks(merged, 252) + 1 + 1 + data_bitmaps +
+	       full_tree_blocks(data_bitmaps, 168) * 2 + 1 +
+	       nr_md / SM_ENTRIES_PER_BITMAP + 1 + 2 + 8;
+}
+
+/*----------------------------------------------------------------
+ * Outputs
+ *--------------------------------------------------------------*/
+
+static int open_output(const struct opts *o, struct io_engine **out, struct pd_err *err)
+{
+	int r = output_check(o->output, o->input, err);
+
+	if (r)
+		return r;
+	return io_engine_open(o->output, o->engine, IO_OPEN_WRITE | IO_OPEN_EXCL, out, err);
+}
+
+static int too_small(const char *output, uint64_t need, uint64_t have, struct pd_err *err)
+{
+	return pd_err_set(err, -ENOSPC,
+			  "%s: output too small: the merged metadata needs %" PRIu64
+			  " blocks of 4 KiB (%" PRIu64 " KiB), but the output holds %" PRIu64,
+			  output, need, need * 4, have);
+}
+
+static int run_merge(struct pool *p, const struct opts *o, struct merge_stats *st,
+		     struct pd_err *err)
+{
+	struct merge_opts mo = o->m;
+	struct progress prog;
+	int r;
+
+	progress_init(&prog, "Merging", 1, o->quiet);
+	prog.total = 0;
+	mo.progress = merge_progress;
+	mo.progress_ctx = &prog;
+	r = merge_in_pool(p, &mo, st, err);
+	progress_done(&prog);
+	if (!r)
+		r = pool_commit(p, err);
+	return r;
+}
+
+/* Default: the whole pool to OUT, then the merge as a transaction on OUT. */
+static int merge_to_copy(const struct opts *o, struct thin_metadata *md,
+			 const struct thin_device *od, const struct thin_device *sd,
+			 struct merge_stats *st, struct pd_err *err)
+{
+	struct sm_load_hooks hooks = { 0 };
+	struct io_engine *out = NULL;
+	struct count_map *used = NULL;
+	struct pool *p = NULL;
+	struct tree_copy_progress tp;
+	struct progress prog;
+	uint64_t highest = 0, need;
+	int r;
+
+	r = cm_create(md->metadata_sm.nr_blocks, &used);
+	if (r)
+		return pd_err_set(err, r, "out of memory");
+	r = sm_disk_load(md->bm, &md->metadata_sm, true, used, &hooks, err);
+	if (r > 0)
+		r = pd_err_set(err, -EILSEQ,
+			       "the input's metadata space map is damaged (run thin_check)");
+	if (r)
+		goto out;
+	for (uint64_t b = 0; b < cm_nr_blocks(used); b++)
+		if (cm_get(used, b))
+			highest = b;
+
+	r = open_output(o, &out, err);
+	if (r)
+		goto out;
+	need = cm_nr_allocated(used) + transaction_blocks(od, sd, md->data_sm.nr_blocks);
+	if (need < highest + 1)
+		need = highest + 1;
+	if (out->nr_blocks < need) {
+		r = too_small(o->output, need, out->nr_blocks, err);
+		goto out;
+	}
+
+	progress_init(&prog, "Copying", cm_nr_allocated(used), o->quiet);
+	tp = (struct tree_copy_progress) { .fn = copy_progress, .ctx = &prog };
+	r = copy_used_blocks(md->io, out, used, &tp, err);
+	progress_done(&prog);
+	if (r)
+		goto fail;
+	r = pool_open(out, 0, &p, err);
+	if (!r)
+		r = pool_resize_metadata(p, out->nr_blocks, err);
+	if (!r)
+		r = run_merge(p, o, st, err);
+	if (!r)
+		goto out;
+fail:
+	pool_destroy(p);
+	p = NULL;
+	io_engine_destroy(out);
+	out = NULL;
+	output_invalidate(o->output);
+out:
+	pool_destroy(p);
+	io_engine_destroy(out);
+	cm_destroy(used);
+	return r;
+}
+
+/* -m: the held snapshot's trees to OUT with fresh space maps, then the merge. */
+static int merge_from_snapshot(const struct opts *o, struct thin_metadata *md,
+			       const struct thin_device *od, const struct thin_device *sd,
+			       struct merge_stats *st, struct pd_err *err)
+{
+	struct count_map *md_counts = NULL, *data_counts = NULL;
+	struct io_engine *out = NULL;
+	struct pool *p = NULL;
+	uint64_t need;
+	int r;
+
+	r = open_output(o, &out, err);
+	if (r)
+		return r;
+	if (cm_create(md->io->nr_blocks, &md_counts) ||
+	    cm_create(md->data_sm.nr_blocks, &data_counts)) {
+		r = pd_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	r = tree_copy_thin(md->bm, out, md->sb.device_details_root, md->sb.data_mapping_root,
+			   md_counts, data_counts, err);
+	if (r)
+		goto fail;
+	need = cm_nr_allocated(md_counts) + 1 + transaction_blocks(od, sd, md->data_sm.nr_blocks) +
+	       md->data_sm.nr_blocks / SM_ENTRIES_PER_BITMAP * 2 + 8;
+	if (out->nr_blocks < need) {
+		r = too_small(o->output, need, out->nr_blocks, err);
+		goto fail;
+	}
+	r = pool_create_from_counts(out, &md->sb, md_counts, data_counts, 0, &p, err);
+	if (!r)
+		r = run_merge(p, o, st, err);
+	if (!r)
+		goto out;
+fail:
+	pool_destroy(p);
+	p = NULL;
+	io_engine_destroy(out);
+	out = NULL;
+	output_invalidate(o->output);
+out:
+	pool_destroy(p);
+	io_engine_destroy(out);
+	cm_destroy(md_counts);
+	cm_destroy(data_counts);
+	return r;
+}
+
+/* --merged-only: M alone in fresh metadata, built in key order. */
+struct build_ctx {
+	struct pool *p;
+	struct btree_builder *b;
+	struct pd_err *err;
+	uint64_t count;
+	struct progress *prog;
+};
+
+static int build_mapping(void *ctx, uint64_t key, uint64_t block_time, enum merge_source src)
+{
+	struct build_ctx *c = ctx;
+	uint8_t v[8];
+	int r;
+
+	if (src == MERGE_HIDDEN)
+		return 0;
+	r = sm_inc(c->p->data_sm, block_time_block(block_time));
+	if (r)
+		return pd_err_set(c->err, r, "mapping to data block %llu beyond the data device",
+				  (unsigned long long)block_time_block(block_time));
+	store_le64(v, block_time);
+	if (!(++c->count & 0xffff))
+		progress_update(c->prog, c->count);
+	return btree_builder_push(c->b, key, v, c->err);
+}
+
+static int merge_alone(const struct opts *o, struct thin_metadata *md,
+		       const struct thin_device *od, const struct thin_device *sd,
+		       struct merge_stats *st, struct pd_err *err)
+{
+	const struct thin_device *kept = o->m.rebase ? sd : od;
+	struct pool_create_opts pc = {
+		.nr_data_blocks = md->data_sm.nr_blocks,
+		.data_block_size = md->sb.data_block_size,
+		.trans_id = md->sb.trans_id,
+		.time = md->sb.time,
+		.version = md->sb.version,
+	};
+	struct io_engine *out = NULL;
+	struct pool *p = NULL;
+	struct build_ctx bc = { .err = err };
+	struct merge_visitor v = { .mapping = build_mapping, .ctx = &bc };
+	struct thin_device m = *kept;
+	struct progress prog;
+	uint64_t root, need;
+	int r;
+
+	r = merge_count(md->bm, od, sd, o->m.rebase, st, err);
+	if (r)
+		return r;
+	r = open_output(o, &out, err);
+	if (r)
+		return r;
+	need = merged_only_blocks(st->merged_mapped, pc.nr_data_blocks, out->nr_blocks);
+	if (out->nr_blocks < need) {
+		r = too_small(o->output, need, out->nr_blocks, err);
+		goto out;
+	}
+	r = pool_create(out, &pc, 0, &p, err);
+	if (r)
+		goto fail;
+	r = btree_builder_create(pool_bottom_info(p), &bc.b, err);
+	if (r)
+		goto fail;
+	bc.p = p;
+	progress_init(&prog, "Merging", st->merged_mapped, o->quiet);
+	bc.prog = &prog;
+	if (od->dev_id == sd->dev_id || od->root == sd->root) {
+		/* one tree: M is that tree's mappings */
+		r = merge_walk(md->bm, kept->root, kept->root, &v, err);
+	} else {
+		r = merge_walk(md->bm, od->root, sd->root, &v, err);
+	}
+	progress_done(&prog);
+	if (!r)
+		r = btree_builder_finish(bc.b, &root, err);
+	btree_builder_destroy(bc.b);
+	if (r)
+		goto fail;
+	m.mapped_blocks = bc.count;
+	st->merged_mapped = bc.count;
+	r = pool_set_root(p, m.dev_id, root, err);
+	if (!r)
+		r = pool_set_details(p, &m, err);
+	if (!r)
+		r = pool_commit(p, err);
+	if (!r)
+		goto out;
+fail:
+	pool_destroy(p);
+	p = NULL;
+	io_engine_destroy(out);
+	out = NULL;
+	output_invalidate(o->output);
+out:
+	pool_destroy(p);
+	io_engine_destroy(out);
+	return r;
+}
+
+/* --in-place: a transaction on IN. */
+static int merge_in_place(const struct opts *o, struct merge_stats *st, struct pd_err *err)
+{
+	struct io_engine *io = NULL;
+	struct pool *p = NULL;
+	int r;
+
+	r = io_engine_open(o->input, o->engine, IO_OPEN_WRITE | IO_OPEN_EXCL, &io, err);
+	if (r)
+		return r;
+	r = pool_open(io, 0, &p, err);
+	if (!r && (p->sb.flags & THIN_SB_FLAG_NEEDS_CHECK))
+		r = pd_err_set(err, -EUCLEAN,
+			       "%s: the metadata has the NEEDS_CHECK flag set: run thin_check (and thin_repair) first",
+			       o->input);
+	if (!r && o->m.snapshot != o->m.origin)
+		r = run_merge(p, o, st, err);
+	pool_destroy(p);
+	io_engine_destroy(io);
+	return r;
+}
+
+/*----------------------------------------------------------------
+ * Dry run
+ *--------------------------------------------------------------*/
+
+static int dry_run(const struct opts *o, struct thin_metadata *md,
+		   const struct thin_device *od, const struct thin_device *sd)
+{
+	struct merge_stats st;
+	struct pd_err err;
+	uint64_t need;
+	int r;
+
+	r = merge_count(md->bm, od, sd, o->m.rebase, &st, &err);
+	if (r) {
+		cli_error("%s", err.msg);
+		return 1;
+	}
+	if (o->merged_only)
+		need = merged_only_blocks(st.merged_mapped, md->data_sm.nr_blocks,
+					  md->metadata_sm.nr_blocks);
+	else
+		need = md->metadata_sm.nr_allocated +
+		       transaction_blocks(od, sd, md->data_sm.nr_blocks);
+
+	printf("merge of device %" PRIu64 " (snapshot) over device %" PRIu64 " (origin)%s\n",
+	       sd->dev_id, od->dev_id, o->dry_run && o->m.snapshot == o->m.origin ?
+	       ": nothing to merge" : "");
+	printf("blocks taken from the snapshot:    %" PRIu64 "\n", st.from_snapshot);
+	printf("blocks kept from the origin:       %" PRIu64 "\n", st.kept_from_origin);
+	printf("origin blocks hidden (to be freed): %" PRIu64 "\n", st.hidden);
+	printf("merged device:                     %" PRIu64 " (mapped_blocks %" PRIu64
+	       ", snap_time %" PRIu32 ")\n", st.kept_id, st.merged_mapped, st.snap_time);
+	if (st.kept_id != st.dropped_id)
+		printf("device removed:                    %" PRIu64 "\n", st.dropped_id);
+	printf("metadata blocks the output needs:  %" PRIu64 " (%" PRIu64 " KiB)%s\n",
+	       need, need * 4, o->in_place ? ", at most, in place" : "");
+	return 0;
+}
+
+/*----------------------------------------------------------------
+ * Command line
+ *--------------------------------------------------------------*/
+
+enum {
+	OPT_ORIGIN = 256,
+	OPT_SNAPSHOT,
+	OPT_REBASE,
+	OPT_IN_PLACE,
+	OPT_MERGED_ONLY,
+	OPT_DRY_RUN,
+	OPT_IO_ENGINE,
+};
+
+static int parse_id(const char *s, uint64_t *id)
+{
+	if (cli_parse_u64(s, id) || *id > THIN_MAX_DEV_ID) {
+		cli_error("invalid device id '%s' (0 to %u)", s, THIN_MAX_DEV_ID);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "input", required_argument, NULL, 'i' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "metadata-snap", no_argument, NULL, 'm' },
+		{ "origin", required_argument, NULL, OPT_ORIGIN },
+		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
+		{ "rebase", no_argument, NULL, OPT_REBASE },
+		{ "in-place", no_argument, NULL, OPT_IN_PLACE },
+		{ "merged-only", no_argument, NULL, OPT_MERGED_ONLY },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "io-engine", required_argument, NULL, OPT_IO_ENGINE },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hVi:o:qm", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			cli_version();
+			return 0;
+		case 'i':
+			o->input = optarg;
+			break;
+		case 'o':
+			o->output = optarg;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'm':
+			o->metadata_snap = true;
+			break;
+		case OPT_ORIGIN:
+			if (parse_id(optarg, &o->m.origin))
+				return 1;
+			o->have_origin = true;
+			break;
+		case OPT_SNAPSHOT:
+			if (parse_id(optarg, &o->m.snapshot))
+				return 1;
+			o->have_snapshot = true;
+			break;
+		case OPT_REBASE:
+			o->m.rebase = true;
+			break;
+		case OPT_IN_PLACE:
+			o->in_place = true;
+			break;
+		case OPT_MERGED_ONLY:
+			o->merged_only = true;
+			break;
+		case OPT_DRY_RUN:
+			o->dry_run = true;
+			break;
+		case OPT_IO_ENGINE:
+			if (cli_parse_engine(optarg, &o->engine))
+				return 1;
+			break;
+		default:
+			return cli_bad_usage(usage);
+		}
+	}
+	if (optind < argc) {
+		cli_error("unexpected argument '%s'", argv[optind]);
+		usage(stderr);
+		return 1;
+	}
+	if (!o->input) {
+		fprintf(stderr, "No input file provided.\n");
+		usage(stderr);
+		return 1;
+	}
+	if (!o->have_origin) {
+		cli_error("no origin device given (--origin)");
+		usage(stderr);
+		return 1;
+	}
+	if (o->in_place) {
+		const char *why = NULL;
+
+		if (o->output)
+			why = "--in-place writes the input: it takes no output (-o)";
+		else if (o->metadata_snap)
+			why = "--in-place needs the pool inactive: it cannot read a metadata snapshot (-m)";
+		else if (o->merged_only)
+			why = "--in-place keeps the pool: it cannot be combined with --merged-only";
+		else if (!o->have_snapshot)
+			why = "--in-place needs --snapshot";
+		if (why) {
+			cli_error("%s", why);
+			return 1;
+		}
+	} else if (!o->output && !o->dry_run) {
+		fprintf(stderr, "No output file provided.\n");
+		usage(stderr);
+		return 1;
+	}
+	if (!o->have_snapshot)
+		o->m.snapshot = o->m.origin;
+	return -1;
+}
+
+int thin_merge_main(int argc, char **argv)
+{
+	struct opts o = { .engine = IO_ENGINE_SYNC };
+	struct thin_metadata *md = NULL;
+	struct thin_device od, sd;
+	struct merge_stats st;
+	struct pd_err err = { 0 };
+	struct stat sb;
+	int r;
+
+	r = parse(argc, argv, &o);
+	if (r >= 0)
+		return r;
+	if (stat(o.input, &sb)) {
+		cli_error("%s: %s", o.input, strerror(errno));
+		return 1;
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		cli_error("%s: Is a directory", o.input);
+		return 1;
+	}
+
+	/* read and check everything involved before anything is written */
+	r = open_input(&o, o.metadata_snap, &md, &err);
+	if (!r)
+		r = check_devices(md, &o, !o.in_place, &od, &sd, &err);
+	if (r) {
+		cli_error("%s", err.msg);
+		thin_metadata_close(md);
+		return 1;
+	}
+	if (o.metadata_snap && !o.quiet)
+		fprintf(stderr, "%s: warning: reading the metadata snapshot: writes to the pool after it was taken are not in the output\n",
+			prog_name);
+	if (o.dry_run) {
+		r = dry_run(&o, md, &od, &sd);
+		thin_metadata_close(md);
+		return r;
+	}
+
+	if (o.in_place) {
+		/* the read-only view goes before the device is opened for writing */
+		thin_metadata_close(md);
+		md = NULL;
+		r = merge_in_place(&o, &st, &err);
+	} else if (o.merged_only) {
+		r = merge_alone(&o, md, &od, &sd, &st, &err);
+	} else if (o.metadata_snap) {
+		r = merge_from_snapshot(&o, md, &od, &sd, &st, &err);
+	} else {
+		r = merge_to_copy(&o, md, &od, &sd, &st, &err);
+	}
+	thin_metadata_close(md);
+	if (r) {
+		cli_error("%s", err.msg);
+		return 1;
+	}
+	return 0;
+}
