@@ -20,6 +20,7 @@ static const struct command commands[] = {
 	{ "thin_check", thin_check_main },
 	{ "thin_dump", thin_dump_main },
 	{ "thin_merge", thin_merge_main },
+	{ "thin_repair", thin_repair_main },
 	{ "thin_restore", thin_restore_main },
 };
 

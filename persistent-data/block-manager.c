@@ -126,6 +126,27 @@ static int write_entries(struct bm *bm, struct bm_block **v, unsigned n,
 	return 0;
 }
 
+static int cmp_location(const void *a, const void *b);
+
+/*
+ * The oldest unlocked block is dirty: write it back together with the
+ * other dirty blocks near the old end of the LRU, in block order, so that
+ * evictions cost one batched write rather than one write each.
+ */
+static int write_back_oldest(struct bm *bm, struct pd_err *err)
+{
+	struct bm_block *v[IO_MAX_BATCH];
+	unsigned n = 0, scanned = 0;
+
+	for (struct bm_block *e = bm->lru.lru_next;
+	     e != &bm->lru && n < IO_MAX_BATCH && scanned < 4 * IO_MAX_BATCH;
+	     e = e->lru_next, scanned++)
+		if (e->dirty)
+			v[n++] = e;
+	qsort(v, n, sizeof(v[0]), cmp_location);
+	return write_entries(bm, v, n, err);
+}
+
 /*
  * A free entry: one never used, or the least recently used unlocked one
  * (written back first if dirty).
@@ -150,7 +171,7 @@ static int get_free_entry(struct bm *bm, struct bm_block **out, struct pd_err *e
 				  "block cache exhausted: %u blocks locked at once",
 				  bm->capacity);
 	if (e->dirty) {
-		int r = write_entries(bm, &e, 1, err);
+		int r = write_back_oldest(bm, err);
 
 		if (r)
 			return r;

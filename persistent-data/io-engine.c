@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /*----------------------------------------------------------------*/
@@ -194,42 +195,102 @@ struct sync_engine {
 	struct io_engine e;
 };
 
-static int sync_xfer(struct io_engine *e, struct io_req *reqs, unsigned n,
-		     bool write)
+/* One block at a time: where a run failed, to give each block its own result. */
+static int sync_xfer_one(struct io_engine *e, struct io_req *r, bool write)
 {
+	off_t off = (off_t)(r->block << MD_BLOCK_SHIFT);
+	size_t done = 0;
+
+	r->result = 0;
+	while (done < MD_BLOCK_SIZE) {
+		ssize_t k = write ?
+			pwrite(e->fd, (char *)r->buf + done, MD_BLOCK_SIZE - done, off + (off_t)done) :
+			pread(e->fd, (char *)r->buf + done, MD_BLOCK_SIZE - done, off + (off_t)done);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && errno == EINVAL && e->direct && !io_engine_drop_direct(e))
+			continue;
+		if (k <= 0) {
+			r->result = k < 0 ? -errno : -EIO;
+			break;
+		}
+		done += (size_t)k;
+	}
+	return r->result;
+}
+
+static int cmp_req(const void *a, const void *b)
+{
+	uint64_t x = (*(struct io_req * const *)a)->block;
+	uint64_t y = (*(struct io_req * const *)b)->block;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Runs of consecutive blocks go in one preadv/pwritev: restore writes,
+ * and the leaves of a tree, are mostly laid out in order.
+ */
+static int sync_xfer(struct io_engine *e, struct io_req *reqs, unsigned n, bool write)
+{
+	struct io_req *order[IO_MAX_BATCH];
+	struct iovec iov[IO_MAX_BATCH];
+	struct io_req *all = reqs;
+	unsigned total = n;
 	int ret = 0;
 
-	for (unsigned i = 0; i < n; i++) {
-		struct io_req *r = reqs + i;
-		off_t off = (off_t)(r->block << MD_BLOCK_SHIFT);
-		size_t done = 0;
+	while (n) {
+		unsigned k = n < IO_MAX_BATCH ? n : IO_MAX_BATCH, i = 0;
 
-		r->result = 0;
-		if (r->block >= e->nr_blocks) {
-			r->result = -EINVAL;
-			if (!ret)
-				ret = -EINVAL;
-			continue;
-		}
-		while (done < MD_BLOCK_SIZE) {
-			ssize_t k = write ?
-				pwrite(e->fd, (char *)r->buf + done, MD_BLOCK_SIZE - done, off + (off_t)done) :
-				pread(e->fd, (char *)r->buf + done, MD_BLOCK_SIZE - done, off + (off_t)done);
-			if (k < 0 && errno == EINTR)
+		for (unsigned j = 0; j < k; j++)
+			order[j] = reqs + j;
+		qsort(order, k, sizeof(order[0]), cmp_req);
+		while (i < k) {
+			unsigned run = 1;
+			size_t want;
+			ssize_t got;
+
+			if (order[i]->block >= e->nr_blocks) {
+				order[i]->result = -EINVAL;
+				if (!ret)
+					ret = -EINVAL;
+				i++;
 				continue;
-			if (k < 0 && errno == EINVAL && e->direct &&
-			    !io_engine_drop_direct(e))
-				continue;
-			if (k <= 0) {
-				r->result = k < 0 ? -errno : -EIO;
-				break;
 			}
-			done += (size_t)k;
+			while (i + run < k && order[i + run]->block == order[i]->block + run &&
+			       order[i + run]->block < e->nr_blocks)
+				run++;
+			for (unsigned j = 0; j < run; j++) {
+				iov[j].iov_base = order[i + j]->buf;
+				iov[j].iov_len = MD_BLOCK_SIZE;
+			}
+			want = (size_t)run * MD_BLOCK_SIZE;
+			do {
+				off_t off = (off_t)(order[i]->block << MD_BLOCK_SHIFT);
+
+				got = write ? pwritev(e->fd, iov, (int)run, off) :
+					      preadv(e->fd, iov, (int)run, off);
+			} while (got < 0 && errno == EINTR);
+			if (got == (ssize_t)want) {
+				for (unsigned j = 0; j < run; j++)
+					order[i + j]->result = 0;
+			} else {
+				/* short or failed: block by block, each with its own result */
+				for (unsigned j = 0; j < run; j++)
+					if (sync_xfer_one(e, order[i + j], write) && !ret)
+						ret = order[i + j]->result;
+			}
+			i += run;
 		}
-		if (r->result && !ret)
-			ret = r->result;
+		reqs += k;
+		n -= k;
 	}
-	return ret;
+	if (ret)
+		/* the first failing request in request order, as the other engines say */
+		for (unsigned j = 0; j < total; j++)
+			if (all[j].result)
+				return all[j].result;
+	return 0;
 }
 
 static int sync_read_many(struct io_engine *e, struct io_req *reqs, unsigned n)

@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "emitter.h"
 #include "metadata.h"
+#include "salvage.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +18,7 @@ static void usage(FILE *f)
 		"Options:\n"
 		"  {-h|--help}\n"
 		"  {-f|--format} {xml|human_readable}\n"
+		"  {-r|--repair}\n"
 		"  {-m|--metadata-snap} [block#]\n"
 		"  {-o <xml file>}\n"
 		"  {--dev-id} <dev-id>\n"
@@ -92,6 +94,72 @@ static const struct emitter_ops ov_ops = {
 	.destroy = ov_destroy,
 };
 
+static void print_loss(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "%s: %s\n", prog_name, msg);
+}
+
+/* --repair: what can still be read, with damage tolerated and reported. */
+static int dump_repair(const char *input, const struct thin_open_opts *oo,
+		       const struct overrides *ov, bool human, const char *output)
+{
+	struct salvage_opts so = {
+		.set_trans_id = ov->trans, .trans_id = ov->trans_id,
+		.set_data_block_size = ov->dbs, .data_block_size = ov->data_block_size,
+		.set_nr_data_blocks = ov->nr, .nr_data_blocks = ov->nr_data_blocks,
+		.report = print_loss,
+	};
+	static char buf[1 << 20];
+	struct salvage_stats st;
+	struct io_engine *io = NULL;
+	struct emitter *em = NULL;
+	struct pd_err err = { 0 };
+	struct bm *bm = NULL;
+	FILE *out = stdout;
+	int r, ret = 1;
+
+	if (oo->metadata_snap) {
+		cli_error("--repair reads the live metadata: it cannot be combined with -m");
+		return 1;
+	}
+	r = io_engine_open(input, oo->engine, 0, &io, &err);
+	if (!r && io->nr_blocks < 1)
+		r = pd_err_set(&err, -EFBIG, "Metadata device/file too small.  Is this binary metadata?");
+	if (!r)
+		r = bm_create(io, 0, &bm, &err);
+	if (r) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	if (output && !(out = fopen(output, "w"))) {
+		cli_error("%s: %s", output, strerror(errno));
+		out = stdout;
+		goto out;
+	}
+	setvbuf(out, buf, _IOFBF, sizeof(buf));
+	if (human ? emitter_human_create(out, &em) : emitter_xml_create(out, &em)) {
+		cli_error("out of memory");
+		goto out;
+	}
+	r = thin_salvage(bm, &so, em, &st, &err);
+	if (r) {
+		fflush(out);
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (out != stdout && fclose(out) && !ret) {
+		cli_error("%s: write error: %s", output, strerror(errno));
+		ret = 1;
+	}
+	emitter_destroy(em);
+	bm_destroy(bm);
+	io_engine_destroy(io);
+	return ret;
+}
+
 enum {
 	OPT_DEV_ID = 256,
 	OPT_SKIP_MAPPINGS,
@@ -107,6 +175,7 @@ int thin_dump_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "format", required_argument, NULL, 'f' },
+		{ "repair", no_argument, NULL, 'r' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "metadata-snap", optional_argument, NULL, 'm' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -126,14 +195,14 @@ int thin_dump_main(int argc, char **argv)
 	struct emitter *em = NULL;
 	uint64_t *dev_ids = NULL;
 	const char *output = NULL;
-	bool human = false;
+	bool human = false, repair = false;
 	FILE *out = stdout;
 	struct pd_err err = { 0 };
 	static char outbuf[1 << 20];
 	int c, r, ret = 1;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hVf:o:m::q", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hVf:o:m::qr", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
@@ -162,6 +231,9 @@ int thin_dump_main(int argc, char **argv)
 			}
 			break;
 		case 'q':
+			break;
+		case 'r':
+			repair = true;
 			break;
 		case OPT_DEV_ID: {
 			uint64_t id, *n;
@@ -227,6 +299,10 @@ int thin_dump_main(int argc, char **argv)
 		goto out;
 	}
 
+	if (repair) {
+		ret = dump_repair(argv[optind], &oo, &ov, human, output);
+		goto out;
+	}
 	r = thin_metadata_open(argv[optind], &oo, &md, &err);
 	if (r) {
 		cli_error("%s", err.msg);

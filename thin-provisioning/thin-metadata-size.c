@@ -128,20 +128,24 @@ static int fail(const char *fmt, ...)
 	return 1;
 }
 
+/* 0.9's help text, byte for byte. */
 static void usage(FILE *f)
 {
 	static const struct {
-		const char *opt, *arg, *text;
-		const char *units;
+		const char *opt, *arg;
+		const char *units;	/* brackets around the unit list, or none */
+		const char *text;
 	} lines[] = {
-		{ "-b", "--block-size BLOCKSIZE", "Block size of thin provisioned devices.", "[]" },
-		{ "-s", "--pool-size SIZE", "Size of pool device.", "[]" },
-		{ "-m", "--max-thins #MAXTHINS", "Maximum sum of all thin devices and snapshots.", "[]" },
-		{ "-u", "--unit ", "Output unit specifier.", "{}" },
-		{ "-n", "--numeric-only [short|long]",
-		  "Output numeric value only (optionally with short/long unit identifier).", NULL },
-		{ "-h", "--help", "This help.", NULL },
-		{ "-V", "--version", "Print thin provisioning tools version.", NULL },
+		{ "-b", "--block-size BLOCKSIZE", "[]",
+		  "Block size of thin provisioned devices." },
+		{ "-s", "--pool-size SIZE", "[]", "Size of pool device." },
+		{ "-m", "--max-thins #MAXTHINS", "[]",
+		  "Maximum sum of all thin devices and snapshots." },
+		{ "-u", "--unit ", "{}", "Output unit specifier." },
+		{ "-n", "--numeric-only [short|long]", NULL,
+		  "Output numeric value only (optionally with short/long unit identifier)." },
+		{ "-h", "--help", NULL, "This help." },
+		{ "-V", "--version", NULL, "Print thin provisioning tools version." },
 	};
 
 	fprintf(f, "Thin Provisioning Metadata Device Size Calculator.\n"

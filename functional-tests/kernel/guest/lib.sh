@@ -111,7 +111,7 @@ guest_setup() {
 
 # The kernel must not have complained about any metadata it read.
 kernel_log_check() {
-	bad=$(dmesg | grep -E 'device-mapper: (thin|space map|btree|block manager|transaction manager|persistent)|dm_persistent|metadata operation failed|switching pool to|check failed|needs_check' | head -n 5)
+	bad=$(dmesg | grep -E 'device-mapper: (thin metadata|space map|btree|block manager|transaction manager|persistent data|bufio)|device-mapper: thin: .*([Ff]ail|[Ee]rror|abort|switching pool|needs_check|corrupt|[Uu]nable|[Cc]ould ?n)|check failed|Buffer I/O error|I/O error, dev' | head -n 5)
 	[ -z "$bad" ] || fail kernel_log "dm-thin complained: $(echo "$bad" | tr '\n' '|')"
 }
 

@@ -1,0 +1,644 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Kernel end-to-end tests: the real dm-thin target reads what we write.
+
+    harness.py [--list] [FILTER...]
+
+Builds a guest image (an initramfs) from Debian packages and our freshly
+built pdata_tools, boots a Debian kernel with it once per scenario (user-
+mode-linux: the kernel runs as an ordinary process), runs the scenario
+script inside (guest/scenarios/*.sh) on disks that are sparse files here,
+and reads the result back from the guest's console.  One line per scenario
+("PASS name", "FAIL name: reason", "SKIP name: reason"), then
+"N passed, N failed[, N skipped]"; exit 0 iff nothing failed.
+
+A FILTER is a substring of scenario names; without one, all run.  See
+README.md for the environment variables.
+"""
+
+import concurrent.futures
+import fcntl
+import glob
+import os
+import random
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.abspath(os.environ.get('THINP_SRC_DIR') or os.path.dirname(os.path.dirname(HERE)))
+BUILD = os.path.abspath(os.environ.get('THINP_BUILD_DIR') or SRC)
+CACHE = os.environ.get('THINP_KERNEL_CACHE') or '/var/tmp/thinp-kernel'
+UPSTREAM_DIR = os.environ.get('THINP_1X_DIR') or '/opt/thinp-1x/usr/sbin'
+TIMEOUT = 180 * float(os.environ.get('THINP_TIMEOUT_SCALE') or 1)
+KEEP = bool(os.environ.get('THINP_KERNEL_KEEP'))
+ORIGIN_MIB = int(os.environ.get('THINP_KERNEL_ORIGIN_MIB') or 128)
+SEED = int(os.environ.get('THINP_TEST_SEED') or 1)
+GUEST_MEM = os.environ.get('THINP_KERNEL_MEM') or '384M'
+PAT_MIB = 8
+MIB = 1 << 20
+
+# Our commands that may be in the build dir; each becomes a link to
+# pdata_tools in the guest.
+OUR_COMMANDS = ('thin_check', 'thin_dump', 'thin_restore', 'thin_merge')
+# The modules dm-thin needs, and what they need (from modules.dep).
+WANTED_MODULES = ('dm-thin-pool',)
+
+
+def log_dir():
+    d = os.environ.get('THINP_KERNEL_LOGDIR')
+    if not d:
+        d = (os.path.join(BUILD, 'kernel-tests.logs') if BUILD != SRC
+             else os.path.join(tempfile.gettempdir(), 'thinp-kernel-tests.logs'))
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+class Skip(Exception):
+    """Scenarios cannot run here (e.g. Debian packages not to be had)."""
+
+
+class SetupError(Exception):
+    """Something the harness needs is broken: every scenario fails."""
+
+
+# ---------------------------------------------------------------------------
+# Scenarios
+
+class Scenario:
+    def __init__(self, name, script, params, disks, needs=(), expect_fail=None):
+        self.name = name
+        self.script = script
+        self.params = params
+        # (name, MiB) for blank sparse disks, or (name, 'origin'|'pat')
+        self.disks = disks
+        self.needs = needs
+        # the check at which the scenario must fail (negative control)
+        self.expect_fail = expect_fail
+
+
+def merge_disks(data_mib):
+    return [('meta', 16), ('meta2', 16), ('data', data_mib),
+            ('origin', 'origin'), ('pat', 'pat')]
+
+
+def scenarios(tools):
+    """The scenario table.  tools: what the build dir has (see Tools)."""
+    writer = 'ours' if tools.has('thin_restore') else 'debian'
+    data = ORIGIN_MIB + ORIGIN_MIB // 2      # O's copy, S's and U's writes, the fill
+    merge = dict(script='merge', disks=merge_disks(data))
+
+    def m(name, needs=('thin_merge',), **p):
+        params = dict(merge='tool', inplace='0', rebase='0', shared='0', writer=writer)
+        params.update({k: str(v) for k, v in p.items()})
+        return Scenario(name, params=params, needs=needs, **merge)
+
+    return [
+        # The writer is Debian's thin_restore until ours is built: the name says so.
+        Scenario('restore' if writer == 'ours' else 'restore_debian_writer', 'restore',
+                 dict(writer=writer), [('meta', 16), ('meta2', 16), ('data', 64), ('pat', 'pat')]),
+        m('merge'),
+        m('merge_rebase', rebase=1),
+        m('merge_in_place', needs=('thin_merge', '--in-place'), inplace=1),
+        m('merge_shared', needs=('thin_merge', '--in-place'), inplace=1, shared=1),
+        m('merge_shared_rebase', needs=('thin_merge', '--in-place'), inplace=1, shared=1, rebase=1),
+        m('merge_shared_out', shared=1),
+        # A deliberately wrong merge (S dropped, not laid over O): the
+        # scenario must fail, at the merged device's hash.
+        Scenario('negative_control', params=dict(merge='wrong', inplace='0', rebase='0',
+                                                 shared='0', writer=writer),
+                 expect_fail='merged_hash', **merge),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Host helpers
+
+def sh(args, **kw):
+    return subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, **kw)
+
+
+class CacheLock:
+    """Serialises fetching and unpacking between concurrent runs."""
+
+    def __enter__(self):
+        os.makedirs(CACHE, exist_ok=True)
+        self.f = open(os.path.join(CACHE, '.lock'), 'w')
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+_apt_updated = False
+
+
+def fetch_deb(pkg):
+    """The unpacked tree of Debian package pkg, fetched with apt-get
+    download into the cache on first use.  Raises Skip when it cannot be
+    had (no network, no apt)."""
+    global _apt_updated
+    debs = os.path.join(CACHE, 'debs')
+    os.makedirs(debs, exist_ok=True)
+    found = sorted(glob.glob(os.path.join(debs, pkg + '_*.deb')))
+    if not found:
+        if not shutil.which('apt-get'):
+            raise Skip('no apt-get to fetch Debian package %s' % pkg)
+        r = sh(['apt-get', 'download', '-q', pkg], cwd=debs)
+        if r.returncode != 0 and os.geteuid() == 0 and not _apt_updated:
+            _apt_updated = True
+            sh(['apt-get', 'update', '-q'])
+            r = sh(['apt-get', 'download', '-q', pkg], cwd=debs)
+        found = sorted(glob.glob(os.path.join(debs, pkg + '_*.deb')))
+        if r.returncode != 0 or not found:
+            last = (r.stdout.strip().splitlines() or ['?'])[-1]
+            raise Skip('Debian package %s cannot be had (apt-get download: %s)' % (pkg, last))
+    deb = found[-1]
+    tree = os.path.join(CACHE, pkg)
+    stamp = os.path.join(tree, '.unpacked')
+    if not (os.path.exists(stamp) and open(stamp).read() == os.path.basename(deb)):
+        shutil.rmtree(tree, ignore_errors=True)
+        r = sh(['dpkg-deb', '-x', deb, tree])
+        if r.returncode != 0:
+            raise Skip('cannot unpack %s: %s' % (deb, r.stdout.strip()))
+        with open(stamp, 'w') as f:
+            f.write(os.path.basename(deb))
+    return tree, os.path.basename(deb)
+
+
+def ldd(path, extra_libdirs=()):
+    """The shared libraries path needs: [(path on the host, path in the guest)]."""
+    env = dict(os.environ)
+    if extra_libdirs:
+        env['LD_LIBRARY_PATH'] = ':'.join(list(extra_libdirs) + [env.get('LD_LIBRARY_PATH', '')])
+    r = subprocess.run(['ldd', path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, env=env)
+    if 'not a dynamic executable' in r.stdout:
+        return []
+    if r.returncode != 0:
+        raise SetupError('ldd %s: %s' % (path, r.stdout.strip()))
+    libs = []
+    for line in r.stdout.splitlines():
+        line = line.strip()
+        if 'not found' in line:
+            raise SetupError('ldd %s: %s' % (path, line))
+        m = re.match(r'(\S+) => (/\S+) \(', line)
+        if m:
+            host = m.group(2)
+            guest = host if host.startswith(('/lib', '/usr/lib')) else \
+                '/lib/x86_64-linux-gnu/' + os.path.basename(host)
+            libs.append((host, guest))
+            continue
+        m = re.match(r'(/\S+) \(', line)     # the dynamic loader
+        if m:
+            libs.append((m.group(1), m.group(1)))
+    return libs
+
+
+def module_order(moddir, wanted):
+    """Module files to insmod, dependencies first, from modules.dep."""
+    deps = {}
+    with open(os.path.join(moddir, 'modules.dep')) as f:
+        for line in f:
+            k, _, v = line.partition(':')
+            deps[k.strip()] = v.split()
+    byname = {}
+    for k in deps:
+        n = re.sub(r'\.ko(\.[a-z]+)?$', '', os.path.basename(k)).replace('_', '-')
+        byname[n] = k
+    order = []
+
+    def visit(k):
+        if k in order:
+            return
+        for d in deps[k]:
+            visit(d)
+        order.append(k)
+
+    for w in wanted:
+        k = byname.get(w.replace('_', '-'))
+        if k is None:
+            builtin = open(os.path.join(moddir, 'modules.builtin')).read()
+            if re.search(r'/%s\.ko' % re.escape(w.replace('-', '[-_]')), builtin):
+                continue
+            raise SetupError('module %s neither in modules.dep nor built in' % w)
+        visit(k)
+    return order
+
+
+# ---------------------------------------------------------------------------
+# What runs in the guest
+
+class Tools:
+    """Our commands, Debian's 0.9.0 and upstream 1.x, and busybox/dmsetup."""
+
+    def __init__(self):
+        self.ours = os.path.join(BUILD, 'pdata_tools')
+        if not os.access(self.ours, os.X_OK):
+            raise SetupError('%s not built' % self.ours)
+        self.commands = [c for c in OUR_COMMANDS if os.path.lexists(os.path.join(BUILD, c))]
+        self.merge_help = ''
+        if 'thin_merge' in self.commands:
+            r = sh([os.path.join(BUILD, 'thin_merge'), '--help'], timeout=30)
+            self.merge_help = r.stdout
+
+    def has(self, need):
+        if need.startswith('--'):
+            return need in self.merge_help
+        return need in self.commands
+
+    def missing_reason(self, need):
+        if need.startswith('--'):
+            return 'our thin_merge has no %s option (thin_merge --help does not list it)' % need
+        return 'our %s is not built yet (no %s)' % (need, os.path.join(BUILD, need))
+
+
+class Guest:
+    """The kernel and the initramfs, built once per run."""
+
+    def __init__(self, workdir, tools):
+        self.workdir = workdir
+        self.tools = tools
+        self.describe = []
+        with CacheLock():
+            self._fetch()
+        self.initrd = os.path.join(workdir, 'initrd.cpio')
+        self._build_initrd()
+
+    def _fetch(self):
+        tree, deb = fetch_deb('user-mode-linux')
+        self.kernel = os.path.join(tree, 'usr/bin/linux.uml')
+        mods = glob.glob(os.path.join(tree, 'usr/lib/uml/modules/*/modules.dep'))
+        if not os.access(self.kernel, os.X_OK) or not mods:
+            raise SetupError('%s: no linux.uml or no modules' % deb)
+        self.moddir = os.path.dirname(mods[0])
+        self.describe.append('kernel: user-mode-linux %s (%s)' % (os.path.basename(self.moddir), deb))
+        tree, deb = fetch_deb('busybox-static')
+        self.busybox = os.path.join(tree, 'bin/busybox')
+        self.describe.append('guest userland: %s' % deb)
+        self.dm_libdirs = []
+        if os.access('/sbin/dmsetup', os.X_OK):
+            self.dmsetup = '/sbin/dmsetup'
+        else:
+            tree, deb = fetch_deb('dmsetup')
+            lib, deb2 = fetch_deb('libdevmapper1.02.1')
+            self.dmsetup = os.path.join(tree, 'sbin/dmsetup')
+            self.dm_libdirs = [os.path.join(lib, 'lib/x86_64-linux-gnu')]
+            self.describe.append('dmsetup: %s, %s' % (deb, deb2))
+        self.debian = '/usr/sbin/pdata_tools'
+        if not self._is_debian_tools(self.debian):
+            tree, deb = fetch_deb('thin-provisioning-tools')
+            self.debian = os.path.join(tree, 'usr/sbin/pdata_tools')
+            if not self._is_debian_tools(self.debian):
+                raise SetupError('%s is not thin-provisioning-tools 0.9' % deb)
+        self.upstream = os.path.join(UPSTREAM_DIR, 'pdata_tools')
+        if not os.access(self.upstream, os.X_OK):
+            self.upstream = None
+        self.describe.append('oracles in the guest: Debian %s%s' % (
+            self.debian, ', upstream 1.x %s' % self.upstream if self.upstream else
+            ' (no upstream 1.x: ../shared/tools/fetch-thinp-1x.sh fetches it)'))
+
+    @staticmethod
+    def _is_debian_tools(path):
+        if not os.access(path, os.X_OK):
+            return False
+        r = sh([path, 'thin_check', '-V'])
+        return r.stdout.strip().startswith('0.9')
+
+    def _build_initrd(self):
+        root = os.path.join(self.workdir, 'root')
+        shutil.rmtree(root, ignore_errors=True)
+        files = {}          # guest path -> host path (regular files)
+        links = {}          # guest path -> link target
+        dirs = {'/bin', '/sbin', '/usr', '/usr/bin', '/usr/sbin', '/lib', '/lib64',
+                '/lib/x86_64-linux-gnu', '/proc', '/sys', '/dev', '/tmp', '/run',
+                '/thinp', '/thinp/bin', '/thinp/ours', '/thinp/debian',
+                '/thinp/upstream', '/thinp/modules', '/thinp/scenarios'}
+
+        files['/bin/busybox'] = self.busybox
+        applets = sh([self.busybox, '--list']).stdout.split()
+        for a in applets:
+            if a != 'busybox':
+                links['/bin/' + a] = 'busybox'
+        files['/sbin/dmsetup'] = self.dmsetup
+        files['/thinp/ours/pdata_tools'] = self.tools.ours
+        for c in self.tools.commands:
+            links['/thinp/ours/' + c] = 'pdata_tools'
+        files['/thinp/debian/pdata_tools'] = self.debian
+        for c in ('thin_check', 'thin_dump', 'thin_restore'):
+            links['/thinp/debian/' + c] = 'pdata_tools'
+        binaries = [(self.dmsetup, self.dm_libdirs), (self.tools.ours, []), (self.debian, [])]
+        if self.upstream:
+            files['/thinp/upstream/pdata_tools'] = self.upstream
+            for c in ('thin_check', 'thin_dump'):
+                links['/thinp/upstream/' + c] = 'pdata_tools'
+            binaries.append((self.upstream, []))
+        for b, extra in binaries:
+            for host, guest in ldd(b, extra):
+                files[guest] = host
+        order = module_order(self.moddir, WANTED_MODULES)
+        names = []
+        for k in order:
+            n = os.path.basename(k)
+            files['/thinp/modules/' + n] = os.path.join(self.moddir, k)
+            names.append(n)
+        files['/init'] = os.path.join(HERE, 'guest/init')
+        files['/thinp/lib.sh'] = os.path.join(HERE, 'guest/lib.sh')
+        for s in glob.glob(os.path.join(HERE, 'guest/scenarios/*.sh')):
+            files['/thinp/scenarios/' + os.path.basename(s)] = s
+        extra = {'/thinp/modules/order': ('\n'.join(names) + '\n').encode()}
+        self.describe.append('modules: %s' % ' '.join(names))
+        write_newc(self.initrd, dirs, files, links, extra)
+
+    def command(self, disks, params):
+        """The command line that boots the guest on disks [(name, path, ro)]."""
+        args = [self.kernel, 'mem=' + GUEST_MEM, 'initrd=' + self.initrd,
+                'con=null', 'con0=null,fd:1', 'loglevel=4']
+        for i, (name, path, ro) in enumerate(disks):
+            args.append('ubd%d%s=%s' % (i, 'r' if ro else '', path))
+        args.append('thinp_disks=' + ','.join(d[0] for d in disks))
+        for k, v in params.items():
+            args.append('thinp_%s=%s' % (k, v))
+        return args
+
+
+def write_newc(path, dirs, files, links, extra):
+    """An uncompressed initramfs (cpio newc) from directories, host files,
+    symbolic links and in-memory files, all owned by root."""
+    out = open(path, 'wb')
+    ino = [1000]
+
+    def entry(name, mode, data=b''):
+        ino[0] += 1
+        name_b = name.lstrip('/').encode() + b'\0'
+        hdr = '070701' + ''.join('%08X' % v for v in (
+            ino[0], mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0))
+        out.write(hdr.encode() + name_b)
+        out.write(b'\0' * (-(110 + len(name_b)) % 4))
+        out.write(data)
+        out.write(b'\0' * (-len(data) % 4))
+
+    every = set(dirs)
+    for p in list(files) + list(links) + list(extra):
+        d = os.path.dirname(p)
+        while d not in ('/', ''):
+            every.add(d)
+            d = os.path.dirname(d)
+    for d in sorted(every):
+        entry(d, stat.S_IFDIR | 0o755)
+    for p, host in sorted(files.items()):
+        with open(host, 'rb') as f:
+            data = f.read()
+        mode = 0o755 if os.access(host, os.X_OK) else 0o644
+        entry(p, stat.S_IFREG | mode, data)
+    for p, data in sorted(extra.items()):
+        entry(p, stat.S_IFREG | 0o644, data)
+    for p, target in sorted(links.items()):
+        entry(p, stat.S_IFLNK | 0o777, target.encode())
+    entry('TRAILER!!!', 0)
+    out.close()
+
+
+def pattern_file(path, mib, seed):
+    """mib MiB of seeded pseudo-random bytes (the same for every run)."""
+    rng = random.Random(seed)
+    with open(path, 'wb') as f:
+        for _ in range(mib):
+            f.write(rng.randbytes(MIB))
+
+
+# ---------------------------------------------------------------------------
+# Running one scenario
+
+class Result:
+    def __init__(self, name):
+        self.name = name
+        self.status = None          # PASS / FAIL / SKIP
+        self.reason = ''
+        self.seconds = 0.0
+        self.steps = []
+        self.log = None
+
+
+def run_guest(guest, sc, shared_disks, workdir, logpath):
+    """Boots the guest for scenario sc; returns (fail_check, reason, steps)
+    as the guest reported them ((None, None, ..) when it passed)."""
+    d = tempfile.mkdtemp(prefix=sc.name + '.', dir=workdir)
+    disks = []
+    for name, size in sc.disks:
+        if size in ('origin', 'pat'):
+            disks.append((name, shared_disks[size], True))
+        else:
+            p = os.path.join(d, name + '.img')
+            with open(p, 'wb') as f:
+                f.truncate(size * MIB)
+            disks.append((name, p, False))
+    params = dict(script=sc.script)
+    params.update(sc.params)
+    cmd = guest.command(disks, params)
+    env = dict(os.environ, TMPDIR=d)
+    start = time.monotonic()
+    steps = []
+    seen = {'booted': False, 'end': False, 'pass': False, 'fail': None, 'step': None}
+    with open(logpath, 'w', errors='replace') as log:
+        log.write('# %s\n' % ' '.join(cmd))
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, cwd=d, env=env,
+                             start_new_session=True)
+        timed_out = []
+
+        def kill():
+            timed_out.append(True)
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        timer = threading.Timer(TIMEOUT, kill)
+        timer.start()
+        try:
+            for raw in p.stdout:
+                line = raw.decode('utf-8', 'replace').rstrip('\r\n')
+                t = time.monotonic() - start
+                log.write('[%7.2f] %s\n' % (t, line))
+                if not line.startswith('@@THINP '):
+                    continue
+                words = line.split(' ', 2)
+                tag = words[1]
+                if tag == 'BOOTED':
+                    seen['booted'] = True
+                    steps.append(('boot', t))
+                elif tag == 'STEP':
+                    seen['step'] = words[2] if len(words) > 2 else '?'
+                    steps.append((seen['step'], t))
+                elif tag == 'FAIL' and seen['fail'] is None:
+                    seen['fail'] = words[2] if len(words) > 2 else '?'
+                elif tag == 'PASS':
+                    seen['pass'] = True
+                elif tag == 'END':
+                    seen['end'] = True
+            p.wait()
+        finally:
+            timer.cancel()
+            # UML leaves helper processes behind when it dies abnormally
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        steps.append(('end', time.monotonic() - start))
+        log.write('# exit status %s\n' % p.returncode)
+    if not KEEP:
+        shutil.rmtree(d, ignore_errors=True)
+    if seen['fail']:
+        check, _, why = seen['fail'].partition(': ')
+        return check, why, steps
+    if seen['pass'] and seen['end']:
+        return None, None, steps
+    if timed_out:
+        return 'timeout', 'guest killed after %d s (last step: %s)' % (TIMEOUT, seen['step']), steps
+    if not seen['booted']:
+        return 'boot', 'the guest did not boot (exit status %s)' % p.returncode, steps
+    return 'crash', 'the guest stopped without a result (last step: %s, exit status %s)' % (
+        seen['step'], p.returncode), steps
+
+
+def run_scenario(guest, sc, shared_disks, workdir, logs):
+    r = Result(sc.name)
+    r.log = os.path.join(logs, sc.name + '.console.log')
+    start = time.monotonic()
+    check, why, r.steps = run_guest(guest, sc, shared_disks, workdir, r.log)
+    r.seconds = time.monotonic() - start
+    if sc.expect_fail:
+        if check == sc.expect_fail:
+            r.status = 'PASS'
+            r.reason = 'failed as it must, at %s: %s' % (check, why)
+        elif check is None:
+            r.status = 'FAIL'
+            r.reason = 'the deliberately wrong merge passed every check'
+        else:
+            r.status = 'FAIL'
+            r.reason = 'failed at %s, not at %s: %s' % (check, sc.expect_fail, why)
+    elif check is None:
+        r.status = 'PASS'
+    else:
+        r.status = 'FAIL'
+        r.reason = '%s: %s' % (check, why)
+    return r
+
+
+def tail(path, n=25):
+    try:
+        with open(path, errors='replace') as f:
+            return f.read().splitlines()[-n:]
+    except OSError:
+        return []
+
+
+# ---------------------------------------------------------------------------
+
+def main(argv):
+    filters = [a for a in argv[1:] if a and not a.startswith('-')]
+    listing = '--list' in argv
+    start = time.monotonic()
+    results = []
+
+    def summary():
+        n = {s: sum(1 for r in results if r.status == s) for s in ('PASS', 'FAIL', 'SKIP')}
+        print('%d passed, %d failed%s' % (n['PASS'], n['FAIL'],
+                                         ', %d skipped' % n['SKIP'] if n['SKIP'] else ''))
+        return 1 if n['FAIL'] else 0
+
+    try:
+        tools = Tools()
+    except SetupError as e:
+        print('FAIL setup: %s' % e)
+        results.append(Result('setup'))
+        results[-1].status = 'FAIL'
+        return summary()
+    table = [s for s in scenarios(tools) if not filters or any(f in s.name for f in filters)]
+    if listing:
+        for s in table:
+            print(s.name)
+        return 0
+    if filters and not table:
+        print('warning: no scenario matches %s' % ' '.join(filters))
+
+    runnable = []
+    for s in table:
+        missing = [n for n in s.needs if not tools.has(n)]
+        if missing:
+            r = Result(s.name)
+            r.status, r.reason = 'SKIP', tools.missing_reason(missing[0])
+            results.append(r)
+        else:
+            runnable.append(s)
+
+    logs = log_dir()
+    workdir = tempfile.mkdtemp(prefix='thinp-kernel.')
+    try:
+        if runnable:
+            try:
+                guest = Guest(workdir, tools)
+            except Skip as e:
+                for s in runnable:
+                    r = Result(s.name)
+                    r.status, r.reason = 'SKIP', str(e)
+                    results.append(r)
+                runnable = []
+            except SetupError as e:
+                for s in runnable:
+                    r = Result(s.name)
+                    r.status, r.reason = 'FAIL', 'setup: %s' % e
+                    results.append(r)
+                runnable = []
+        if runnable:
+            for line in guest.describe:
+                print(line)
+            print('our build: %s (%s)' % (BUILD, ' '.join(tools.commands)))
+            sys.stdout.flush()
+            shared = {'origin': os.path.join(workdir, 'origin.img'),
+                      'pat': os.path.join(workdir, 'pat.img')}
+            pattern_file(shared['origin'], ORIGIN_MIB, SEED)
+            pattern_file(shared['pat'], PAT_MIB, SEED + 1000)
+            jobs = int(os.environ.get('THINP_KERNEL_JOBS') or min(os.cpu_count() or 1, 4))
+            with concurrent.futures.ThreadPoolExecutor(max_workers=max(jobs, 1)) as ex:
+                futs = [ex.submit(run_scenario, guest, s, shared, workdir, logs) for s in runnable]
+                results.extend(f.result() for f in futs)
+    finally:
+        if not KEEP:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print('kept the work dir %s' % workdir)
+
+    order = {s.name: i for i, s in enumerate(table)}
+    results.sort(key=lambda r: order.get(r.name, -1))
+    with open(os.path.join(logs, 'summary.log'), 'w') as f:
+        for r in results:
+            steps = ' '.join('%s@%.1f' % (n, t) for n, t in r.steps)
+            f.write('%s %s %.1f s %s%s\n' % (r.status, r.name, r.seconds,
+                                             r.reason and r.reason + ' ' or '', steps))
+    for r in results:
+        if r.status == 'PASS':
+            print('PASS %s' % r.name)
+        else:
+            print('%s %s: %s' % (r.status, r.name, r.reason))
+        if r.status == 'FAIL' and r.log:
+            print('  console log: %s; its tail:' % r.log)
+            for line in tail(r.log):
+                print('  | ' + line)
+    timed = ', '.join('%s %.1f s' % (r.name, r.seconds) for r in results if r.seconds)
+    print('kernel tests took %.1f s%s; logs in %s' % (time.monotonic() - start,
+                                                      ' (%s)' % timed if timed else '', logs))
+    return summary()
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))
