@@ -19,7 +19,9 @@ struct command {
 static const struct command commands[] = {
 	{ "thin_check", thin_check_main },
 	{ "thin_dump", thin_dump_main },
+	{ "thin_ls", thin_ls_main },
 	{ "thin_merge", thin_merge_main },
+	{ "thin_metadata_size", thin_metadata_size_main },
 	{ "thin_repair", thin_repair_main },
 	{ "thin_restore", thin_restore_main },
 };

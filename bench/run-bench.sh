@@ -148,22 +148,27 @@ choose_restorer() {
 	esac
 }
 
-# pool_dir RESTORER: the cache directory of the pool for these parameters
+# The XML and its JSON summary depend on the pool parameters and on
+# gen-pool.py; the metadata also on the restorer (ours packs leaves
+# differently from 0.9.0), so each restorer has its own image.
 pool_dir() {
 	local gen_hash
 	gen_hash=$(md5sum <"$GEN_POOL" | cut -c1-8)
-	echo "$BENCH_DIR/pool-m$MAPPINGS-p$SNAP_PERCENT-o$OTHER_DEVICES-s$SEED-g$gen_hash-r$1"
+	echo "$BENCH_DIR/pool-m$MAPPINGS-p$SNAP_PERCENT-o$OTHER_DEVICES-s$SEED-g$gen_hash"
 }
 
-# make_pool RESTORER: sets POOL (directory with pool.xml, pool.json,
-# meta.bin, ok); returns 1 if the restored metadata fails thin_check.
+# make_pool RESTORER: sets POOL (directory with pool.xml, pool.json) and
+# META (the restored metadata, verified by 0.9.0's thin_check); returns 1
+# if the restorer fails or its metadata fails the check.
 make_pool() {
-	local restorer=$1 dir t0 secs restore_cmd
-	dir=$(pool_dir "$restorer")
+	local restorer=$1 dir t0 secs restore_cmd meta
+	dir=$(pool_dir)
 	POOL=$dir
-	[ -f "$dir/ok" ] && return 0
+	meta=$dir/meta-$restorer.bin
+	META=$meta
+	[ -f "$dir/ok-$restorer" ] && [ -f "$meta" ] && return 0
 	mkdir -p "$dir" || die "cannot create $dir"
-	rm -f "$dir/ok" "$dir/meta.bin"
+	rm -f "$dir/ok-$restorer" "$meta"
 
 	if ! [ -s "$dir/pool.xml" ] || ! [ -s "$dir/pool.json" ]; then
 		echo "-- generating the pool XML ($MAPPINGS origin mappings, snapshot $SNAP_PERCENT%)"
@@ -183,25 +188,27 @@ make_pool() {
 	debian) restore_cmd=("$DEBIAN_SBIN/thin_restore") ;;
 	esac
 	echo "-- restoring it with ${restore_cmd[*]} into a $METADATA_SIZE sparse file"
-	truncate -s "$METADATA_SIZE" "$dir/meta.bin.tmp" || die "truncate failed"
+	truncate -s "$METADATA_SIZE" "$meta.tmp" || die "truncate failed"
 	t0=$EPOCHREALTIME
-	if ! "${restore_cmd[@]}" -i "$dir/pool.xml" -o "$dir/meta.bin.tmp" \
-		>"$dir/restore.log" 2>&1; then
-		problem "caching: ${restore_cmd[*]} failed: $(tail -n 3 "$dir/restore.log")"
-		rm -f "$dir/meta.bin.tmp"
+	if ! "${restore_cmd[@]}" -i "$dir/pool.xml" -o "$meta.tmp" \
+		>"$dir/restore-$restorer.log" 2>&1; then
+		problem "caching: ${restore_cmd[*]} failed: $(tail -n 3 "$dir/restore-$restorer.log")"
+		rm -f "$meta.tmp"
 		return 1
 	fi
 	secs=$(elapsed "$t0")
-	echo "   done in $secs s, $(du -m "$dir/meta.bin.tmp" | cut -f1) MiB used"
+	echo "   done in $secs s, $(du -m "$meta.tmp" | cut -f1) MiB used"
 	echo "-- verifying it with $DEBIAN_SBIN/thin_check"
-	if ! "$DEBIAN_SBIN/thin_check" "$dir/meta.bin.tmp" >"$dir/check.log" 2>&1; then
-		problem "caching: metadata written by ${restore_cmd[*]} fails $DEBIAN_SBIN/thin_check: $(tail -n 3 "$dir/check.log")"
-		rm -f "$dir/meta.bin.tmp"
+	t0=$EPOCHREALTIME
+	if ! "$DEBIAN_SBIN/thin_check" "$meta.tmp" >"$dir/check-$restorer.log" 2>&1; then
+		problem "caching: metadata written by ${restore_cmd[*]} fails $DEBIAN_SBIN/thin_check: $(tail -n 3 "$dir/check-$restorer.log")"
+		rm -f "$meta.tmp"
 		return 1
 	fi
-	mv "$dir/meta.bin.tmp" "$dir/meta.bin"
+	echo "   passed in $(elapsed "$t0") s"
+	mv "$meta.tmp" "$meta"
 	printf 'restorer=%s\nrestore_s=%s\ndate=%s\n' "$restorer" "$secs" \
-		"$(date -Is)" >"$dir/ok"
+		"$(date -Is)" >"$dir/ok-$restorer"
 }
 
 # pool_info KEY...: a value of pool.json (gen-pool.py's summary)
@@ -366,12 +373,12 @@ bench_dump() {
 	echo "-- thin_dump (XML to a file in $BENCH_TMP)"
 	for e in $(ours_engines); do
 		bench_tool dump ours "$e" "$SCRATCH/dump-ours-$e.xml" : \
-			"$BUILD/thin_dump" --io-engine "$e" "$POOL/meta.bin"
+			"$BUILD/thin_dump" --io-engine "$e" "$META"
 	done
 	bench_tool dump 0.9.0 - "$SCRATCH/dump-debian.xml" : \
-		"$DEBIAN_SBIN/thin_dump" "$POOL/meta.bin"
+		"$DEBIAN_SBIN/thin_dump" "$META"
 	bench_tool dump 1.x - "$SCRATCH/dump-1x.xml" : \
-		"$ONEX" thin_dump "$POOL/meta.bin"
+		"$ONEX" thin_dump "$META"
 	print_table dump "thin_dump"
 	for e in $(ours_engines); do
 		same_output "dump_ours_${e}_vs_0.9.0" "$SCRATCH/dump-ours-$e.xml" \
@@ -386,10 +393,10 @@ bench_check() {
 	echo "-- thin_check"
 	for e in $(ours_engines); do
 		bench_tool check ours "$e" /dev/null : \
-			"$BUILD/thin_check" --io-engine "$e" "$POOL/meta.bin"
+			"$BUILD/thin_check" --io-engine "$e" "$META"
 	done
-	bench_tool check 0.9.0 - /dev/null : "$DEBIAN_SBIN/thin_check" "$POOL/meta.bin"
-	bench_tool check 1.x - /dev/null : "$ONEX" thin_check "$POOL/meta.bin"
+	bench_tool check 0.9.0 - /dev/null : "$DEBIAN_SBIN/thin_check" "$META"
+	bench_tool check 1.x - /dev/null : "$ONEX" thin_check "$META"
 	print_table check "thin_check"
 }
 
@@ -398,10 +405,12 @@ new_output() {
 	truncate -s "$METADATA_SIZE" "$SCRATCH/out.bin"
 }
 
-# verify_output NAME: checks $SCRATCH/out.bin with 0.9.0's thin_check and,
-# when EXPECTED_XML is set, compares 0.9.0's dump of it with that.
+# verify_output NAME: checks $SCRATCH/out.bin with 0.9.0's thin_check;
+# then, when EXPECTED_XML is set, compares 0.9.0's dump of it with that
+# file, and when EXPECTED_DEVICES is set, compares its device lines
+# (dev_id and mapped_blocks, one device per line) with that string.
 verify_output() {
-	local name=$1
+	local name=$1 devices
 	if "$DEBIAN_SBIN/thin_check" -q "$SCRATCH/out.bin" >"$SCRATCH/vcheck" 2>&1; then
 		note "${name}_thin_check_0.9.0=pass"
 	else
@@ -414,15 +423,30 @@ verify_output() {
 		same_output "${name}_dump_vs_input" "$SCRATCH/vdump.xml" "$EXPECTED_XML"
 		rm -f "$SCRATCH/vdump.xml"
 	fi
+	if [ -n "${EXPECTED_DEVICES:-}" ]; then
+		devices=$("$DEBIAN_SBIN/thin_dump" --skip-mappings "$SCRATCH/out.bin" 2>&1 |
+			sed -n 's/.*<device dev_id="\([0-9]*\)" mapped_blocks="\([0-9]*\)".*/\1:\2/p' |
+			paste -sd' ')
+		if [ "$devices" = "$EXPECTED_DEVICES" ]; then
+			note "${name}_devices=as-expected($devices)"
+		else
+			note "${name}_devices=WRONG(got:${devices// /,};expected:${EXPECTED_DEVICES// /,})"
+			problem "$name: devices (id:mapped_blocks) '$devices', expected '$EXPECTED_DEVICES'"
+		fi
+	fi
 }
 
 bench_restore() {
+	local e
 	echo
-	echo "-- thin_restore (pool.xml to a $METADATA_SIZE sparse file in $BENCH_TMP)"
+	echo "-- thin_restore (pool.xml to a fresh $METADATA_SIZE sparse file in $BENCH_TMP)"
 	if [ -x "$BUILD/thin_restore" ]; then
-		bench_tool restore ours sync /dev/null new_output \
-			"$BUILD/thin_restore" -i "$POOL/pool.xml" -o "$SCRATCH/out.bin" &&
-			EXPECTED_XML=$POOL/pool.xml verify_output restore_ours
+		for e in $(ours_engines); do
+			bench_tool restore ours "$e" /dev/null new_output \
+				"$BUILD/thin_restore" --io-engine "$e" \
+				-i "$POOL/pool.xml" -o "$SCRATCH/out.bin" &&
+				EXPECTED_XML=$POOL/pool.xml verify_output "restore_ours_$e"
+		done
 	else
 		skip_row restore ours - "no $BUILD/thin_restore"
 	fi
@@ -435,10 +459,12 @@ bench_restore() {
 }
 
 # No other implementation of thin_merge exists: absolute numbers only.
+# The snapshot's writes all fall inside the origin's range, so the merged
+# device has the origin's id and mapped_blocks.
 bench_merge() {
-	local origin snapshot
+	local e origin snapshot expected
 	echo
-	echo "-- thin_merge (origin + external snapshot to a $METADATA_SIZE sparse file in $BENCH_TMP)"
+	echo "-- thin_merge (origin + external snapshot to a fresh $METADATA_SIZE sparse file in $BENCH_TMP)"
 	if ! [ -x "$BUILD/thin_merge" ]; then
 		skip_row merge ours - "no $BUILD/thin_merge"
 		print_table merge "thin_merge (no reference implementation)"
@@ -446,10 +472,13 @@ bench_merge() {
 	fi
 	origin=$(pool_info origin)
 	snapshot=$(pool_info snapshot)
-	bench_tool merge ours sync /dev/null new_output \
-		"$BUILD/thin_merge" -i "$POOL/meta.bin" -o "$SCRATCH/out.bin" \
-		--origin "$origin" --snapshot "$snapshot" &&
-		verify_output merge_ours
+	expected="$origin:$(pool_info mapped_blocks "$origin")"
+	for e in $(ours_engines); do
+		bench_tool merge ours "$e" /dev/null new_output \
+			"$BUILD/thin_merge" --io-engine "$e" -i "$META" \
+			-o "$SCRATCH/out.bin" --origin "$origin" --snapshot "$snapshot" &&
+			EXPECTED_DEVICES=$expected verify_output "merge_ours_$e"
+	done
 	rm -f "$SCRATCH/out.bin"
 	print_table merge "thin_merge (no reference implementation)"
 }
@@ -475,13 +504,18 @@ if ! make_pool "$RESTORER"; then
 	make_pool debian || die "cannot build the benchmark pool"
 fi
 NR_SNAP=$(pool_info mapped_blocks "$(pool_info snapshot)")
-POOL_DESC="$SIZE, $MAPPINGS origin + $NR_SNAP snapshot mappings, metadata $(du -m "$POOL/meta.bin" | cut -f1) MiB written by $RESTORER"
-echo "-- pool: $POOL ($POOL_DESC)"
+case "$RESTORER" in
+ours) WRITER="our thin_restore" ;;
+debian) WRITER="0.9.0's thin_restore" ;;
+esac
+POOL_DESC="$SIZE, $MAPPINGS origin + $NR_SNAP snapshot mappings, metadata $(du -m "$META" | cut -f1) MiB written by $WRITER"
+echo "-- pool: $META"
+echo "   ($POOL_DESC)"
 
 {
 	echo "# thinp-tools benchmark results, $(date -Is), host $(uname -n), kernel $(uname -r)"
 	echo "# one line per measured tool; times in seconds (wall), RSS in KiB"
-	echo "run date=$(date -Is) size=$SIZE mappings=$MAPPINGS snapshot_mappings=$NR_SNAP snap_percent=$SNAP_PERCENT other_devices=$OTHER_DEVICES seed=$SEED cache=$CACHE_MODE runs=$BENCH_RUNS restorer=$RESTORER build=$BUILD ours_version=$("$BUILD/thin_dump" -V 2>&1 | head -n 1) pool=$POOL"
+	echo "run date=$(date -Is) size=$SIZE mappings=$MAPPINGS snapshot_mappings=$NR_SNAP snap_percent=$SNAP_PERCENT other_devices=$OTHER_DEVICES seed=$SEED cache=$CACHE_MODE runs=$BENCH_RUNS restorer=$RESTORER meta_mib=$(du -m "$META" | cut -f1) build=$BUILD ours_version=$("$BUILD/thin_dump" -V 2>&1 | head -n 1) meta=$META"
 } >"$RESULTS_NEW"
 
 for b in $BENCHES; do

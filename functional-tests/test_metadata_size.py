@@ -154,6 +154,7 @@ ORACLE_CASES = [
         'gigabytes', 'tebi', 'ter', 'pebibytes', 'peta', 'ebibytes', 'exa')
 ] + [
     ('unit_empty_is_bytes', BASE + ['-u', ''], True),
+    ('unit_given_twice_last_wins', BASE + ['-u', 'k', '-u', 'G'], True),
     # input units of the block size
     ('block_bytes', ['-b', '65536b', '-s', '1t', '-m', '10'], True),
     ('block_sectors_suffix', ['-b', '128s', '-s', '1t', '-m', '10'], True),
@@ -246,6 +247,8 @@ ORACLE_CASES = [
     ('block_unit_only', ['-b', 'k', '-s', '1t', '-m', '10'], False),
     ('block_empty', ['-b', '', '-s', '1t', '-m', '10'], False),
     ('pool_space_first', ['-b', '64k', '-s', ' 1t', '-m', '10'], False),
+    ('block_long_option_empty', ['--block-size=', '-s', '1t', '-m', '10'],
+     False),
     # help; getopt errors (we add the usage on stderr)
     ('help', ['-h'], True),
     ('help_long', ['--help'], True),

@@ -480,6 +480,21 @@ void remove_key(btree_info &info, uint64_t &root, uint64_t key)
 	ASSERT_EQ(btree_remove(&info, root, key, &root, &err), 0) << err.msg;
 }
 
+/* After every remove: a root internal node never keeps a single child. */
+void check_root_shape(env &e, uint64_t root)
+{
+	bm_block *blk;
+	pd_err err = {};
+
+	ASSERT_EQ(bm_read_lock(e.bmgr, root, &btree_node_validator, &blk, &err), 0) << err.msg;
+	const void *n = bm_block_data(blk);
+	uint32_t flags = hdr_flags(n), nr = load_le32((const uint8_t *)n + 16);
+	bm_unlock(blk);
+	if (flags == FLAG_INTERNAL) {
+		ASSERT_GE(nr, 2u) << "root " << root;
+	}
+}
+
 void delete_tree(btree_info &info, uint64_t root)
 {
 	pd_err err = {};
@@ -647,6 +662,7 @@ void run_property(const property_params &pp, property_stats &st)
 				st.absent_removes++;
 			} else {
 				remove_key(info, root, it->first);
+				check_root_shape(e, root);
 				if (::testing::Test::HasFatalFailure())
 					return;
 				model.erase(it);
@@ -1330,6 +1346,49 @@ TEST(btree_write, collapsing_a_one_child_root_over_a_shared_leaf)
 	check_counts(e, 8, {}, &d, false);
 }
 
+/*
+ * A snapshot before every removal: each remove meets a shared path, so
+ * every rebalance or merge, at the leaf and the internal levels, works
+ * with shared siblings whose entries must gain a reference when copied.
+ */
+TEST(btree_write, removes_under_a_snapshot_taken_each_time)
+{
+	env e(32768, BM_DEFAULT_CACHE_BLOCKS, IO_OPEN_NO_DIRECT);
+	data_counts d(100000);
+	btree_info info = counted_info(e, d);
+	built t = insert_keys(e, info, 36000, 0, &d);	/* half-full nodes: height 3 */
+	unsigned step = 0;
+
+	ASSERT_EQ(tree_height(check_tree(e, 8, t.root, t.model, "start")), 3u);
+	e.commit();
+	/* from both ends and the middle, so both kinds of sibling are used */
+	vector<uint64_t> order;
+	for (uint64_t i = 0; i < 12000; i++) {
+		order.push_back(2 * i);
+		order.push_back(2 * (35999 - i));
+		order.push_back(2 * (12000 + i));
+	}
+	for (uint64_t k : order) {
+		uint64_t snap = t.root;
+
+		ASSERT_EQ(tm_inc(e.tmgr, snap), 0);
+		remove_key(info, t.root, k);
+		check_root_shape(e, t.root);
+		t.model.erase(k);
+		if (++step % 3000 == 0) {
+			check_tree(e, 8, t.root, t.model, "after " + to_string(step));
+			check_counts(e, 8, {t.root, snap}, &d, false);
+			e.commit();
+		}
+		delete_tree(info, snap);
+		if (::testing::Test::HasFailure())
+			return;
+	}
+	auto nodes = check_tree(e, 8, t.root, t.model, "empty");
+	EXPECT_EQ(nodes.size(), 1u);
+	check_counts(e, 8, {t.root}, &d, false);
+}
+
 TEST(btree_write, descending_inserts_lower_key_zero)
 {
 	env e;
@@ -1344,6 +1403,7 @@ TEST(btree_write, descending_inserts_lower_key_zero)
 	EXPECT_EQ(tree_height(check_tree(e, 8, root, model, "descending")), 3u);
 	for (uint64_t k = 50001; k <= 100000; k++) {
 		remove_key(info, root, k);
+		check_root_shape(e, root);
 		model.erase(k);
 		if (k % 5000 == 0)
 			check_tree(e, 8, root, model, "shrinking");

@@ -6,8 +6,10 @@
 
 int thin_check_main(int argc, char **argv);
 int thin_dump_main(int argc, char **argv);
+int thin_ls_main(int argc, char **argv);
 int thin_restore_main(int argc, char **argv);
 int thin_repair_main(int argc, char **argv);
 int thin_merge_main(int argc, char **argv);
+int thin_metadata_size_main(int argc, char **argv);
 
 #endif
