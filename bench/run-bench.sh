@@ -320,7 +320,7 @@ print_table() {
 		else
 			shown=$status
 		fi
-		if [ "$tool" = ours ]; then
+		if [ "$tool" = ours ] && [ -n "$ref" ]; then
 			target="<=$BENCH_TARGET"
 			if [ "$status" != ok ]; then
 				verdict=$( [ "$status" = skipped ] && echo - || echo MISS )
@@ -335,7 +335,7 @@ print_table() {
 		printf '   %-6s %-6s %9s %12s %10s %7s %s\n' "$tool" "$engine" "$shown" "$rss" "$ratio" "$target" "$verdict"
 		printf 'bench=%s tool=%s engine=%s status=%s median_s=%s peak_rss_kb=%s ratio_vs_1x=%s target=%s verdict=%s runs_s=%s\n' \
 			"$bench" "$tool" "$engine" "$status" "${med:--}" "${kb:--}" "$ratio" \
-			"$BENCH_TARGET" "$verdict" "${runs:--}" >>"$RESULTS_NEW"
+			"${target#<=}" "$verdict" "${runs:--}" >>"$RESULTS_NEW"
 	done
 	ROWS=()
 }

@@ -36,7 +36,7 @@ uint32_t crc32c_bitwise(uint32_t crc, const uint8_t *p, size_t len)
 	return crc;
 }
 
-// persistent-data/endian.h is not included: see test-node-validation.cc.
+// Blocks are laid out here from the doc, independently of the code under test.
 struct block {
 	alignas(8) uint8_t b[MD_BLOCK_SIZE] = {};
 

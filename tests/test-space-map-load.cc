@@ -8,12 +8,11 @@
 
 /*
  * KNOWN BUG (C++ compatibility of the disk-layout headers), as described
- * in test-node-validation.cc: endian.h's __le16/__le32/__le64 clash with
- * <linux/types.h>; endian.h, btree-disk.h, space-map-disk.h and
- * thin-disk.h use _Static_assert; space-map-disk.h:60,70 convert void *
- * implicitly.  Their include guards are defined here so that the API
- * headers can be included, and the declarations this test needs from
- * space-map-disk.h are repeated below (keep them in step).
+ * in test-node-validation.cc: btree-disk.h:35,40 and space-map-disk.h:60,70
+ * convert void * implicitly, which C++ rejects.  Their include guards are
+ * defined here so that the API headers can be included, and the
+ * declarations this test needs from space-map-disk.h are repeated below
+ * (keep them in step).
  */
 #include <gtest/gtest.h>
 
@@ -30,10 +29,8 @@
 #include <unistd.h>
 #include <vector>
 
-#define PD_ENDIAN_H
 #define PD_BTREE_DISK_H
 #define PD_SPACE_MAP_DISK_H
-#define THIN_DISK_H
 
 extern "C" {
 #include "persistent-data/block-manager.h"

@@ -194,10 +194,21 @@ put_direct() {
 }
 
 # dev_hash DEV: md5 of the whole device, read through the kernel after the
-# page cache is dropped.
+# page cache is dropped.  (Large reads: under user-mode-linux every system
+# call is costly, and md5sum alone reads 4 KiB at a time.)
 dev_hash() {
 	drop_caches
-	md5sum <"$1" | cut -d' ' -f1
+	dd if="$1" bs=1M status=none | md5sum | cut -d' ' -f1
+}
+
+# save DEV OFFSET LEN FILE: a copy of a byte range of DEV.
+save() {
+	must save dd if="$1" of="$4" bs=65536 iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none
+}
+
+# put_file FILE DEV OFFSET [direct]: FILE back to DEV at byte OFFSET.
+put_file() {
+	must write dd if="$1" of="$2" bs=$(stat -c %s "$1") oflag=seek_bytes${4:+,direct} seek="$3" conv=notrunc status=none
 }
 
 # range_hash DEV OFFSET LEN (bytes, multiples of 512)
