@@ -301,7 +301,9 @@ static int lock(struct bm *bm, uint64_t b, const struct bm_validator *v,
 		r = v->check(v, e->data, b, err);
 		if (r) {
 			e->validated = NULL;
-			lru_add_tail(bm, e);
+			/* others may hold it: it goes back on the LRU only when free */
+			if (!e->read_locks && !e->write_locked)
+				lru_add_tail(bm, e);
 			return r;
 		}
 		e->validated = v;

@@ -32,12 +32,12 @@ static inline uint32_t btree_max_entries(uint32_t value_size)
 
 static inline struct btree_node_header_disk *node_header(void *block)
 {
-	return block;
+	return (struct btree_node_header_disk *)block;
 }
 
 static inline const struct btree_node_header_disk *node_header_c(const void *block)
 {
-	return block;
+	return (const struct btree_node_header_disk *)block;
 }
 
 /* Key i of a node (the keys start right after the header). */

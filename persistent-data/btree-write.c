@@ -578,8 +578,10 @@ static int prepare_child(const struct btree_info *info, struct bm_block *parent,
 	cn = bm_block_data_rw(c);
 	nc = nr_of(cn);
 	t = min_entries(cn);
-	if (nc > t || pnr < 2)
-		goto done;
+	if (nc > t || pnr < 2) {
+		*out = c;
+		return 0;
+	}
 
 	/* the sibling with more entries makes a merge less likely */
 	if (i == 0) {
@@ -593,21 +595,21 @@ static int prepare_child(const struct btree_info *info, struct bm_block *parent,
 		if (!r)
 			r = peek_nr(info, child_at(p, i + 1), &nrt, err);
 		if (r)
-			goto fail;
+			goto out;
 		j = nrt > nl ? i + 1 : i - 1;
 	}
 	sb = child_at(p, j);
 
 	r = read_node(info, sb, &s, err);
 	if (r)
-		goto fail;
+		goto out;
 	sn = bm_block_data_rw(s);
 	if (node_is_leaf(sn) != node_is_leaf(cn)) {
 		r = pd_err_set(err, -EILSEQ,
 			       "btree siblings %llu and %llu are at different depths",
 			       (unsigned long long)sb,
 			       (unsigned long long)bm_block_location(c));
-		goto fail;
+		goto out;
 	}
 	ns = nr_of(sn);
 	total = nc + ns;
@@ -615,7 +617,7 @@ static int prepare_child(const struct btree_info *info, struct bm_block *parent,
 	if (total <= 2 * t) {
 		r = block_count(info, sb, &count, err);
 		if (r)
-			goto fail;
+			goto out;
 		if (j > i) {
 			move_entries(cn, nc, sn, 0, ns);
 		} else {
@@ -628,11 +630,11 @@ static int prepare_child(const struct btree_info *info, struct bm_block *parent,
 		if (count > 1) {
 			r = inc_entries(info, cn, j > i ? nc : 0, ns, err);
 			if (r)
-				goto fail;
+				goto out;
 		}
 		r = block_dec(info, sb, err);
 		if (r)
-			goto fail;
+			goto out;
 		if (j < i)	/* c now starts where the left sibling did */
 			node_set_key(p, i, node_key(p, j));
 		delete_at(p, j);
@@ -643,7 +645,7 @@ static int prepare_child(const struct btree_info *info, struct bm_block *parent,
 		s = NULL;
 		r = shadow_node(info, sb, &s, err);
 		if (r)
-			goto fail;
+			goto out;
 		set_child(p, j, bm_block_location(s));
 		sn = bm_block_data_rw(s);
 		if (j > i) {
@@ -660,14 +662,13 @@ static int prepare_child(const struct btree_info *info, struct bm_block *parent,
 		tm_unlock(info->tm, s);
 		s = NULL;
 	}
-done:
-	*out = c;
-	return 0;
-
-fail:
+out:
 	if (s)
 		tm_unlock(info->tm, s);
-	tm_unlock(info->tm, c);
+	if (r)
+		tm_unlock(info->tm, c);
+	else
+		*out = c;
 	return r;
 }
 

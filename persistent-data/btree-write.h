@@ -36,8 +36,12 @@
  * Cost and memory: insert and remove hold at most three node locks at a
  * time and touch one path from the root (plus one sibling per level for
  * remove, only when the child on the path is at the minimum fill).
- * btree_delete() and the builder keep at most BTREE_MAX_DEPTH (resp.
- * 2 * BTREE_MAX_DEPTH) node copies in memory.  Nothing recurses.
+ * btree_delete() keeps at most BTREE_MAX_DEPTH node copies in memory, the
+ * builder two per level plus one.  Nothing recurses.
+ *
+ * Value callbacks run while up to three nodes of this tree are locked.
+ * They may use the same tm on other blocks (the thin top level's dec
+ * deletes a bottom-level tree), never on this tree's nodes.
  *
  * Errors: negative errno with a message in *err.  -ENODATA (key absent,
  * btree_remove only) and -EINVAL (bad argument, checked first) leave the

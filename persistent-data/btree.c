@@ -83,8 +83,11 @@ int btree_node_check_shape(const void *node, uint64_t location,
 	uint32_t want_vs = (flags & BTREE_FLAG_LEAF) ? o->value_size : 8u;
 	unsigned long long b = (unsigned long long)location;
 
-	if (flags & ~(BTREE_FLAG_INTERNAL | BTREE_FLAG_LEAF))
+	if (flags & ~(BTREE_FLAG_INTERNAL | BTREE_FLAG_LEAF) || !flags)
 		return pd_err_set(err, -EILSEQ, "unknown node type (block %llu)", b);
+	if (flags == (BTREE_FLAG_INTERNAL | BTREE_FLAG_LEAF))
+		return pd_err_set(err, -EILSEQ,
+				  "btree node is both internal and leaf (block %llu)", b);
 	if (vs != want_vs)
 		return pd_err_set(err, -EILSEQ,
 				  "value size mismatch: expected %u, but got %u (block %llu).",
@@ -92,7 +95,10 @@ int btree_node_check_shape(const void *node, uint64_t location,
 	if (max % 3 && !o->allow_max_not_div3)
 		return pd_err_set(err, -EILSEQ,
 				  "max entries is not divisible by 3: %u (block %llu)", max, b);
-	if (max > btree_max_entries(vs))
+	/* lax (1.x --ignore-non-fatal-errors): anything that fits the block */
+	if (o->allow_max_not_div3 ?
+	    (uint64_t)BTREE_NODE_HEADER_SIZE + (8ull + vs) * max > MD_BLOCK_SIZE :
+	    max > btree_max_entries(vs))
 		return pd_err_set(err, -EILSEQ, "max entries too large: %u (block %llu)",
 				  max, b);
 	for (uint32_t i = 1; i < nr; i++) {

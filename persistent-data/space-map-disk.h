@@ -57,7 +57,7 @@ struct sm_root {
 
 static inline void sm_root_decode(const void *blob, struct sm_root *r)
 {
-	const struct sm_root_disk *d = blob;
+	const struct sm_root_disk *d = (const struct sm_root_disk *)blob;
 
 	r->nr_blocks = le64_to_cpu(d->nr_blocks);
 	r->nr_allocated = le64_to_cpu(d->nr_allocated);
@@ -67,7 +67,7 @@ static inline void sm_root_decode(const void *blob, struct sm_root *r)
 
 static inline void sm_root_encode(const struct sm_root *r, void *blob)
 {
-	struct sm_root_disk *d = blob;
+	struct sm_root_disk *d = (struct sm_root_disk *)blob;
 
 	memset(blob, 0, SM_ROOT_BLOB_SIZE);
 	d->nr_blocks = cpu_to_le64(r->nr_blocks);

@@ -456,6 +456,7 @@ io_fault_stats fault_stats(io_engine *e)
 /* Fresh metadata, committed: trans_id 0, no devices. */
 void format_pool(const string &path)
 {
+	image().restore(path);		/* 16 MiB of zeros */
 	engine_ptr io = open_engine(path);
 	struct pool_create_opts o = {};
 	struct pool *p = nullptr;
@@ -858,83 +859,128 @@ struct sweep_opts {
 	unsigned flags = 0;		/* IO_FAULT_* */
 	uint64_t first = 0, last = 0;	/* cut points, inclusive */
 	uint64_t stride = 1;
-	bool recover = true;		/* a further transaction after each */
+	bool recover = false;		/* a further transaction after each */
 	const char *what = "";
+};
+
+struct sweep_result {
+	uint64_t runs = 0;
+	uint64_t unreadable = 0;	/* thin_metadata_open or the walk failed */
+	uint64_t wrong_state = 0;	/* readable, but not the expected commit's */
+	uint64_t check_failed = 0;	/* thin_check exit status != 0 */
+	uint64_t recover_failed = 0;	/* a further transaction went wrong */
+	uint64_t error_hidden = 0;	/* IO_FAULT_FAIL: a failed write reported as success */
+	vector<string> details;		/* the first few, in full */
+
+	uint64_t failed() const
+	{
+		return unreadable + wrong_state + check_failed + recover_failed + error_hidden;
+	}
+
+	void note(const string &s)
+	{
+		if (details.size() < 4)
+			details.push_back(s);
+	}
+
+	string summary(const char *what) const
+	{
+		string s = string(what) + ": " + to_string(failed()) + " failures over " +
+			   to_string(runs) + " cut points (unreadable " + to_string(unreadable) +
+			   ", wrong state " + to_string(wrong_state) + ", thin_check " +
+			   to_string(check_failed) + ", further transaction " +
+			   to_string(recover_failed) + ", I/O error not reported " +
+			   to_string(error_hidden) + "); the first:\n";
+
+		for (auto &d : details)
+			s += "--- " + d + "\n";
+		return s;
+	}
 };
 
 /*
  * For every cut point n: restore the base image, run through a fault
- * engine that lets n writes land, then check the file.  Returns how many
- * cut points were run.
+ * engine that lets n writes land, then check the file.  Failures are
+ * summed up and reported once, with the first few in full.
  */
-uint64_t sweep(const string &path, const reference &ref, const sweep_opts &so,
-	       const function<int(pool *, const function<bool(unsigned)> &, string *)> &run)
+sweep_result sweep(const string &path, const reference &ref, const sweep_opts &so,
+		   const function<int(pool *, const function<bool(unsigned)> &, string *)> &run)
 {
-	uint64_t runs = 0, failures = 0;
+	sweep_result res;
 
 	for (uint64_t n = so.first; n <= so.last; n += so.stride) {
+		string where = string(so.what) + ": cut at n=" + to_string(n) + ", " +
+			       ref.describe_write(n);
+
 		ref.base.restore(path);
-		runs++;
+		res.runs++;
 		{
 			engine_ptr io = open_fault_engine(path, n, so.flags);
 			struct pool *p = nullptr;
 			struct pd_err err = {};
+			int r;
 
-			if (!pool_open(io.get(), small_cache, &p, &err)) {
+			r = pool_open(io.get(), small_cache, &p, &err);
+			if (!r) {
 				pool_ptr pp(p);
 				string msg;
 
 				/* the transaction in which the cut falls completes, then stop */
-				(void)run(p, [&](unsigned) { return !fault_stats(io.get()).cut; }, &msg);
+				r = run(p, [&](unsigned) { return !fault_stats(io.get()).cut; }, &msg);
 			}
 			io_fault_stats st = fault_stats(io.get());
 
 			if (n < ref.total_writes && !(so.flags & IO_FAULT_FAIL)) {
 				/* silent drop: the run is the reference run up to the cut */
-				EXPECT_TRUE(st.cut) << so.what << " n=" << n;
-				EXPECT_EQ(st.cut_block, ref.writes[n]) << so.what << " n=" << n;
+				EXPECT_TRUE(st.cut) << where;
+				EXPECT_EQ(st.cut_block, ref.writes[n]) << where;
 			}
 			if ((so.flags & IO_FAULT_TEAR) && st.cut) {
-				EXPECT_EQ(st.writes_torn, 1u) << so.what << " n=" << n;
+				EXPECT_EQ(st.writes_torn, 1u) << where;
+			}
+			if ((so.flags & IO_FAULT_FAIL) && (st.writes_failed || st.flushes_done < st.flushes_seen) && !r) {
+				res.error_hidden++;
+				res.note(where + ": a write or flush failed with -EIO, yet the run succeeded");
 			}
 		}
 
 		unsigned want = ref.expected(n);
 		string dump, err;
-		string where = string(so.what) + ": cut at n=" + to_string(n) + ", " +
-			       ref.describe_write(n);
 
+		/*
+		 * A torn superblock write is the new superblock: everything
+		 * that changes is in its first 364 bytes (format doc 9.2).
+		 */
+		if ((so.flags & IO_FAULT_TEAR) && n < ref.total_writes && ref.writes[n] == 0)
+			want = ref.expected(n + 1);
 		if (!dump_file(path, &dump, &err)) {
-			ADD_FAILURE() << where << ": " << err;
-			failures++;
+			res.unreadable++;
+			res.note(where + ": " + err);
 		} else if (dump != ref.states[want]) {
 			int got = ref.which(dump);
 
-			ADD_FAILURE() << where << ": expected the state after commit " << want
-				      << (got < 0 ? ", found a state that is no commit's (neither old nor new)"
-						  : ", found the state after commit " + to_string(got));
-			failures++;
+			res.wrong_state++;
+			res.note(where + ": expected the state after commit " + to_string(want) +
+				 (got < 0 ? ", found a state that is no commit's (neither old nor new)"
+					  : ", found the state after commit " + to_string(got)));
 		}
 		string problems = thin_check_problems(path);
 
 		if (!problems.empty()) {
-			ADD_FAILURE() << where << ": " << problems;
-			failures++;
+			res.check_failed++;
+			res.note(where + ": " + problems);
 		}
 		if (so.recover && problems.empty()) {
 			string rec = recover_and_check(path);
 
 			if (!rec.empty()) {
-				ADD_FAILURE() << where << ": " << rec;
-				failures++;
+				res.recover_failed++;
+				res.note(where + ": " + rec);
 			}
 		}
-		if (failures > 20) {
-			ADD_FAILURE() << "too many failures, giving up";
-			break;
-		}
 	}
-	return runs;
+	EXPECT_EQ(res.failed(), 0u) << res.summary(so.what);
+	return res;
 }
 
 //----------------------------------------------------------------
@@ -945,6 +991,67 @@ int pool_workload(pool *p, const function<bool(unsigned)> &after, string *msg)
 	workload w(p);
 	int r = run_pool_workload(w, after);
 
+	if (r)
+		*msg = w.err.msg;
+	return r;
+}
+
+/*
+ * Two sessions: the first runs the pool workload's first two commits and
+ * closes the pool; the second reopens it (allocation starts again from
+ * the bottom of the space maps, among blocks in use) and goes on.
+ */
+struct session {
+	model m;
+	mt19937_64 rng;
+};
+
+session first_session(const string &path)
+{
+	format_pool(path);
+	engine_ptr io = open_engine(path);
+	struct pool *p = nullptr;
+	struct pd_err err = {};
+
+	if (pool_open(io.get(), small_cache, &p, &err))
+		throw runtime_error(string("pool_open: ") + err.msg);
+	pool_ptr pp(p);
+	workload w(p);
+
+	if (run_pool_workload(w, [](unsigned k) { return k < 2; }))
+		throw runtime_error(string("the first session failed: ") + w.err.msg);
+	return { w.m, w.rng };
+}
+
+int second_session(pool *p, const session &s, const function<bool(unsigned)> &after,
+		   string *msg, vector<string> *model_states = nullptr)
+{
+	workload w(p);
+	int r;
+	unsigned k = 0;
+
+	w.m = s.m;
+	w.rng = s.rng;
+#define STEP(x) do { if ((r = (x))) goto out; } while (0)
+#define COMMIT() do { \
+		STEP(w.commit()); \
+		if (model_states) \
+			model_states->push_back(w.m.dump()); \
+		if (!after(++k)) \
+			goto out; \
+	} while (0)
+
+	STEP(w.modify(1, w.random_keys(600, 0, 12000), w.mapped_keys(1, 200)));
+	STEP(w.create(7, key_range(20000, 200, 2)));
+	COMMIT();
+
+	STEP(w.snapshot(2, 8));
+	STEP(w.modify(2, w.random_keys(100, 5000, 6000), {}));
+	STEP(w.modify(8, {}, w.mapped_keys(8, 30)));
+	COMMIT();
+#undef COMMIT
+#undef STEP
+out:
 	if (r)
 		*msg = w.err.msg;
 	return r;
@@ -1230,12 +1337,11 @@ TEST_F(crash_safety, every_cut_of_a_pool_workload_leaves_old_or_new)
 	ASSERT_EQ(ref.states.size(), 9u);
 	so.what = "pool workload, writes dropped";
 	so.last = ref.total_writes;
-	uint64_t runs = sweep(f.path, ref, so, pool_workload);
+	sweep_result res = sweep(f.path, ref, so, pool_workload);
 
-	RecordProperty("cut_points", (int)runs);
-	printf("[          ] pool workload: %" PRIu64 " writes, %zu flushes, %u commits,"
+	printf("[          ] pool workload: %" PRIu64 " writes, %zu flushes, %zu commits,"
 	       " %" PRIu64 " cut points\n", ref.total_writes, ref.flushes.size(),
-	       (unsigned)ref.states.size() - 1, runs);
+	       ref.states.size() - 1, res.runs);
 }
 
 TEST_F(crash_safety, pool_workload_with_failing_writes)
@@ -1247,8 +1353,6 @@ TEST_F(crash_safety, pool_workload_with_failing_writes)
 	so.flags = IO_FAULT_FAIL;
 	so.what = "pool workload, writes fail with -EIO";
 	so.last = ref.total_writes;
-	so.stride = 3;
-	so.recover = false;
 	sweep(f.path, ref, so, pool_workload);
 }
 
@@ -1261,16 +1365,15 @@ TEST_F(crash_safety, pool_workload_with_a_reordering_cache)
 	so.flags = IO_FAULT_REORDER;
 	so.what = "pool workload, unflushed writes lost but the newest";
 	so.last = ref.total_writes;
-	so.stride = 2;
-	so.recover = false;
 	sweep(f.path, ref, so, pool_workload);
 }
 
-TEST_F(crash_safety, torn_superblock_writes)
+TEST_F(crash_safety, pool_workload_with_torn_writes)
 {
 	format_pool(f.path);
 	reference ref = record(f.path, pool_workload);
 
+	/* the superblock write of every commit, torn after its first sector */
 	for (size_t k = 1; k < ref.sb_write.size(); k++) {
 		sweep_opts so;
 
@@ -1279,14 +1382,131 @@ TEST_F(crash_safety, torn_superblock_writes)
 		so.first = so.last = ref.sb_write[k];
 		sweep(f.path, ref, so, pool_workload);
 	}
-	/* and a torn write of every other block of the first three commits */
+	/* and every other write */
 	sweep_opts so;
 
 	so.flags = IO_FAULT_TEAR;
 	so.what = "pool workload, torn write";
-	so.last = ref.sb_write[3];
-	so.recover = false;
+	so.last = ref.total_writes;
 	sweep(f.path, ref, so, pool_workload);
+}
+
+/*
+ * After any cut, the pool must take a further transaction (a new device
+ * of 300 mappings) and still pass thin_check: what a crash leaves behind
+ * (blocks written but never committed) must not mislead the next writer.
+ */
+TEST_F(crash_safety, a_crashed_pool_takes_a_further_transaction)
+{
+	format_pool(f.path);
+	reference ref = record(f.path, pool_workload);
+	sweep_opts so;
+
+	so.what = "pool workload, then a further transaction";
+	so.last = ref.total_writes;
+	so.recover = true;
+	sweep(f.path, ref, so, pool_workload);
+}
+
+/*
+ * What a_crashed_pool_takes_a_further_transaction runs into, pinned down
+ * without a crash: a space map opened from disk must hand out only
+ * blocks whose count is 0, each once.
+ */
+void check_allocations(space_map *sm, const char *what, unsigned nr)
+{
+	uint64_t n = sm_nr_blocks(sm);
+	vector<uint32_t> before(n);
+	set<uint64_t> given;
+	unsigned bad = 0;
+	string first;
+
+	for (uint64_t b = 0; b < n; b++)
+		ASSERT_EQ(sm_get_count(sm, b, &before[b]), 0) << what << " block " << b;
+	for (unsigned i = 0; i < nr; i++) {
+		uint64_t b;
+
+		ASSERT_EQ(sm_new_block(sm, &b), 0) << what;
+		ASSERT_LT(b, n);
+		if (before[b] || !given.insert(b).second) {
+			if (!bad++)
+				first = "allocation #" + to_string(i) + " handed out block " +
+					to_string(b) + ", whose count was " + to_string(before[b]);
+		}
+	}
+	EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << nr
+			   << " allocations handed out a block in use; the first: " << first;
+}
+
+TEST_F(crash_safety, reopened_space_maps_hand_out_only_free_blocks)
+{
+	format_pool(f.path);
+	for (unsigned stop : { 2u, 8u }) {
+		{
+			engine_ptr io = open_engine(f.path);
+			struct pool *p = nullptr;
+			struct pd_err err = {};
+
+			format_pool(f.path);
+			io = open_engine(f.path);
+			ASSERT_EQ(pool_open(io.get(), small_cache, &p, &err), 0) << err.msg;
+			pool_ptr pp(p);
+			string msg;
+
+			ASSERT_EQ(pool_workload(p, [&](unsigned k) { return k < stop; }, &msg), 0) << msg;
+		}
+		engine_ptr io = open_engine(f.path);
+		struct pool *p = nullptr;
+		struct pd_err err = {};
+
+		ASSERT_EQ(pool_open(io.get(), small_cache, &p, &err), 0) << err.msg;
+		pool_ptr pp(p);
+		string what = "after commit " + to_string(stop) + ", reopened: ";
+
+		check_allocations(p->data_sm, (what + "data space map").c_str(), 300);
+		check_allocations(p->md_sm, (what + "metadata space map").c_str(), 300);
+	}
+}
+
+TEST_F(crash_safety, a_second_session_matches_its_model)
+{
+	session s = first_session(f.path);
+	engine_ptr io = open_engine(f.path);
+	struct pool *p = nullptr;
+	struct pd_err err = {};
+	vector<string> model_states;
+	string msg;
+
+	ASSERT_EQ(pool_open(io.get(), small_cache, &p, &err), 0) << err.msg;
+	pool_ptr pp(p);
+	int r = second_session(p, s, [&](unsigned k) {
+		string dump, e;
+
+		EXPECT_TRUE(dump_file(f.path, &dump, &e)) << e;
+		EXPECT_EQ(dump, model_states.back()) << "after commit " << k;
+		EXPECT_EQ(thin_check_problems(f.path), "") << "after commit " << k;
+		return true;
+	}, &msg, &model_states);
+	EXPECT_EQ(r, 0) << msg;
+	EXPECT_EQ(model_states.size(), 2u);
+}
+
+TEST_F(crash_safety, every_cut_of_a_second_session_leaves_old_or_new)
+{
+	session s = first_session(f.path);
+	auto run = [&s](pool *p, const function<bool(unsigned)> &after, string *msg) {
+		return second_session(p, s, after, msg);
+	};
+	reference ref = record(f.path, run);
+	sweep_opts so;
+
+	ASSERT_EQ(ref.states.size(), 3u);
+	so.what = "second session, writes dropped";
+	so.last = ref.total_writes;
+	sweep_result res = sweep(f.path, ref, so, run);
+
+	printf("[          ] second session: %" PRIu64 " writes, %zu flushes, %" PRIu64
+	       " cut points\n", ref.total_writes, ref.flushes.size(), res.runs);
 }
 
 TEST_F(crash_safety, formatting_is_all_or_nothing)
@@ -1366,10 +1586,10 @@ void merge_case(const string &path, bool rebase)
 	so.what = rebase ? "merge_in_pool (rebase), writes dropped" :
 			   "merge_in_pool, writes dropped";
 	so.last = ref.total_writes;
-	uint64_t runs = sweep(path, ref, so, run);
+	sweep_result res = sweep(path, ref, so, run);
 
 	printf("[          ] %s: %" PRIu64 " writes, %zu flushes, %" PRIu64 " cut points\n",
-	       so.what, ref.total_writes, ref.flushes.size(), runs);
+	       so.what, ref.total_writes, ref.flushes.size(), res.runs);
 
 	so.flags = IO_FAULT_TEAR;
 	so.what = "merge_in_pool, torn superblock write";

@@ -26,14 +26,15 @@ static int sb_check(const struct bm_validator *v, const void *data,
 				  "superblock is corrupt: bad block nr in superblock (block %llu claims %llu)",
 				  (unsigned long long)location,
 				  (unsigned long long)le64_to_cpu(d->blocknr));
-	if (!thin_sb_csum_ok(data, &want))
-		return pd_err_set(err, -EILSEQ,
-				  "superblock is corrupt: bad checksum in superblock, wanted %u",
-				  want);
+	/* the kernel's order: location, magic, checksum */
 	if (le64_to_cpu(d->magic) != THIN_SB_MAGIC)
 		return pd_err_set(err, -EILSEQ,
 				  "superblock is corrupt: bad magic number %llu",
 				  (unsigned long long)le64_to_cpu(d->magic));
+	if (!thin_sb_csum_ok(data, &want))
+		return pd_err_set(err, -EILSEQ,
+				  "superblock is corrupt: bad checksum in superblock, wanted %u",
+				  want);
 	return 0;
 }
 

@@ -18,6 +18,7 @@ README.md for the environment variables.
 import concurrent.futures
 import fcntl
 import glob
+import hashlib
 import os
 import random
 import re
@@ -94,7 +95,8 @@ def scenarios(tools):
     merge = dict(script='merge', disks=merge_disks(data))
 
     def m(name, needs=('thin_merge',), **p):
-        params = dict(merge='tool', inplace='0', rebase='0', shared='0', writer=writer)
+        params = dict(merge='tool', inplace='0', rebase='0', shared='0', merged_only='0',
+                      writer=writer)
         params.update({k: str(v) for k, v in p.items()})
         return Scenario(name, params=params, needs=needs, **merge)
 
@@ -108,10 +110,11 @@ def scenarios(tools):
         m('merge_shared', needs=('thin_merge', '--in-place'), inplace=1, shared=1),
         m('merge_shared_rebase', needs=('thin_merge', '--in-place'), inplace=1, shared=1, rebase=1),
         m('merge_shared_out', shared=1),
+        m('merge_merged_only', needs=('thin_merge', '--merged-only'), shared=1, merged_only=1),
         # A deliberately wrong merge (S dropped, not laid over O): the
         # scenario must fail, at the merged device's hash.
         Scenario('negative_control', params=dict(merge='wrong', inplace='0', rebase='0',
-                                                 shared='0', writer=writer),
+                                                 shared='0', merged_only='0', writer=writer),
                  expect_fail='merged_hash', **merge),
     ]
 
@@ -408,11 +411,34 @@ def write_newc(path, dirs, files, links, extra):
 
 
 def pattern_file(path, mib, seed):
-    """mib MiB of seeded pseudo-random bytes (the same for every run)."""
+    """mib MiB of seeded pseudo-random bytes (the same for every run);
+    returns their md5."""
     rng = random.Random(seed)
+    h = hashlib.md5()
     with open(path, 'wb') as f:
         for _ in range(mib):
-            f.write(rng.randbytes(MIB))
+            b = rng.randbytes(MIB)
+            h.update(b)
+            f.write(b)
+    return h.hexdigest()
+
+
+def uml_tmpdir(fallback):
+    """Where user-mode-linux keeps the guest's memory: a tmpfs that allows
+    PROT_EXEC mappings is fastest."""
+    d = os.environ.get('THINP_KERNEL_TMPDIR')
+    if d:
+        return d
+    try:
+        with open('/proc/mounts') as f:
+            for line in f:
+                dev, mnt, fstype, opts = line.split()[:4]
+                if mnt == '/dev/shm' and fstype == 'tmpfs' and 'noexec' not in opts.split(',') \
+                        and os.access(mnt, os.W_OK):
+                    return mnt
+    except OSError:
+        pass
+    return fallback
 
 
 # ---------------------------------------------------------------------------
@@ -425,6 +451,7 @@ class Result:
         self.reason = ''
         self.seconds = 0.0
         self.steps = []
+        self.cpu = 0.0
         self.log = None
 
 
@@ -443,10 +470,13 @@ def run_guest(guest, sc, shared_disks, workdir, logpath):
             disks.append((name, p, False))
     params = dict(script=sc.script)
     params.update(sc.params)
+    if any(size == 'origin' for _, size in sc.disks):
+        params['origin_md5'] = shared_disks['origin_md5']
     cmd = guest.command(disks, params)
-    env = dict(os.environ, TMPDIR=d)
+    env = dict(os.environ, TMPDIR=uml_tmpdir(d))
     start = time.monotonic()
     steps = []
+    cpu = [0.0]
     seen = {'booted': False, 'end': False, 'pass': False, 'fail': None, 'step': None}
     with open(logpath, 'w', errors='replace') as log:
         log.write('# %s\n' % ' '.join(cmd))
@@ -485,7 +515,11 @@ def run_guest(guest, sc, shared_disks, workdir, logpath):
                     seen['pass'] = True
                 elif tag == 'END':
                     seen['end'] = True
-            p.wait()
+            # wait4: the guest's CPU time, a cost figure that does not
+            # depend on the host's load
+            _, wstatus, ru = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(wstatus)
+            cpu[0] = ru.ru_utime + ru.ru_stime
         finally:
             timer.cancel()
             # UML leaves helper processes behind when it dies abnormally
@@ -497,6 +531,7 @@ def run_guest(guest, sc, shared_disks, workdir, logpath):
         log.write('# exit status %s\n' % p.returncode)
     if not KEEP:
         shutil.rmtree(d, ignore_errors=True)
+    steps.append(('cpu', cpu[0]))
     if seen['fail']:
         check, _, why = seen['fail'].partition(': ')
         return check, why, steps
@@ -516,6 +551,7 @@ def run_scenario(guest, sc, shared_disks, workdir, logs):
     start = time.monotonic()
     check, why, r.steps = run_guest(guest, sc, shared_disks, workdir, r.log)
     r.seconds = time.monotonic() - start
+    r.cpu = dict(r.steps).get('cpu', 0.0)
     if sc.expect_fail:
         if check == sc.expect_fail:
             r.status = 'PASS'
@@ -606,7 +642,7 @@ def main(argv):
             sys.stdout.flush()
             shared = {'origin': os.path.join(workdir, 'origin.img'),
                       'pat': os.path.join(workdir, 'pat.img')}
-            pattern_file(shared['origin'], ORIGIN_MIB, SEED)
+            shared['origin_md5'] = pattern_file(shared['origin'], ORIGIN_MIB, SEED)
             pattern_file(shared['pat'], PAT_MIB, SEED + 1000)
             jobs = int(os.environ.get('THINP_KERNEL_JOBS') or min(os.cpu_count() or 1, 4))
             with concurrent.futures.ThreadPoolExecutor(max_workers=max(jobs, 1)) as ex:
@@ -623,8 +659,8 @@ def main(argv):
     with open(os.path.join(logs, 'summary.log'), 'w') as f:
         for r in results:
             steps = ' '.join('%s@%.1f' % (n, t) for n, t in r.steps)
-            f.write('%s %s %.1f s %s%s\n' % (r.status, r.name, r.seconds,
-                                             r.reason and r.reason + ' ' or '', steps))
+            f.write('%s %s %.1f s (CPU %.1f s) %s%s\n' % (
+                r.status, r.name, r.seconds, r.cpu, r.reason and r.reason + ' ' or '', steps))
     for r in results:
         if r.status == 'PASS':
             print('PASS %s' % r.name)
@@ -634,9 +670,10 @@ def main(argv):
             print('  console log: %s; its tail:' % r.log)
             for line in tail(r.log):
                 print('  | ' + line)
-    timed = ', '.join('%s %.1f s' % (r.name, r.seconds) for r in results if r.seconds)
-    print('kernel tests took %.1f s%s; logs in %s' % (time.monotonic() - start,
-                                                      ' (%s)' % timed if timed else '', logs))
+    timed = ', '.join('%s %.0f s' % (r.name, r.seconds) for r in results if r.seconds)
+    print('kernel tests took %.0f s%s, guest CPU %.0f s; logs in %s' % (
+        time.monotonic() - start, ' (%s)' % timed if timed else '',
+        sum(r.cpu for r in results), logs))
     return summary()
 
 
