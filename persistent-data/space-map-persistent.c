@@ -251,7 +251,8 @@ static int find_free(struct sm_disk *d, uint64_t j, unsigned e)
 		if (bs->old)
 			x |= load_le64(bs->old + 8u * w);
 		busy = (x | (x >> 1)) & lo;	/* a bit per entry in use */
-		busy |= (1ull << (2 * (e % 32u))) - 1;	/* entries before e */
+		/* entries before e count as in use (even bits only, like busy) */
+		busy |= ((1ull << (2 * (e % 32u))) - 1) & lo;
 		if (busy != lo) {
 			unsigned k = (unsigned)__builtin_ctzll(~busy & lo) / 2u;
 			unsigned found = w * 32u + k;
