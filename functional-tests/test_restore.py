@@ -9,7 +9,7 @@ write; Debian's thin_restore of the same XML must dump the same.
 
 Test names: test_<what>__<pool> for the per-pool tests (every generated
 pool, the 1M-mapping one included), then the 1.x dialect, the options,
-the failures and memory use.
+inputs that must work, the failures and memory use.
 """
 
 import copy
@@ -607,7 +607,10 @@ class TestRestore1xDialect(ToolTestCase):
         used, out = restore_exact(self, xml, need, d)
         self.check_clean(out)
         self.dumps_as(out, model.expected_xml(), 'dump')
-        assert_need_sane(self, need, used)
+        # each def is built as a tree of its own, which lives until the
+        # end of the transaction (its leaf is copied into the devices,
+        # being under a third full): the peak is used + n def leaves
+        assert_need_sane(self, need, used + n)
 
     def dialect_failure(self, body, patterns):
         xml = self.small_xml(body)
@@ -1374,8 +1377,8 @@ class TestRestoreMemory(ToolTestCase):
         return rss
 
     def test_streaming_one_million(self):
-        """1M mappings (12 MB of XML) restore in modest memory (measured:
-        the block cache grows to its cap, about 20 MiB, then stays)."""
+        """1M mappings (12 MB of XML) restore in modest memory: the input
+        is streamed, never held whole (the peaks are in the message)."""
         big = pools.get('one_million')
         small = pools.get('empty_devices')
         rss_big = self.rss_of(big.xml, os.path.getsize(big.meta))

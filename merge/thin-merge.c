@@ -271,9 +271,7 @@ static int merge_to_copy(const struct opts *o, struct thin_metadata *md,
 	progress_done(&prog);
 	if (r)
 		goto fail;
-	r = pool_open(out, 0, &p, err);
-	if (!r)
-		r = pool_resize_metadata(p, out->nr_blocks, err);
+	r = pool_open_resized(out, 0, &p, err);
 	if (!r)
 		r = run_merge(p, o, st, err);
 	if (!r)
@@ -302,9 +300,35 @@ static int merge_from_snapshot(const struct opts *o, struct thin_metadata *md,
 	uint64_t need;
 	int r;
 
+	uint64_t highest = 0;
+
 	r = open_output(o, &out, err);
 	if (r)
 		return r;
+	if (cm_create(md->io->nr_blocks, &md_counts) ||
+	    cm_create(md->data_sm.nr_blocks, &data_counts)) {
+		r = pd_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	/* a counting walk first: the size is known before anything is written */
+	r = tree_copy_thin(md->bm, NULL, md->sb.device_details_root, md->sb.data_mapping_root,
+			   md_counts, data_counts, err);
+	if (r)
+		goto out;
+	for (uint64_t b = 0; b < cm_nr_blocks(md_counts); b++)
+		if (cm_get(md_counts, b))
+			highest = b;
+	need = cm_nr_allocated(md_counts) + 1 + transaction_blocks(od, sd, md->data_sm.nr_blocks) +
+	       md->data_sm.nr_blocks / SM_ENTRIES_PER_BITMAP * 2 + 8;
+	if (need < highest + 1)
+		need = highest + 1;
+	if (out->nr_blocks < need) {
+		r = too_small(o->output, need, out->nr_blocks, err);
+		goto out;
+	}
+	cm_destroy(md_counts);
+	cm_destroy(data_counts);
+	md_counts = data_counts = NULL;
 	if (cm_create(md->io->nr_blocks, &md_counts) ||
 	    cm_create(md->data_sm.nr_blocks, &data_counts)) {
 		r = pd_err_set(err, -ENOMEM, "out of memory");
@@ -314,12 +338,6 @@ static int merge_from_snapshot(const struct opts *o, struct thin_metadata *md,
 			   md_counts, data_counts, err);
 	if (r)
 		goto fail;
-	need = cm_nr_allocated(md_counts) + 1 + transaction_blocks(od, sd, md->data_sm.nr_blocks) +
-	       md->data_sm.nr_blocks / SM_ENTRIES_PER_BITMAP * 2 + 8;
-	if (out->nr_blocks < need) {
-		r = too_small(o->output, need, out->nr_blocks, err);
-		goto fail;
-	}
 	r = pool_create_from_counts(out, &md->sb, md_counts, data_counts, 0, &p, err);
 	if (!r)
 		r = run_merge(p, o, st, err);

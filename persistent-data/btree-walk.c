@@ -280,9 +280,10 @@ int btree_walk(struct bm *bm, uint64_t root, const struct btree_walk_opts *o,
 		r = visit(&w, child_block(f, i), w.sp, lo, hi, has_hi);
 	}
 	free_frames(w.frames);
-	if (r < 0)
+	/* a callback that failed usually said why: keep its message */
+	if (r < 0 && err && !err->msg[0])
 		return pd_err_set(err, r, "btree walk stopped: %s", strerror(-r));
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 /*----------------------------------------------------------------

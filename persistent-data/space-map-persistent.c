@@ -741,11 +741,11 @@ int sm_metadata_open(struct bm *bm, const void *root_blob, struct space_map **ou
 	int r;
 
 	sm_root_decode(root_blob, &root);
-	if (root.nr_blocks > SM_MD_MAX_BLOCKS || root.nr_blocks > bm_nr_blocks(bm))
+	/* a map larger than the device is the caller's to refuse or shrink */
+	if (root.nr_blocks > SM_MD_MAX_BLOCKS)
 		return pd_err_set(err, -EILSEQ,
-				  "metadata space map size %llu does not fit the device (%llu blocks)",
-				  (unsigned long long)root.nr_blocks,
-				  (unsigned long long)bm_nr_blocks(bm));
+				  "metadata space map size %llu is beyond the format's limit",
+				  (unsigned long long)root.nr_blocks);
 	r = alloc_disk(bm, NULL, true, &d);
 	if (!r)
 		r = resize_bitmaps(d, root.nr_blocks);

@@ -81,8 +81,8 @@ static int pool_alloc(struct io_engine *io, unsigned cache_blocks, struct pool *
 	return 0;
 }
 
-int pool_open(struct io_engine *io, unsigned cache_blocks, struct pool **out,
-	      struct pd_err *err)
+static int open_pool(struct io_engine *io, unsigned cache_blocks, bool resize,
+		     struct pool **out, struct pd_err *err)
 {
 	struct bm_block *blk;
 	struct pool *p;
@@ -97,7 +97,11 @@ int pool_open(struct io_engine *io, unsigned cache_blocks, struct pool **out,
 	thin_sb_decode(bm_block_data(blk), 0, &p->sb);
 	bm_unlock(blk);
 	bm_forget(p->bm, 0);
-	r = thin_sb_check_fields(&p->sb, io->nr_blocks, false, err);
+	/* roots must lie on the device; the space map may be resized below */
+	r = thin_sb_check_fields(&p->sb, resize ? UINT64_MAX : io->nr_blocks, false, err);
+	if (!r && resize && (p->sb.data_mapping_root >= io->nr_blocks ||
+			     p->sb.device_details_root >= io->nr_blocks))
+		r = pd_err_set(err, -ENOSPC, "the output is too small for the metadata's trees");
 	if (r)
 		goto bad;
 	r = sm_metadata_open(p->bm, p->sb.metadata_sm_root, &p->md_sm, err);
@@ -113,11 +117,28 @@ int pool_open(struct io_engine *io, unsigned cache_blocks, struct pool **out,
 	if (r)
 		goto bad;
 	init_infos(p);
+	if (resize) {
+		r = pool_resize_metadata(p, io->nr_blocks, err);
+		if (r)
+			goto bad;
+	}
 	*out = p;
 	return 0;
 bad:
 	pool_destroy(p);
 	return r;
+}
+
+int pool_open(struct io_engine *io, unsigned cache_blocks, struct pool **out,
+	      struct pd_err *err)
+{
+	return open_pool(io, cache_blocks, false, out, err);
+}
+
+int pool_open_resized(struct io_engine *io, unsigned cache_blocks, struct pool **out,
+		      struct pd_err *err)
+{
+	return open_pool(io, cache_blocks, true, out, err);
 }
 
 int pool_create(struct io_engine *io, const struct pool_create_opts *o,

@@ -53,6 +53,13 @@ struct pool_create_opts {
  */
 int pool_open(struct io_engine *io, unsigned cache_blocks, struct pool **out,
 	      struct pd_err *err);
+/*
+ * pool_open() for metadata copied to another device: the metadata space
+ * map is resized to that device (grown, or shrunk when no block past the
+ * new end is in use) instead of being refused for not matching it.
+ */
+int pool_open_resized(struct io_engine *io, unsigned cache_blocks, struct pool **out,
+		      struct pd_err *err);
 int pool_create(struct io_engine *io, const struct pool_create_opts *o,
 		unsigned cache_blocks, struct pool **out, struct pd_err *err);
 void pool_destroy(struct pool *p);	/* aborts an uncommitted transaction */

@@ -239,11 +239,20 @@ int restore_emitter_create(struct io_engine *io, const struct restore_opts *o,
  * Counting
  *--------------------------------------------------------------*/
 
+struct def_size {
+	char *name;
+	uint64_t count;
+};
+
 struct counting_emitter {
 	struct emitter e;
 	struct restore_estimate *est;
-	uint64_t count;
-	bool in_def;
+	uint64_t count;			/* the device's (or section's) own mappings */
+	uint64_t refs;			/* sections the device refers to */
+	uint64_t copied;		/* their entries copied rather than shared */
+	uint64_t shared_leaves;		/* their leaves */
+	struct def_size *defs;
+	unsigned nr_defs;
 };
 
 #define to_counting(x) ((struct counting_emitter *)(x))
@@ -275,18 +284,32 @@ static int c_end_superblock(struct emitter *e)
 
 static int c_begin_device(struct emitter *e, const struct emit_device *d)
 {
+	struct counting_emitter *c = to_counting(e);
+
 	(void)d;
-	to_counting(e)->count = 0;
-	to_counting(e)->est->nr_devices++;
+	c->count = c->refs = c->copied = c->shared_leaves = 0;
+	c->est->nr_devices++;
 	return 0;
 }
 
+/*
+ * A device's own leaves (full, from the bulk loader) hold its mappings and
+ * the entries of the shared leaves it cannot share (the partly filled
+ * first and last leaves of a section: at most two leaves' worth per
+ * reference); then the internal nodes over all its leaves, shared ones
+ * included.
+ */
 static int c_end_device(struct emitter *e)
 {
 	struct counting_emitter *c = to_counting(e);
+	uint64_t leaves = (c->count + c->copied + 251) / 252;
+	uint64_t ptrs = leaves + c->shared_leaves;
 
-	/* a device made of shared leaves still needs its internal nodes */
-	c->est->tree_blocks += tree_blocks(c->count, 252);
+	if (!c->refs) {
+		c->est->tree_blocks += tree_blocks(c->count, 252);
+		return 0;
+	}
+	c->est->tree_blocks += leaves + (ptrs > 1 ? tree_blocks(ptrs, 252) : 0);
 	return 0;
 }
 
@@ -305,8 +328,18 @@ static int c_map_run(struct emitter *e, uint64_t origin, uint64_t data,
 
 static int c_begin_def(struct emitter *e, const char *name)
 {
-	(void)name;
-	to_counting(e)->count = 0;
+	struct counting_emitter *c = to_counting(e);
+	struct def_size *n = realloc(c->defs, sizeof(*n) * (c->nr_defs + 1));
+
+	if (!n)
+		return -ENOMEM;
+	c->defs = n;
+	n[c->nr_defs].name = strdup(name);
+	n[c->nr_defs].count = 0;
+	if (!n[c->nr_defs].name)
+		return -ENOMEM;
+	c->nr_defs++;
+	c->count = 0;
 	return 0;
 }
 
@@ -314,21 +347,34 @@ static int c_end_def(struct emitter *e)
 {
 	struct counting_emitter *c = to_counting(e);
 
+	c->defs[c->nr_defs - 1].count = c->count;
 	c->est->tree_blocks += tree_blocks(c->count, 252);
 	return 0;
 }
 
 static int c_ref(struct emitter *e, const char *name)
 {
-	(void)name;
-	/* the device's internal nodes over the shared leaves */
-	to_counting(e)->count += 252;
+	struct counting_emitter *c = to_counting(e);
+
+	for (unsigned i = 0; i < c->nr_defs; i++)
+		if (!strcmp(c->defs[i].name, name)) {
+			uint64_t n = c->defs[i].count;
+
+			c->copied += n < 2 * 252 ? n : 2 * 252;
+			c->shared_leaves += (n + 125) / 126;
+		}
+	c->refs++;
 	return 0;
 }
 
 static void c_destroy(struct emitter *e)
 {
-	free(to_counting(e));
+	struct counting_emitter *c = to_counting(e);
+
+	for (unsigned i = 0; i < c->nr_defs; i++)
+		free(c->defs[i].name);
+	free(c->defs);
+	free(c);
 }
 
 static const struct emitter_ops counting_ops = {
@@ -356,7 +402,7 @@ int counting_emitter_create(struct restore_estimate *est, struct emitter **out)
 	return 0;
 }
 
-uint64_t restore_blocks_needed(const struct restore_estimate *est, uint64_t nr_md_blocks)
+static uint64_t blocks_needed(const struct restore_estimate *est, uint64_t nr_md_blocks)
 {
 	uint64_t data_bitmaps = (est->nr_data_blocks + SM_ENTRIES_PER_BITMAP - 1) /
 				SM_ENTRIES_PER_BITMAP;
@@ -372,4 +418,23 @@ uint64_t restore_blocks_needed(const struct restore_estimate *est, uint64_t nr_m
 	/* nodes shadowed again while the trees grow, counts of 3 and more */
 	n += n / 64 + 4;
 	return n;
+}
+
+uint64_t restore_blocks_needed(const struct restore_estimate *est, uint64_t nr_md_blocks)
+{
+	uint64_t need = blocks_needed(est, nr_md_blocks);
+
+	/*
+	 * A smaller device has fewer metadata bitmaps: when this one is too
+	 * small, say what a device just big enough needs (a fixed point: the
+	 * bitmaps of that size are counted too).
+	 */
+	if (need > nr_md_blocks) {
+		uint64_t n = need;
+
+		while ((need = blocks_needed(est, n)) > n)
+			n = need;
+		need = n;
+	}
+	return need;
 }

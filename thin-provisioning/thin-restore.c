@@ -139,6 +139,12 @@ int thin_restore_main(int argc, char **argv)
 		cli_error("%s: Is a directory", input);
 		return 1;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		/* it is read twice: once to check and size, once to write */
+		cli_error("%s: not a regular file (a pipe cannot be restored from; save it to a file first)",
+			  input);
+		return 1;
+	}
 	if (output_check(output, input, &err)) {
 		cli_error("%s", err.msg);
 		return 1;

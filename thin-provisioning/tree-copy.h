@@ -22,7 +22,10 @@ struct tree_copy_progress {
 	void *ctx;
 };
 
-/* md_counts and data_counts must be zeroed maps big enough for the trees. */
+/*
+ * md_counts and data_counts must be zeroed maps big enough for the trees.
+ * out may be NULL: count only (to size the output before writing).
+ */
 int tree_copy_thin(struct bm *in, struct io_engine *out, uint64_t details_root,
 		   uint64_t mapping_root, struct count_map *md_counts,
 		   struct count_map *data_counts, struct pd_err *err);

@@ -354,11 +354,10 @@ static void start_superblock(struct parser *p, const XML_Char **attrs)
 		fail(p, -EINVAL, "missing attribute 'uuid' in <superblock>");
 		return;
 	}
+	/* v0.9 keeps the first 16 bytes (a textual UUID is longer); so do we */
 	len = strlen(uuid);
-	if (len > sizeof(sb.uuid)) {
-		fail(p, -EINVAL, "uuid '%.40s' is longer than %zu bytes", uuid, sizeof(sb.uuid));
-		return;
-	}
+	if (len > sizeof(sb.uuid))
+		len = sizeof(sb.uuid);
 	memcpy(sb.uuid, uuid, len);
 
 	if (REQ(t, "time", 32, &v))

@@ -2,6 +2,7 @@
 """Kernel end-to-end tests: the real dm-thin target reads what we write.
 
     harness.py [--list] [FILTER...]
+    harness.py --shell SCENARIO      (a shell in that scenario's guest)
 
 Builds a guest image (an initramfs) from Debian packages and our freshly
 built pdata_tools, boots a Debian kernel with it once per scenario (user-
@@ -41,6 +42,7 @@ KEEP = bool(os.environ.get('THINP_KERNEL_KEEP'))
 ORIGIN_MIB = int(os.environ.get('THINP_KERNEL_ORIGIN_MIB') or 128)
 SEED = int(os.environ.get('THINP_TEST_SEED') or 1)
 GUEST_MEM = os.environ.get('THINP_KERNEL_MEM') or '384M'
+ROUTE = os.environ.get('THINP_KERNEL_ROUTE') or 'auto'
 PAT_MIB = 8
 MIB = 1 << 20
 
@@ -116,6 +118,12 @@ def scenarios(tools):
         Scenario('negative_control', params=dict(merge='wrong', inplace='0', rebase='0',
                                                  shared='0', merged_only='0', writer=writer),
                  expect_fail='merged_hash', **merge),
+        # Our merge, then M's snapshotted_time zeroed: the kernel writes
+        # over blocks M shares with T, which the scenario must notice.
+        Scenario('negative_control_sharing', params=dict(
+            merge='tool', inplace='0', rebase='0', shared='1', merged_only='0',
+            sabotage='snap_time', writer=writer),
+            needs=('thin_merge',), expect_fail='sharing_safe', **merge),
     ]
 
 
@@ -148,6 +156,25 @@ def fetch_deb(pkg):
     """The unpacked tree of Debian package pkg, fetched with apt-get
     download into the cache on first use.  Raises Skip when it cannot be
     had (no network, no apt)."""
+    deb = download_deb(pkg)
+    tree = os.path.join(CACHE, pkg)
+    stamp = os.path.join(tree, '.unpacked')
+    if not (os.path.exists(stamp) and open(stamp).read() == os.path.basename(deb)):
+        shutil.rmtree(tree, ignore_errors=True)
+        unpack_deb(deb, tree)
+        with open(stamp, 'w') as f:
+            f.write(os.path.basename(deb))
+    return tree, os.path.basename(deb)
+
+
+def unpack_deb(deb, tree):
+    r = sh(['dpkg-deb', '-x', deb, tree])
+    if r.returncode != 0:
+        raise Skip('cannot unpack %s: %s' % (deb, r.stdout.strip()))
+
+
+def download_deb(pkg):
+    """The .deb of pkg in the cache, fetched on first use."""
     global _apt_updated
     debs = os.path.join(CACHE, 'debs')
     os.makedirs(debs, exist_ok=True)
@@ -164,17 +191,7 @@ def fetch_deb(pkg):
         if r.returncode != 0 or not found:
             last = (r.stdout.strip().splitlines() or ['?'])[-1]
             raise Skip('Debian package %s cannot be had (apt-get download: %s)' % (pkg, last))
-    deb = found[-1]
-    tree = os.path.join(CACHE, pkg)
-    stamp = os.path.join(tree, '.unpacked')
-    if not (os.path.exists(stamp) and open(stamp).read() == os.path.basename(deb)):
-        shutil.rmtree(tree, ignore_errors=True)
-        r = sh(['dpkg-deb', '-x', deb, tree])
-        if r.returncode != 0:
-            raise Skip('cannot unpack %s: %s' % (deb, r.stdout.strip()))
-        with open(stamp, 'w') as f:
-            f.write(os.path.basename(deb))
-    return tree, os.path.basename(deb)
+    return found[-1]
 
 
 def ldd(path, extra_libdirs=()):
@@ -206,33 +223,73 @@ def ldd(path, extra_libdirs=()):
     return libs
 
 
+def modinfo_depends(path):
+    """The depends= field of a kernel module's .modinfo ELF section."""
+    import struct
+    with open(path, 'rb') as f:
+        elf = f.read()
+    if elf[:4] != b'\x7fELF' or elf[4] != 2:
+        raise SetupError('%s: not a 64-bit ELF module' % path)
+    shoff, = struct.unpack_from('<Q', elf, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from('<HHH', elf, 0x3a)
+
+    def section(i):
+        name, _, _, _, off, size = struct.unpack_from('<IIQQQQ', elf, shoff + i * shentsize)
+        return name, off, size
+
+    _, stroff, _ = section(shstrndx)
+    for i in range(shnum):
+        name, off, size = section(i)
+        end = elf.index(b'\0', stroff + name)
+        if elf[stroff + name:end] == b'.modinfo':
+            for field in elf[off:off + size].split(b'\0'):
+                if field.startswith(b'depends='):
+                    return [d for d in field[8:].decode().split(',') if d]
+    return []
+
+
+def module_name(path):
+    return re.sub(r'\.ko(\.[a-z]+)?$', '', os.path.basename(path)).replace('-', '_')
+
+
 def module_order(moddir, wanted):
-    """Module files to insmod, dependencies first, from modules.dep."""
+    """Module files (relative to moddir) to insmod, dependencies first:
+    from modules.dep where the package has one (user-mode-linux), else
+    from each module's .modinfo (linux-image: no modules.dep, no depmod
+    needed).  wanted lists names; a softdep is listed before its user
+    (e.g. crc32c_generic before dm-persistent-data's libcrc32c)."""
     deps = {}
-    with open(os.path.join(moddir, 'modules.dep')) as f:
-        for line in f:
-            k, _, v = line.partition(':')
-            deps[k.strip()] = v.split()
-    byname = {}
-    for k in deps:
-        n = re.sub(r'\.ko(\.[a-z]+)?$', '', os.path.basename(k)).replace('_', '-')
-        byname[n] = k
+    dep_file = os.path.join(moddir, 'modules.dep')
+    if os.path.exists(dep_file):
+        with open(dep_file) as f:
+            for line in f:
+                k, _, v = line.partition(':')
+                deps[k.strip()] = v.split()
+        byname = {module_name(k): k for k in deps}
+    else:
+        byname = {}
+        for root, _, names in os.walk(os.path.join(moddir, 'kernel')):
+            for n in names:
+                if re.search(r'\.ko(\.[a-z]+)?$', n):
+                    byname[module_name(n)] = os.path.relpath(os.path.join(root, n), moddir)
     order = []
 
     def visit(k):
         if k in order:
             return
+        if k not in deps:
+            deps[k] = [byname[d.replace('-', '_')] for d in modinfo_depends(os.path.join(moddir, k))]
         for d in deps[k]:
             visit(d)
         order.append(k)
 
+    builtin = open(os.path.join(moddir, 'modules.builtin')).read()
     for w in wanted:
-        k = byname.get(w.replace('_', '-'))
+        k = byname.get(w.replace('-', '_'))
         if k is None:
-            builtin = open(os.path.join(moddir, 'modules.builtin')).read()
-            if re.search(r'/%s\.ko' % re.escape(w.replace('-', '[-_]')), builtin):
+            if re.search(r'/%s\.ko' % w.replace('-', '[-_]').replace('_', '[-_]'), builtin):
                 continue
-            raise SetupError('module %s neither in modules.dep nor built in' % w)
+            raise SetupError('module %s neither in %s nor built in' % (w, moddir))
         visit(k)
     return order
 
@@ -265,25 +322,83 @@ class Tools:
 
 
 class Guest:
-    """The kernel and the initramfs, built once per run."""
+    """The kernel and the initramfs, built once per run.  route: 'uml'
+    (user-mode-linux, the kernel as a process) or 'qemu' (Debian's
+    linux-image under qemu in software emulation)."""
 
-    def __init__(self, workdir, tools):
+    def __init__(self, workdir, tools, route):
         self.workdir = workdir
         self.tools = tools
+        self.route = route
         self.describe = []
         with CacheLock():
-            self._fetch()
-        self.initrd = os.path.join(workdir, 'initrd.cpio')
+            if route == 'uml':
+                self._fetch_uml()
+            else:
+                self._fetch_qemu()
+            self._fetch_userland()
+        self.initrd = os.path.join(workdir, 'initrd-%s.cpio' % route)
         self._build_initrd()
 
-    def _fetch(self):
+    def _fetch_uml(self):
         tree, deb = fetch_deb('user-mode-linux')
         self.kernel = os.path.join(tree, 'usr/bin/linux.uml')
         mods = glob.glob(os.path.join(tree, 'usr/lib/uml/modules/*/modules.dep'))
         if not os.access(self.kernel, os.X_OK) or not mods:
             raise SetupError('%s: no linux.uml or no modules' % deb)
         self.moddir = os.path.dirname(mods[0])
+        self.modules = WANTED_MODULES
         self.describe.append('kernel: user-mode-linux %s (%s)' % (os.path.basename(self.moddir), deb))
+
+    def _fetch_qemu(self):
+        # linux-image-amd64 is a metapackage: the image is what it depends on
+        pkg = None
+        r = sh(['apt-cache', 'depends', 'linux-image-amd64']) if shutil.which('apt-cache') else None
+        if r is not None and r.returncode == 0:
+            m = re.search(r'Depends: (linux-image-\S+)', r.stdout)
+            pkg = m and m.group(1)
+        if not pkg:
+            cached = sorted(glob.glob(os.path.join(CACHE, 'debs', 'linux-image-*-amd64_*.deb')))
+            if not cached:
+                raise Skip('cannot tell which package linux-image-amd64 names (apt-cache depends)')
+            pkg = os.path.basename(cached[-1]).split('_')[0]
+        tree, deb = fetch_deb(pkg)
+        images = glob.glob(os.path.join(tree, 'boot/vmlinuz-*'))
+        mods = glob.glob(os.path.join(tree, 'lib/modules/*/kernel'))
+        if not images or not mods:
+            raise SetupError('%s: no vmlinuz or no modules' % deb)
+        self.kernel = images[0]
+        self.moddir = os.path.dirname(mods[0])
+        # libcrc32c wants a crc32c implementation that no dependency names
+        self.modules = ('crc32c_generic',) + WANTED_MODULES + ('virtio_pci', 'virtio_blk')
+        self.describe.append('kernel: %s under qemu (TCG) (%s)' % (os.path.basename(self.kernel), deb))
+        self.qemu_env = dict(os.environ)
+        self.qemu_data = []
+        q = os.environ.get('THINP_QEMU') or shutil.which('qemu-system-x86_64')
+        if not q:
+            # qemu-system-x86 and what it needs that the host lacks, unpacked
+            # into one tree (nothing installed)
+            r = sh(['apt-get', 'install', '--simulate', '--no-install-recommends', 'qemu-system-x86'])
+            pkgs = re.findall(r'^Inst (\S+)', r.stdout, re.M)
+            if r.returncode != 0 or not pkgs:
+                raise Skip('cannot list the packages qemu-system-x86 needs: %s' % r.stdout.strip()[-200:])
+            qroot = os.path.join(CACHE, 'qemu-root')
+            stamp = os.path.join(qroot, '.unpacked')
+            want = ' '.join(sorted(pkgs))
+            if not (os.path.exists(stamp) and open(stamp).read() == want):
+                shutil.rmtree(qroot, ignore_errors=True)
+                for p in pkgs:
+                    unpack_deb(download_deb(p), qroot)
+                with open(stamp, 'w') as f:
+                    f.write(want)
+            q = os.path.join(qroot, 'usr/bin/qemu-system-x86_64')
+            self.qemu_env['LD_LIBRARY_PATH'] = ':'.join(
+                os.path.join(qroot, d) for d in ('usr/lib/x86_64-linux-gnu', 'lib/x86_64-linux-gnu'))
+            self.qemu_data = [os.path.join(qroot, 'usr/share/qemu'), os.path.join(qroot, 'usr/share/seabios')]
+            self.describe.append('qemu: unpacked from Debian packages in %s' % qroot)
+        self.qemu = q
+
+    def _fetch_userland(self):
         tree, deb = fetch_deb('busybox-static')
         self.busybox = os.path.join(tree, 'bin/busybox')
         self.describe.append('guest userland: %s' % deb)
@@ -347,7 +462,7 @@ class Guest:
         for b, extra in binaries:
             for host, guest in ldd(b, extra):
                 files[guest] = host
-        order = module_order(self.moddir, WANTED_MODULES)
+        order = module_order(self.moddir, self.modules)
         names = []
         for k in order:
             n = os.path.basename(k)
@@ -361,16 +476,28 @@ class Guest:
         self.describe.append('modules: %s' % ' '.join(names))
         write_newc(self.initrd, dirs, files, links, extra)
 
-    def command(self, disks, params):
-        """The command line that boots the guest on disks [(name, path, ro)]."""
-        args = [self.kernel, 'mem=' + GUEST_MEM, 'initrd=' + self.initrd,
-                'con=null', 'con0=null,fd:1', 'loglevel=4']
+    def command(self, disks, params, interactive=False):
+        """(argv, env) booting the guest on disks [(name, path, read-only)]."""
+        words = ['thinp_disks=' + ','.join(d[0] for d in disks)]
+        words += ['thinp_%s=%s' % (k, v) for k, v in params.items()]
+        if self.route == 'uml':
+            args = [self.kernel, 'mem=' + GUEST_MEM, 'initrd=' + self.initrd,
+                    'con=null', 'con0=%s,fd:1' % ('fd:0' if interactive else 'null'),
+                    'loglevel=4']
+            for i, (name, path, ro) in enumerate(disks):
+                args.append('ubd%d%s=%s' % (i, 'r' if ro else '', path))
+            return args + words, dict(os.environ)
+        args = [self.qemu, '-accel', 'tcg', '-m', GUEST_MEM, '-smp', '1',
+                '-nodefaults', '-display', 'none', '-no-reboot', '-serial', 'stdio',
+                '-kernel', self.kernel, '-initrd', self.initrd,
+                '-append', ' '.join(['console=ttyS0', 'loglevel=4', 'panic=-1'] + words)]
+        for d in self.qemu_data:
+            args += ['-L', d]
         for i, (name, path, ro) in enumerate(disks):
-            args.append('ubd%d%s=%s' % (i, 'r' if ro else '', path))
-        args.append('thinp_disks=' + ','.join(d[0] for d in disks))
-        for k, v in params.items():
-            args.append('thinp_%s=%s' % (k, v))
-        return args
+            args += ['-drive', 'file=%s,format=raw,if=none,id=d%d,cache=unsafe%s' % (
+                path, i, ',readonly=on' if ro else ''),
+                '-device', 'virtio-blk-pci,drive=d%d,serial=%s' % (i, name)]
+        return args, self.qemu_env
 
 
 def write_newc(path, dirs, files, links, extra):
@@ -455,7 +582,7 @@ class Result:
         self.log = None
 
 
-def run_guest(guest, sc, shared_disks, workdir, logpath):
+def run_guest(guest, sc, shared_disks, workdir, logpath, interactive=False):
     """Boots the guest for scenario sc; returns (fail_check, reason, steps)
     as the guest reported them ((None, None, ..) when it passed)."""
     d = tempfile.mkdtemp(prefix=sc.name + '.', dir=workdir)
@@ -472,8 +599,15 @@ def run_guest(guest, sc, shared_disks, workdir, logpath):
     params.update(sc.params)
     if any(size == 'origin' for _, size in sc.disks):
         params['origin_md5'] = shared_disks['origin_md5']
-    cmd = guest.command(disks, params)
-    env = dict(os.environ, TMPDIR=uml_tmpdir(d))
+    if interactive:
+        params['script'] = 'shell'
+    cmd, env = guest.command(disks, params, interactive)
+    env = dict(env, TMPDIR=uml_tmpdir(d))
+    if interactive:
+        print('# %s' % ' '.join(cmd))
+        subprocess.call(cmd, env=env, cwd=d)
+        print('# the disks are in %s' % d)
+        return None, None, []
     start = time.monotonic()
     steps = []
     cpu = [0.0]
@@ -570,6 +704,33 @@ def run_scenario(guest, sc, shared_disks, workdir, logs):
     return r
 
 
+def make_guest(workdir, tools, logs):
+    """A guest whose kernel boots and has dm-thin: user-mode-linux, or
+    qemu when user-mode-linux cannot run here (THINP_KERNEL_ROUTE=auto),
+    or the route asked for.  Raises Skip when no route's packages can be
+    had, SetupError when a kernel was had but does not work."""
+    routes = ['uml', 'qemu'] if ROUTE == 'auto' else [ROUTE]
+    skips, failures = [], []
+    for route in routes:
+        if route not in ('uml', 'qemu'):
+            raise SetupError('THINP_KERNEL_ROUTE=%s: not uml, qemu or auto' % route)
+        try:
+            g = Guest(workdir, tools, route)
+        except Skip as e:
+            skips.append(str(e))
+            continue
+        probe = Scenario('probe-' + route, 'probe', {}, [('probe', 1)])
+        log = os.path.join(logs, probe.name + '.console.log')
+        check, why, steps = run_guest(g, probe, {}, workdir, log)
+        if check is None:
+            g.describe.append('boot probe: %.1f s' % dict(steps).get('end', 0))
+            return g
+        failures.append('%s: %s: %s (see %s)' % (route, check, why, log))
+    if failures:
+        raise SetupError('no kernel works: ' + '; '.join(failures + skips))
+    raise Skip(skips[0])
+
+
 def tail(path, n=25):
     try:
         with open(path, errors='replace') as f:
@@ -583,6 +744,7 @@ def tail(path, n=25):
 def main(argv):
     filters = [a for a in argv[1:] if a and not a.startswith('-')]
     listing = '--list' in argv
+    shell = '--shell' in argv
     start = time.monotonic()
     results = []
 
@@ -604,6 +766,22 @@ def main(argv):
         for s in table:
             print(s.name)
         return 0
+    if shell:
+        table = [s for s in table if s.name == filters[0]] if len(filters) == 1 else []
+        if not table:
+            print('--shell takes one scenario name (see --list)')
+            return 1
+        workdir = tempfile.mkdtemp(prefix='thinp-kernel.')
+        guest = make_guest(workdir, tools, log_dir())
+        shared = {'origin': os.path.join(workdir, 'origin.img'),
+                  'pat': os.path.join(workdir, 'pat.img')}
+        shared['origin_md5'] = pattern_file(shared['origin'], ORIGIN_MIB, SEED)
+        pattern_file(shared['pat'], PAT_MIB, SEED + 1000)
+        global KEEP
+        KEEP = True
+        run_guest(guest, table[0], shared, workdir, None, interactive=True)
+        print('# work dir (initramfs, shared disks): %s' % workdir)
+        return 0
     if filters and not table:
         print('warning: no scenario matches %s' % ' '.join(filters))
 
@@ -622,7 +800,7 @@ def main(argv):
     try:
         if runnable:
             try:
-                guest = Guest(workdir, tools)
+                guest = make_guest(workdir, tools, logs)
             except Skip as e:
                 for s in runnable:
                     r = Result(s.name)

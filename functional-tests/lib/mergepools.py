@@ -28,7 +28,7 @@ from . import heldroot, mergemodel, poolgen, tools
 from . import metadata as md
 from .poolgen import DataAllocator, Device, Pool, random_runs
 
-UUID = 'merge-test-uuid'        # v0.9 restore stores it; --merged-only drops it
+UUID = 'merge-test-uuid'    # v0.9 restore keeps it; --merged-only drops it
 
 
 class MergeScenario:
@@ -140,7 +140,8 @@ def scenario_clustered_writes(rng):
         start = rng.randrange(top)
         keys.update(range(start, start + rng.randint(50, 400)))
     s = device_from_blocks(9, fresh_writes(rng, alloc, keys, [2]), 3, 2, 2)
-    others = [unrelated(rng, alloc, 1, 200, 2), unrelated(rng, alloc, 7, 50, 2)]
+    others = [unrelated(rng, alloc, 1, 200, 2),
+              unrelated(rng, alloc, 7, 50, 2)]
     return MergeScenario('clustered_writes', make_pool(
         'clustered_writes', [o, s] + others, alloc, 2, 4), 5, 9,
         'clustered snapshot writes')

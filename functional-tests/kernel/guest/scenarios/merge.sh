@@ -15,10 +15,16 @@
 # the pool is activated on the result with the merged device M and no
 # external origin.  M must read exactly as S did; the id that disappears
 # cannot be activated; the pool's used data blocks equal the distinct data
-# blocks the dump maps (nothing leaked); the kernel then writes to M and
-# fills the rest of the pool with a new device, after which M (and every
-# other device) must read as before (nothing wrongly marked free, sharing
-# kept).
+# blocks the dump maps (nothing leaked).  The kernel then writes new data
+# to M (no other device may see it: blocks M shares with T are copied),
+# puts M's data back, and fills the rest of the pool with a new device;
+# after that M must still read as S did and every other device as before
+# (nothing wrongly marked free).  Our thin_check, Debian's and upstream's
+# must be clean on the metadata before the merge, after it and at the end.
+#
+# The thin_merge command lines (do_merge):
+#   thin_merge -i META -o META2 --origin 1 --snapshot 2 [--rebase] [--merged-only]
+#   thin_merge -i META --in-place --origin 1 --snapshot 2 [--rebase]
 #
 # Parameters (kernel command line, see the host's scenario table):
 #   THINP_MERGE    tool: our thin_merge; wrong: a deliberately wrong merge
@@ -34,6 +40,9 @@
 #                  shares blocks with T
 #   THINP_MERGED_ONLY  1: -o --merged-only: the output holds M alone (U
 #                  and T are gone, their blocks free)
+#   THINP_SABOTAGE snap_time: after the merge, M's snapshotted_time is set
+#                  to 0 (dump, edit, restore): the second negative control,
+#                  which must fail at sharing_safe
 #
 # Disks: meta, meta2 (16 MiB), data, origin (read-only), pat (read-only).
 
@@ -141,7 +150,8 @@ scenario_main() {
 	step copy_and_write
 	k=0
 	while [ $k -lt 8 ]; do
-		must copy dd if="$ORIGIN" of=/dev/mapper/o bs=$BS_BYTES skip=$((k * CHUNK)) seek=$((k * CHUNK)) count=$CHUNK status=none
+		must copy dd if="$ORIGIN" of=/dev/mapper/o bs=1M iflag=skip_bytes,count_bytes oflag=seek_bytes \
+			skip=$(blk $((k * CHUNK))) seek=$(blk $((k * CHUNK))) count=$(blk $CHUNK) conv=fsync status=none
 		between_chunks $k
 		k=$((k + 1))
 	done
@@ -160,7 +170,17 @@ scenario_main() {
 	step merge
 	check_clean check_before_merge "$META"
 	dump /tmp/pre-merge.xml "$META"
+	# S's mappings, in the log: their data blocks sit between O's
+	awk -v s=$S '$0 ~ "<device dev_id=\"" s "\"" { p = 1 } p { print } p && /<\/device>/ { exit }' /tmp/pre-merge.xml
 	do_merge
+	if [ "$THINP_SABOTAGE" = snap_time ]; then
+		# The second negative control: M's snapshotted_time set to 0, so
+		# the kernel no longer sees the blocks M shares with T as shared.
+		dump /tmp/sabotage.xml "$NEW"
+		sed "/<device dev_id=\"$M_ID\"/ s/snap_time=\"[0-9]*\"/snap_time=\"0\"/" /tmp/sabotage.xml >/tmp/sabotaged.xml
+		NEW=$META2
+		restore_with "$THINP_WRITER" /tmp/sabotaged.xml "$NEW"
+	fi
 	check_clean check_merged "$NEW"
 	dump /tmp/merged.xml "$NEW"
 	devs=$(xml_devices /tmp/merged.xml | tr '\n' ' ')

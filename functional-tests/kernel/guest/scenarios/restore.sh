@@ -7,10 +7,12 @@
 # with its origin, overwrites on both sides, an empty device); our
 # thin_dump turns its metadata into XML; the writer (our thin_restore, or
 # Debian's 0.9.0 one until ours is built: THINP_WRITER says which) writes
-# it to a second metadata disk; the pool is activated on that and every
-# device must read what was written before; the kernel keeps working on it
-# (writes that break sharing, a new snapshot, a delete, a new device) and
-# the result is clean for our thin_check and the oracles.
+# it to a second metadata disk, sized smaller than the devices (so the
+# kernel grows both space maps we wrote on activation); the pool is
+# activated on that and every device must read what was written before;
+# the kernel keeps working on it (writes that break sharing, a new
+# snapshot, a delete, a new device) and the result is clean for our
+# thin_check and the oracles.
 #
 # Disks: meta, meta2 (16 MiB), data (64 MiB), pat (pattern, read-only).
 
@@ -64,13 +66,23 @@ scenario_main() {
 	done
 
 	step restore
-	restore_with "$writer" /tmp/before.xml "$META2"
+	# Written smaller than the devices the pool then runs on (768 of the
+	# 1024 data blocks, 8 of the 16 MiB of metadata), so that the kernel
+	# must extend both space maps we wrote when it activates the pool.
+	sed 's/ nr_data_blocks="1024"/ nr_data_blocks="768"/' /tmp/before.xml >/tmp/small.xml
+	must restore dmsetup create meta2small --table "0 16384 linear $META2 0"
+	dmsetup mknodes
+	restore_with "$writer" /tmp/small.xml /dev/mapper/meta2small
+	dm_down meta2small
 	check_clean check_restored "$META2"
 	dump /tmp/restored.xml "$META2"
-	must round_trip cmp /tmp/before.xml /tmp/restored.xml
+	must round_trip cmp /tmp/small.xml /tmp/restored.xml
 
 	step activate_restored
 	pool_up "$META2" "$DATA"
+	expect_eq grown "data blocks after the kernel grew the data space map" "$(pool_data_total)" 1024
+	expect_eq grown "metadata blocks after the kernel grew the metadata space map" \
+		"$(dmsetup status pool | awk '{ split($5, a, "/"); print a[2] }')" 4096
 	expect_eq restored_used "pool's used data blocks" "$(pool_data_used)" "$used"
 	thin_up a 1 $SZ
 	thin_up b 2 $SZ
