@@ -945,7 +945,12 @@ static int add_entry(struct btree_builder *b, unsigned l, uint64_t key,
 		if (r)
 			return r;
 		if (nr_of(lv->cur) < max_of(lv->cur)) {
-			insert_at(lv->cur, nr_of(lv->cur), key, value);
+			/* appending: no entries to move */
+			uint32_t nr = nr_of(lv->cur);
+
+			node_set_key(lv->cur, nr, key);
+			memcpy(value_at(lv->cur, nr), value, vsize_of(lv->cur));
+			set_nr(lv->cur, nr + 1);
 			return 0;
 		}
 		if (lv->kind == PEND_NONE) {

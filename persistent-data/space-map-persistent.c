@@ -200,19 +200,58 @@ static int disk_set_count(struct space_map *sm, uint64_t b, uint32_t count)
 	return 0;
 }
 
+/*
+ * The common cases of inc and dec (a count staying under 3, in a bitmap
+ * already being changed) touch only the bitmap: restore and merge make
+ * millions of them.
+ */
 static int disk_inc(struct space_map *sm, uint64_t b)
 {
+	struct sm_disk *d = to_disk(sm);
+	uint64_t j = b / SM_ENTRIES_PER_BITMAP;
 	uint32_t c;
-	int r = disk_get_count(sm, b, &c);
+	int r;
 
+	if (b < d->nr_blocks && d->bitmaps[j].dirty && d->bitmaps[j].cur) {
+		struct bitmap_state *bs = d->bitmaps + j;
+		unsigned e = (unsigned)(b % SM_ENTRIES_PER_BITMAP);
+		unsigned v = entry_get(bs->cur, e);
+
+		if (v < 2) {
+			entry_set(bs->cur, e, v + 1);
+			if (!v) {
+				bs->nr_free--;
+				d->nr_allocated++;
+			}
+			return 0;
+		}
+	}
+	r = disk_get_count(sm, b, &c);
 	return r ? r : disk_set_count(sm, b, c + 1);
 }
 
 static int disk_dec(struct space_map *sm, uint64_t b)
 {
+	struct sm_disk *d = to_disk(sm);
+	uint64_t j = b / SM_ENTRIES_PER_BITMAP;
 	uint32_t c;
-	int r = disk_get_count(sm, b, &c);
+	int r;
 
+	if (b < d->nr_blocks && d->bitmaps[j].dirty && d->bitmaps[j].cur) {
+		struct bitmap_state *bs = d->bitmaps + j;
+		unsigned e = (unsigned)(b % SM_ENTRIES_PER_BITMAP);
+		unsigned v = entry_get(bs->cur, e);
+
+		if (v == 1 || v == 2) {
+			entry_set(bs->cur, e, v - 1);
+			if (v == 1) {
+				bs->nr_free++;
+				d->nr_allocated--;
+			}
+			return 0;
+		}
+	}
+	r = disk_get_count(sm, b, &c);
 	if (r)
 		return r;
 	if (!c)

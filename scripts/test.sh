@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # The whole test suite, as CI runs it: installs and builds (scripts/
 # bootstrap.sh), runs `make check` (googletest unit tests, functional
-# tests of the commands, kernel end-to-end tests where a kernel can be
-# booted), then the unit tests and the damage/CLI functional tests again
+# tests of the commands, kernel end-to-end tests in a booted dm-thin
+# kernel), then the unit tests and the damage/CLI functional tests again
 # in a build with AddressSanitizer and UBSan.  Ends with the line
 # "N passed, N failed" over all of it; exits non-zero on any failure.
 set -u
@@ -18,7 +18,8 @@ if ! scripts/bootstrap.sh; then
 fi
 
 make -C build check >build/check.out 2>&1 || status=1
-for log in build/tests/unit-tests.log build/functional-tests/run-tests.log; do
+for log in build/tests/unit-tests.log build/functional-tests/run-tests.log \
+	   build/functional-tests/kernel/run-kernel-tests.log; do
 	[ -f "$log" ] && { echo "=== $log"; cat "$log"; }
 done
 [ $status = 0 ] || { echo "=== make check output"; tail -n 50 build/check.out; }
@@ -49,6 +50,7 @@ set -- $(awk '
 	/^[0-9]+ passed, [0-9]+ failed/ { p += $1; f += $3 }
 	END { print p + 0, f + 0 }
 ' build/tests/unit-tests.log build/functional-tests/run-tests.log \
+  build/functional-tests/kernel/run-kernel-tests.log \
   build-san/unit-tests.log build-san/functional.log 2>/dev/null)
 passed=$1 failed=$2
 # a failure no runner counted (a crash, a build step) still counts as one
