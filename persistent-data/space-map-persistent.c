@@ -43,6 +43,7 @@ struct bitmap_state {
 	uint8_t *old;		/* committed entries while cur differs; NULL: same or all zero */
 	bool dirty;		/* must be written at commit */
 	uint64_t new_home;	/* metadata commit: where it goes, 0: not chosen */
+	uint64_t spill_home;	/* data map: a new block holding cur, written early */
 };
 
 struct sm_disk {
@@ -59,7 +60,18 @@ struct sm_disk {
 	struct u64_map overlay;		/* block -> count (< 3: drop the tree entry) */
 	uint64_t cursor;		/* allocation goes on from here */
 	bool in_commit;
+	/*
+	 * Bitmaps held in memory, and the most (0: no limit).  The data map
+	 * is as large as the data device: past the limit, clean bitmaps are
+	 * dropped and changed ones written early ("spilled") to the block
+	 * they will have at commit, so memory stays flat however many
+	 * bitmaps a transaction touches.
+	 */
+	unsigned nr_loaded, max_loaded;
+	uint64_t clock;
 };
+
+#define DATA_SM_MAX_LOADED 256u
 
 #define to_disk(x) container_of(x, struct sm_disk, sm)
 
@@ -92,40 +104,141 @@ static unsigned valid_entries(const struct sm_disk *d, uint64_t j)
 	return left < SM_ENTRIES_PER_BITMAP ? (unsigned)left : SM_ENTRIES_PER_BITMAP;
 }
 
-static int load_bitmap(struct sm_disk *d, uint64_t j)
+static int read_entries(struct sm_disk *d, uint64_t b, uint8_t *dst)
 {
-	struct bitmap_state *bs = d->bitmaps + j;
 	struct bm_block *blk;
 	struct pd_err err;
 	int r;
 
-	if (bs->cur)
-		return 0;
-	bs->cur = calloc(1, BITMAP_BYTES);
-	if (!bs->cur)
-		return -ENOMEM;
-	if (!bs->blocknr)
-		return 0;
-	r = bm_read_lock(d->bm, bs->blocknr, &sm_bitmap_validator, &blk, &err);
-	if (r) {
-		free(bs->cur);
-		bs->cur = NULL;
+	r = bm_read_lock(d->bm, b, &sm_bitmap_validator, &blk, &err);
+	if (r)
 		return r;
-	}
-	memcpy(bs->cur, (const uint8_t *)bm_block_data(blk) + SM_BITMAP_HEADER_SIZE,
+	memcpy(dst, (const uint8_t *)bm_block_data(blk) + SM_BITMAP_HEADER_SIZE,
 	       BITMAP_BYTES);
 	bm_unlock(blk);
 	return 0;
 }
 
-/* About to change bitmap j: keep its committed entries for the allocator. */
+/* Writes bitmap j's entries to block b (a block new in this transaction). */
+static int write_entries(struct sm_disk *d, uint64_t j, uint64_t b, struct pd_err *err)
+{
+	struct bm_block *blk;
+	int r;
+
+	r = bm_write_lock_zero(d->bm, b, &sm_bitmap_validator, &blk, err);
+	if (r)
+		return r;
+	memcpy((uint8_t *)bm_block_data_rw(blk) + SM_BITMAP_HEADER_SIZE,
+	       d->bitmaps[j].cur, BITMAP_BYTES);
+	bm_unlock(blk);
+	return 0;
+}
+
+static void drop_bitmap(struct sm_disk *d, struct bitmap_state *bs)
+{
+	if (bs->cur)
+		d->nr_loaded--;
+	free(bs->cur);
+	free(bs->old);
+	bs->cur = bs->old = NULL;
+}
+
+/* Makes room for one more loaded bitmap, keeping bitmap keep. */
+static int evict_one(struct sm_disk *d, uint64_t keep)
+{
+	for (uint64_t n = 0; n < d->nr_bitmaps; n++) {
+		uint64_t j = d->clock++ % d->nr_bitmaps;
+		struct bitmap_state *bs = d->bitmaps + j;
+		struct pd_err err;
+		int r;
+
+		if (j == keep || !bs->cur)
+			continue;
+		if (bs->dirty) {
+			if (d->metadata || !d->tm)
+				continue;
+			if (!bs->spill_home) {
+				uint64_t b;
+
+				r = sm_new_block(tm_sm(d->tm), &b);
+				if (r)
+					return r;
+				bs->spill_home = b;
+			}
+			r = write_entries(d, j, bs->spill_home, &err);
+			if (r)
+				return r;
+		}
+		drop_bitmap(d, bs);
+		return 0;
+	}
+	return 0;	/* nothing to drop: go over the limit */
+}
+
+static int load_bitmap(struct sm_disk *d, uint64_t j)
+{
+	struct bitmap_state *bs = d->bitmaps + j;
+	uint64_t src = bs->spill_home ? bs->spill_home : bs->blocknr;
+	int r;
+
+	if (bs->cur)
+		return 0;
+	if (d->max_loaded && d->nr_loaded >= d->max_loaded) {
+		r = evict_one(d, j);
+		if (r)
+			return r;
+	}
+	bs->cur = calloc(1, BITMAP_BYTES);
+	if (!bs->cur)
+		return -ENOMEM;
+	if (src) {
+		r = read_entries(d, src, bs->cur);
+		if (r) {
+			free(bs->cur);
+			bs->cur = NULL;
+			return r;
+		}
+	}
+	d->nr_loaded++;
+	return 0;
+}
+
+/*
+ * The entries of bitmap j as committed, for the allocator: NULL when they
+ * are those of cur (unchanged) or all zero (never written).  The metadata
+ * map keeps them from the first change; the data map reads them back
+ * from the committed block only when it allocates.
+ */
+static int committed_entries(struct sm_disk *d, uint64_t j, const uint8_t **out)
+{
+	struct bitmap_state *bs = d->bitmaps + j;
+
+	*out = NULL;
+	if (!bs->dirty || !bs->blocknr)
+		return 0;
+	if (!bs->old) {
+		bs->old = malloc(BITMAP_BYTES);
+		if (!bs->old)
+			return -ENOMEM;
+		if (read_entries(d, bs->blocknr, bs->old)) {
+			free(bs->old);
+			bs->old = NULL;
+			return -EIO;
+		}
+	}
+	*out = bs->old;
+	return 0;
+}
+
+/* About to change bitmap j (loaded). */
 static int make_dirty(struct sm_disk *d, uint64_t j)
 {
 	struct bitmap_state *bs = d->bitmaps + j;
 
 	if (bs->dirty)
 		return 0;
-	if (bs->blocknr && !bs->old) {
+	/* the metadata map allocates all the time: keep the committed entries now */
+	if (d->metadata && bs->blocknr && !bs->old) {
 		bs->old = malloc(BITMAP_BYTES);
 		if (!bs->old)
 			return -ENOMEM;
@@ -281,14 +394,18 @@ static int find_free(struct sm_disk *d, uint64_t j, unsigned e)
 	struct bitmap_state *bs = d->bitmaps + j;
 	unsigned n = valid_entries(d, j);
 	const uint64_t lo = 0x5555555555555555ull;
+	const uint8_t *old;
+
+	if (committed_entries(d, j, &old))
+		return -1;
 
 	while (e < n) {
 		unsigned w = e / 32u;
 		uint64_t x = load_le64(bs->cur + 8u * w);
 		uint64_t busy;
 
-		if (bs->old)
-			x |= load_le64(bs->old + 8u * w);
+		if (old)
+			x |= load_le64(old + 8u * w);
 		busy = (x | (x >> 1)) & lo;	/* a bit per entry in use */
 		/* entries before e count as in use (even bits only, like busy) */
 		busy |= ((1ull << (2 * (e % 32u))) - 1) & lo;
@@ -317,7 +434,7 @@ static int disk_new_block(struct space_map *sm, uint64_t *out)
 
 		if (!d->nr_bitmaps)
 			break;
-		if (!d->bitmaps[j].nr_free && !d->bitmaps[j].old)
+		if (!d->bitmaps[j].nr_free)
 			continue;
 		r = load_bitmap(d, j);
 		if (r)
@@ -384,20 +501,6 @@ static void index_entry(const struct sm_disk *d, uint64_t j, uint64_t home,
 	ie->none_free_before = cpu_to_le32(nfb);
 }
 
-static int write_bitmap(struct sm_disk *d, uint64_t j, uint64_t home, struct pd_err *err)
-{
-	struct bm_block *blk;
-	int r;
-
-	r = bm_write_lock_zero(d->bm, home, &sm_bitmap_validator, &blk, err);
-	if (r)
-		return r;
-	memcpy((uint8_t *)bm_block_data_rw(blk) + SM_BITMAP_HEADER_SIZE,
-	       d->bitmaps[j].cur, BITMAP_BYTES);
-	bm_unlock(blk);
-	return 0;
-}
-
 static struct btree_info ref_count_info(struct sm_disk *d)
 {
 	struct btree_info info = { .tm = d->tm };
@@ -452,13 +555,11 @@ static void after_commit(struct sm_disk *d)
 	for (uint64_t j = 0; j < d->nr_bitmaps; j++) {
 		struct bitmap_state *bs = d->bitmaps + j;
 
-		free(bs->old);
-		bs->old = NULL;
 		bs->dirty = false;
 		bs->new_home = 0;
+		bs->spill_home = 0;
 		/* clean bitmaps are read again when needed: memory stays small */
-		free(bs->cur);
-		bs->cur = NULL;
+		drop_bitmap(d, bs);
 	}
 }
 
@@ -485,20 +586,31 @@ static int data_commit(struct sm_disk *d, struct pd_err *err)
 		if (r)
 			return pd_err_set(err, r, "data space map: cannot read bitmap %llu",
 					  (unsigned long long)j);
-		r = tm_new_block(d->tm, &sm_bitmap_validator, &blk, err);
-		if (r)
-			return r;
-		memcpy((uint8_t *)bm_block_data_rw(blk) + SM_BITMAP_HEADER_SIZE, bs->cur,
-		       BITMAP_BYTES);
-		index_entry(d, j, bm_block_location(blk), &ie);
+		if (bs->spill_home) {
+			/* written early: its block is new in this transaction, rewrite it */
+			r = write_entries(d, j, bs->spill_home, err);
+			if (r)
+				return r;
+			index_entry(d, j, bs->spill_home, &ie);
+		} else {
+			r = tm_new_block(d->tm, &sm_bitmap_validator, &blk, err);
+			if (r)
+				return r;
+			memcpy((uint8_t *)bm_block_data_rw(blk) + SM_BITMAP_HEADER_SIZE, bs->cur,
+			       BITMAP_BYTES);
+			index_entry(d, j, bm_block_location(blk), &ie);
+			tm_unlock(d->tm, blk);
+		}
 		bs->none_free_before = le32_to_cpu(ie.none_free_before);
-		tm_unlock(d->tm, blk);
 		if (bs->blocknr) {
 			r = tm_dec(d->tm, bs->blocknr);
 			if (r)
 				return pd_err_set(err, r, "data space map: cannot free old bitmap");
 		}
 		bs->blocknr = le64_to_cpu(ie.blocknr);
+		bs->spill_home = 0;
+		bs->dirty = false;
+		drop_bitmap(d, bs);	/* memory goes back as the commit goes on */
 		r = btree_insert(&index_info, d->index_root, j, &ie, &root, &inserted, err);
 		if (r)
 			return r;
@@ -566,7 +678,7 @@ static int metadata_commit(struct sm_disk *d, struct pd_err *err)
 		uint64_t home = bs->new_home ? bs->new_home : bs->blocknr;
 
 		if (bs->new_home) {
-			r = write_bitmap(d, j, bs->new_home, err);
+			r = write_entries(d, j, bs->new_home, err);
 			if (r)
 				break;
 			index_entry(d, j, home, &idx->entry[j]);
@@ -615,10 +727,8 @@ static void disk_destroy(struct space_map *sm)
 {
 	struct sm_disk *d = to_disk(sm);
 
-	for (uint64_t j = 0; j < d->nr_bitmaps; j++) {
-		free(d->bitmaps[j].cur);
-		free(d->bitmaps[j].old);
-	}
+	for (uint64_t j = 0; j < d->nr_bitmaps; j++)
+		drop_bitmap(d, d->bitmaps + j);
 	free(d->bitmaps);
 	u64_map_exit(&d->overlay);
 	free(d);
@@ -652,6 +762,7 @@ static int alloc_disk(struct bm *bm, struct tm *tm, bool metadata, struct sm_dis
 	d->bm = bm;
 	d->tm = tm;
 	d->metadata = metadata;
+	d->max_loaded = metadata ? 0 : DATA_SM_MAX_LOADED;
 	u64_map_init(&d->overlay);
 	*out = d;
 	return 0;
@@ -853,8 +964,7 @@ int sm_metadata_shrink(struct space_map *sm, uint64_t nr_blocks, struct pd_err *
 				return pd_err_set(err, r, "metadata space map: cannot free bitmap %llu",
 						  (unsigned long long)j);
 		}
-		free(bs->cur);
-		free(bs->old);
+		drop_bitmap(d, bs);
 	}
 	d->nr_bitmaps = nr_bitmaps;
 	d->nr_blocks = nr_blocks;
