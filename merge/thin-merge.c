@@ -127,6 +127,8 @@ static int open_input(const struct opts *o, bool snap, struct thin_metadata **md
 		.metadata_snap = snap,
 		/* a live pool's metadata is read beside it only under -m */
 		.io_flags = snap ? 0 : IO_OPEN_EXCL,
+		/* read in order, mostly once: a small cache is enough */
+		.cache_blocks = 1024,
 	};
 	int r;
 
@@ -198,7 +200,13 @@ static int open_output(const struct opts *o, struct io_engine **out, struct pd_e
 
 	if (r)
 		return r;
-	return io_engine_open(o->output, o->engine, IO_OPEN_WRITE | IO_OPEN_EXCL, out, err);
+	/*
+	 * Buffered: the merge reads back blocks just copied to OUT, so they
+	 * are best served from the page cache; commits still flush (fdatasync)
+	 * before and after the superblock.
+	 */
+	return io_engine_open(o->output, o->engine,
+			      IO_OPEN_WRITE | IO_OPEN_EXCL | IO_OPEN_NO_DIRECT, out, err);
 }
 
 static int too_small(const char *output, uint64_t need, uint64_t have, struct pd_err *err)

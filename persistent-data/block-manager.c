@@ -27,6 +27,7 @@ struct bm {
 	unsigned capacity;
 	unsigned nr_allocated;	/* entries with a buffer */
 	struct bm_block *entries;
+	uint8_t *slab;		/* the buffers, one aligned allocation (pages used on demand) */
 	struct bm_block **buckets;
 	unsigned nr_buckets;	/* power of two */
 	struct bm_block lru;	/* sentinel: lru.lru_next is the oldest */
@@ -156,10 +157,9 @@ static int get_free_entry(struct bm *bm, struct bm_block **out, struct pd_err *e
 	struct bm_block *e;
 
 	if (bm->nr_allocated < bm->capacity) {
+		/* one slab, not an aligned allocation per block: no per-block overhead */
 		e = bm->entries + bm->nr_allocated;
-		e->data = io_alloc_block();
-		if (!e->data)
-			return pd_err_set(err, -ENOMEM, "out of memory");
+		e->data = bm->slab + (size_t)bm->nr_allocated * MD_BLOCK_SIZE;
 		e->bm = bm;
 		bm->nr_allocated++;
 		*out = e;
@@ -203,9 +203,13 @@ int bm_create(struct io_engine *io, unsigned cache_blocks, struct bm **out,
 		bm->nr_buckets <<= 1;
 	bm->entries = calloc(cache_blocks, sizeof(*bm->entries));
 	bm->buckets = calloc(bm->nr_buckets, sizeof(*bm->buckets));
-	if (!bm->entries || !bm->buckets) {
+	if (posix_memalign((void **)&bm->slab, MD_BLOCK_SIZE,
+			   (size_t)cache_blocks * MD_BLOCK_SIZE))
+		bm->slab = NULL;
+	if (!bm->entries || !bm->buckets || !bm->slab) {
 		free(bm->entries);
 		free(bm->buckets);
+		free(bm->slab);
 		free(bm);
 		return pd_err_set(err, -ENOMEM, "out of memory");
 	}
@@ -218,8 +222,7 @@ void bm_destroy(struct bm *bm)
 {
 	if (!bm)
 		return;
-	for (unsigned i = 0; i < bm->nr_allocated; i++)
-		free(bm->entries[i].data);
+	free(bm->slab);
 	free(bm->entries);
 	free(bm->buckets);
 	free(bm);
