@@ -17,7 +17,9 @@ if ! scripts/bootstrap.sh; then
 	exit 1
 fi
 
-make -C build check >build/check.out 2>&1 || status=1
+# build in parallel; run the suites one after another (each is parallel inside)
+make -C build -j"$(nproc)" all tests/unit-tests >build/check.out 2>&1 || status=1
+make -C build check >>build/check.out 2>&1 || status=1
 for log in build/tests/unit-tests.log build/functional-tests/run-tests.log \
 	   build/functional-tests/kernel/run-kernel-tests.log; do
 	[ -f "$log" ] && { echo "=== $log"; cat "$log"; }
@@ -29,7 +31,7 @@ done
 if BUILD_DIR=build-san scripts/bootstrap.sh --enable-sanitizers >build-san.out 2>&1; then
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-	make -C build-san tests/unit-tests >>build-san.out 2>&1
+	make -C build-san -j"$(nproc)" tests/unit-tests >>build-san.out 2>&1
 	echo "=== sanitizers: unit tests"
 	build-san/tests/unit-tests >build-san/unit-tests.log 2>&1 || status=1
 	tail -n 3 build-san/unit-tests.log
