@@ -24,6 +24,19 @@
 #   BENCH_SNAP_PERCENT, BENCH_OTHER_DEVICES, BENCH_SEED: pool parameters
 #                    (default 1, 0, 1)
 #   BENCH_TARGET     highest acceptable ours/1.x time ratio (default 0.8)
+#   BENCH_MERGE_TARGET   highest acceptable full merge / I/O floor (dd of
+#                    the used metadata blocks) time ratio (default 2)
+#   BENCH_INPLACE_TARGET highest acceptable merge --in-place / full merge
+#                    time ratio on the clustered pool (default 0.05)
+#   BENCH_CLUSTERED  the clustered pool's snapshot, K:M = M writes in K hot
+#                    spots (default 200:15000)
+#   BENCH_RSS_MAPPINGS   pool sizes of the merge RSS table (default
+#                    "1048576 16777216 67108864"; small: 1048576)
+#   BENCH_RSS_MB, BENCH_RSS_FLAT: merge peak RSS targets: below this many
+#                    MiB (32), largest / smallest pool at most (1.3)
+#   BENCH_RSS_RUNS   runs per size in the RSS table (default 1)
+#   BENCH_RSS_MIN_FREE_GB: skip pools over 16M mappings that are not cached
+#                    yet when BENCH_DIR has less free space (default 20)
 #   PYTHON3          interpreter for gen-pool.py (default python3)
 
 set -u
@@ -57,6 +70,13 @@ SNAP_PERCENT=${BENCH_SNAP_PERCENT:-1}
 OTHER_DEVICES=${BENCH_OTHER_DEVICES:-0}
 SEED=${BENCH_SEED:-1}
 METADATA_SIZE=2G     # sparse; 16M mappings take about 550 MiB
+MERGE_TARGET=${BENCH_MERGE_TARGET:-2}
+INPLACE_TARGET=${BENCH_INPLACE_TARGET:-0.05}
+CLUSTER_SHAPE=${BENCH_CLUSTERED:-200:15000}
+RSS_MB=${BENCH_RSS_MB:-32}
+RSS_FLAT=${BENCH_RSS_FLAT:-1.3}
+RSS_RUNS=${BENCH_RSS_RUNS:-1}
+RSS_MIN_FREE_GB=${BENCH_RSS_MIN_FREE_GB:-20}
 
 # ----------------------------------------------------------------
 # Arguments
@@ -84,6 +104,18 @@ case "$SIZE" in
 small) MAPPINGS=1048576 ;;
 full) MAPPINGS=16777216 ;;
 esac
+case "$SIZE" in
+small) RSS_MAPPINGS=${BENCH_RSS_MAPPINGS:-1048576} ;;
+full) RSS_MAPPINGS=${BENCH_RSS_MAPPINGS:-1048576 16777216 67108864} ;;
+esac
+[[ "$CLUSTER_SHAPE" =~ ^[1-9][0-9]*:[1-9][0-9]*$ ]] ||
+	die "BENCH_CLUSTERED must be K:M (hot spots:writes)"
+for m in $RSS_MAPPINGS; do
+	case "$m" in ''|*[!0-9]*|0) die "BENCH_RSS_MAPPINGS: not a number of mappings: '$m'" ;; esac
+done
+case "$RSS_RUNS" in
+''|*[!0-9]*|0) die "BENCH_RSS_RUNS must be a positive number" ;;
+esac
 case "$BENCH_RUNS" in
 ''|*[!0-9]*|0) die "BENCH_RUNS must be a positive number" ;;
 esac
@@ -109,7 +141,9 @@ if [ -z "${BENCH_TMP:-}" ]; then
 fi
 mkdir -p "$BENCH_TMP" || die "cannot create $BENCH_TMP"
 SCRATCH=$(mktemp -d "$BENCH_TMP/thinp-bench.XXXXXX") || die "mktemp failed"
-trap 'rm -rf "$SCRATCH"' EXIT
+# where merge --in-place works on its copies: the disk of the cached pools
+DISK_SCRATCH=$(mktemp -d "$BENCH_DIR/scratch.XXXXXX") || die "mktemp failed"
+trap 'rm -rf "$SCRATCH" "$DISK_SCRATCH"' EXIT
 trap 'exit 130' INT TERM
 
 RESULTS=$BENCH_DIR/last-results.txt
@@ -161,7 +195,29 @@ pool_dir() {
 	local format
 	format=$(sed -n 's/^POOL_FORMAT = \([0-9]*\)$/\1/p' "$GEN_POOL")
 	[ -n "$format" ] || die "no POOL_FORMAT in $GEN_POOL"
-	echo "$BENCH_DIR/pool-m$MAPPINGS-p$SNAP_PERCENT-o$OTHER_DEVICES-s$SEED-f$format"
+	echo "$BENCH_DIR/pool-m$MAPPINGS-$(snap_tag)-o$OTHER_DEVICES-s$SEED-f$format"
+}
+
+# The snapshot's shape: SNAP_PERCENT random writes, or when CLUSTERED is set
+# (K:M, bench_merge's clustered pool) M writes in K hot spots.
+snap_tag() {
+	if [ -n "${CLUSTERED:-}" ]; then echo "c${CLUSTERED/:/x}"; else echo "p$SNAP_PERCENT"; fi
+}
+
+snap_args() {
+	if [ -n "${CLUSTERED:-}" ]; then
+		echo --clustered "$CLUSTERED"
+	else
+		echo --snap-percent "$SNAP_PERCENT"
+	fi
+}
+
+snap_desc() {
+	if [ -n "${CLUSTERED:-}" ]; then
+		echo "${CLUSTERED#*:} writes in ${CLUSTERED%%:*} hot spots"
+	else
+		echo "$SNAP_PERCENT%"
+	fi
 }
 
 # make_pool RESTORER: sets POOL (directory with pool.xml, pool.json) and
@@ -178,10 +234,10 @@ make_pool() {
 	rm -f "$dir/ok-$restorer" "$meta"
 
 	if ! [ -s "$dir/pool.xml" ] || ! [ -s "$dir/pool.json" ]; then
-		echo "-- generating the pool XML ($MAPPINGS origin mappings, snapshot $SNAP_PERCENT%)"
+		echo "-- generating the pool XML ($MAPPINGS origin mappings, snapshot $(snap_desc))"
 		t0=$EPOCHREALTIME
-		"$PYTHON3" "$GEN_POOL" --mappings "$MAPPINGS" \
-			--snap-percent "$SNAP_PERCENT" \
+		# shellcheck disable=SC2046 # snap_args: two words
+		"$PYTHON3" "$GEN_POOL" --mappings "$MAPPINGS" $(snap_args) \
 			--other-devices "$OTHER_DEVICES" --seed "$SEED" \
 			>"$dir/pool.xml.tmp" 2>"$dir/pool.json.tmp" ||
 			die "gen-pool.py failed: $(cat "$dir/pool.json.tmp")"
@@ -415,13 +471,13 @@ new_output() {
 	truncate -s "$METADATA_SIZE" "$SCRATCH/out.bin"
 }
 
-# verify_output NAME: checks $SCRATCH/out.bin with 0.9.0's thin_check;
+# verify_output NAME [FILE]: checks FILE ($SCRATCH/out.bin) with 0.9.0's thin_check;
 # then, when EXPECTED_XML is set, compares 0.9.0's dump of it with that
 # file, and when EXPECTED_DEVICES is set, compares its device lines
 # (dev_id and mapped_blocks, one device per line) with that string.
 verify_output() {
-	local name=$1 devices
-	if "$DEBIAN_SBIN/thin_check" -q "$SCRATCH/out.bin" >"$SCRATCH/vcheck" 2>&1; then
+	local name=$1 file=${2:-$SCRATCH/out.bin} devices
+	if "$DEBIAN_SBIN/thin_check" -q "$file" >"$SCRATCH/vcheck" 2>&1; then
 		note "${name}_thin_check_0.9.0=pass"
 	else
 		note "${name}_thin_check_0.9.0=FAIL"
@@ -429,12 +485,12 @@ verify_output() {
 		return
 	fi
 	if [ -n "${EXPECTED_XML:-}" ]; then
-		"$DEBIAN_SBIN/thin_dump" "$SCRATCH/out.bin" >"$SCRATCH/vdump.xml" 2>&1
+		"$DEBIAN_SBIN/thin_dump" "$file" >"$SCRATCH/vdump.xml" 2>&1
 		same_output "${name}_dump_vs_input" "$SCRATCH/vdump.xml" "$EXPECTED_XML"
 		rm -f "$SCRATCH/vdump.xml"
 	fi
 	if [ -n "${EXPECTED_DEVICES:-}" ]; then
-		devices=$("$DEBIAN_SBIN/thin_dump" --skip-mappings "$SCRATCH/out.bin" 2>&1 |
+		devices=$("$DEBIAN_SBIN/thin_dump" --skip-mappings "$file" 2>&1 |
 			sed -n 's/.*<device dev_id="\([0-9]*\)" mapped_blocks="\([0-9]*\)".*/\1:\2/p' |
 			paste -sd' ')
 		if [ "$devices" = "$EXPECTED_DEVICES" ]; then
@@ -468,29 +524,309 @@ bench_restore() {
 	print_table restore "thin_restore"
 }
 
-# No other implementation of thin_merge exists: absolute numbers only.
-# The snapshot's writes all fall inside the origin's range, so the merged
-# device has the origin's id and mapped_blocks.
-bench_merge() {
-	local e origin snapshot expected
+# ----------------------------------------------------------------
+# thin_merge.  No other implementation exists, so it is measured against
+# what bounds it and what replaces it, in the same run:
+#   1. the pool's own: full merge to a new output vs the I/O floor (dd of
+#      the input's used metadata blocks) and vs thin_dump | merge-model.py
+#      > XML; thin_restore with the 1.x tools;
+#   2. a clustered pool (same origin, snapshot writes in a few hot spots):
+#      --in-place vs the full merge;
+#   3. peak RSS of the full merge as the pool grows (1M, 16M, 64M mappings).
+
+# new_output_like: a fresh sparse $SCRATCH/out.bin of OUT_SIZE bytes (the
+# input's size)
+new_output_like() {
+	rm -f "$SCRATCH/out.bin"
+	truncate -s "$OUT_SIZE" "$SCRATCH/out.bin"
+}
+
+# the 1.x pipeline's output, and its intermediate XML gone
+new_model_output() {
+	rm -f "$SCRATCH/model.xml"
+	new_output_like
+}
+
+# in place: a fresh copy of the clustered pool's metadata, on the disk the
+# pools are on (so that dropping the page cache makes it cold, as the input
+# of the full merge is); the copy is not timed
+new_inplace_copy() {
+	rm -f "$DISK_SCRATCH/inplace.bin"
+	cp --sparse=always "$XMETA" "$DISK_SCRATCH/inplace.bin" ||
+		problem "merge: cannot copy $XMETA to $DISK_SCRATCH"
+}
+
+# extra_pool MAPPINGS CLUSTERED METADATA_SIZE: another cached pool (no other
+# devices; CLUSTERED K:M or empty for BENCH_SNAP_PERCENT), written by our
+# thin_restore when built; sets XPOOL, XMETA, XWRITER.  Returns 1 if it
+# cannot be built.
+extra_pool() {
+	local MAPPINGS=$1 CLUSTERED=$2 METADATA_SIZE=$3 OTHER_DEVICES=0 POOL META restorer=debian
+	[ -x "$BUILD/thin_restore" ] && restorer=ours
+	make_pool "$restorer" || return 1
+	XPOOL=$POOL
+	XMETA=$META
+	case "$restorer" in
+	ours) XWRITER="our thin_restore" ;;
+	debian) XWRITER="0.9.0's thin_restore" ;;
+	esac
+}
+
+# metadata_size MAPPINGS: the sparse size of a pool's metadata file
+# (2 GiB up to 16M mappings, 8 GiB up to 64M, then the 15.9 GiB maximum)
+metadata_size() {
+	if [ "$1" -le 16777216 ]; then echo 2G
+	elif [ "$1" -le 67108864 ]; then echo 8G
+	else echo 16320M
+	fi
+}
+
+# dump_dev FILE OUT ID: 0.9.0's dump of device ID of the metadata in FILE
+dump_dev() {
+	"$DEBIAN_SBIN/thin_dump" --dev-id "$3" "$1" >"$2" 2>&1 ||
+		problem "merge: $DEBIAN_SBIN/thin_dump --dev-id $3 $1 failed: $(tail -n 2 "$2" | tr '\n' ' ')"
+}
+
+# ratio A B: A / B with 2 decimals (3 below 0.1), or - if either is missing
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		if (a == "" || b == "" || b <= 0) { print "-"; exit }
+		r = a / b; if (r < 0.1) printf "%.3f", r; else printf "%.2f", r }'
+}
+
+# print_ratio_table BENCH TITLE POOLDESC TARGET JUDGED REF1 KEY1 [REF2 KEY2]:
+# the ROWS with their time ratios to the rows REF1 and REF2 ("tool/engine"),
+# in columns (and summary keys) ratio_KEY1 and ratio_KEY2; the rows named in
+# JUDGED (space-separated tool/engine) get a verdict: PASS if their ratio to
+# REF1 is at most TARGET.  Appends the rows to the summary file; clears ROWS.
+print_ratio_table() {
+	local bench=$1 title=$2 desc=$3 target=$4 judged=$5 ref1=$6 key1=$7 ref2=${8:-} key2=${9:-}
+	local row tool engine status med kb runs r1 r2 med1="" med2="" rss shown t verdict
+	for row in "${ROWS[@]}"; do
+		IFS='|' read -r tool engine status med kb runs <<<"$row"
+		[ "$status" = ok ] || continue
+		[ "$tool/$engine" = "$ref1" ] && med1=$med
+		[ -n "$ref2" ] && [ "$tool/$engine" = "$ref2" ] && med2=$med
+	done
 	echo
-	echo "-- thin_merge (origin + external snapshot to a fresh $METADATA_SIZE sparse file in $BENCH_TMP)"
+	echo "== $title"
+	echo "   pool: $desc; $CACHE_MODE cache; median of $BENCH_RUNS runs"
+	printf '   %-6s %-8s %9s %12s %9s %9s %7s %s\n' tool engine median_s peak_rss_MB \
+		"/$key1" "${key2:+/$key2}" target verdict
+	for row in "${ROWS[@]}"; do
+		IFS='|' read -r tool engine status med kb runs <<<"$row"
+		r1=-; r2=-; rss=-; shown=$med; t=-; verdict=-
+		if [ "$status" = ok ]; then
+			rss=$(awk -v k="$kb" 'BEGIN { printf "%.1f", k / 1024 }')
+			r1=$(ratio "$med" "$med1")
+			[ -n "$ref2" ] && r2=$(ratio "$med" "$med2")
+		else
+			shown=$status
+		fi
+		case " $judged " in
+		*" $tool/$engine "*)
+			t="<=$target"
+			if [ "$status" = skipped ]; then
+				verdict=-
+			elif [ "$status" != ok ]; then
+				verdict=MISS
+			elif [ "$r1" = - ]; then
+				verdict=-
+			elif awk -v r="$r1" -v t="$target" 'BEGIN { exit !(r <= t) }'; then
+				verdict=PASS
+			else
+				verdict=MISS
+			fi ;;
+		esac
+		printf '   %-6s %-8s %9s %12s %9s %9s %7s %s\n' "$tool" "$engine" "$shown" "$rss" \
+			"$r1" "${key2:+$r2}" "$t" "$verdict"
+		printf 'bench=%s tool=%s engine=%s status=%s median_s=%s peak_rss_kb=%s ratio_%s=%s%s target=%s verdict=%s runs_s=%s\n' \
+			"$bench" "$tool" "$engine" "$status" "${med:--}" "${kb:--}" "$key1" "$r1" \
+			"${key2:+ ratio_$key2=$r2}" "${t#<=}" "$verdict" "${runs:--}" >>"$RESULTS_NEW"
+	done
+	ROWS=()
+}
+
+bench_merge() {
 	if ! [ -x "$BUILD/thin_merge" ]; then
+		echo
+		echo "-- thin_merge"
 		skip_row merge ours - "no $BUILD/thin_merge"
-		print_table merge "thin_merge (no reference implementation)"
+		print_table merge "thin_merge"
 		return
 	fi
+	merge_full
+	merge_inplace
+	merge_rss
+}
+
+# 1. Full merge vs the I/O floor and the 1.x XML pipeline, on the pool.
+# The snapshot's writes all fall inside the origin's range, so the merged
+# device has the origin's id and mapped_blocks.
+merge_full() {
+	local origin snapshot expected e used prefix floor_desc ok1x=no
 	origin=$(pool_info origin)
 	snapshot=$(pool_info snapshot)
 	expected="$origin:$(pool_info mapped_blocks "$origin")"
+	OUT_SIZE=$(stat -c %s "$META")
+	echo
+	echo "-- thin_merge -i META -o OUT --origin $origin --snapshot $snapshot (OUT: a fresh sparse file of META's size in $BENCH_TMP)"
+	echo "   vs the I/O floor (dd of META's used blocks) and vs thin_dump | merge-model.py > XML; thin_restore (1.x)"
+	if used=$("$PYTHON3" "$HERE/meta-used.py" "$META" 2>"$SCRATCH/err"); then
+		prefix=$(echo "$used" | sed -n 's/.* prefix=\([0-9]*\).*/\1/p')
+		floor_desc="blocks 0 .. $((prefix - 1))"
+		note "merge_input_space_map $used"
+		bench_tool merge floor dd /dev/null new_output_like \
+			dd if="$META" of="$SCRATCH/out.bin" bs=1M \
+			count=$((prefix * 4096)) iflag=count_bytes conv=notrunc,fsync status=none
+	else
+		problem "merge: meta-used.py $META failed: $(tail -n 2 "$SCRATCH/err" | tr '\n' ' ')"
+		skip_row merge floor dd "meta-used.py failed"
+	fi
 	for e in $(ours_engines); do
-		bench_tool merge ours "$e" /dev/null new_output \
+		if bench_tool merge ours "$e" /dev/null new_output_like \
 			"$BUILD/thin_merge" --io-engine "$e" -i "$META" \
-			-o "$SCRATCH/out.bin" --origin "$origin" --snapshot "$snapshot" &&
+			-o "$SCRATCH/out.bin" --origin "$origin" --snapshot "$snapshot"; then
 			EXPECTED_DEVICES=$expected verify_output "merge_ours_$e"
+			[ -f "$SCRATCH/merge-ours-dev.xml" ] ||
+				dump_dev "$SCRATCH/out.bin" "$SCRATCH/merge-ours-dev.xml" "$origin"
+		fi
 	done
+	# 1.x thin_restore reads a regular file only: the XML goes through one
+	# shellcheck disable=SC2016 # the script's arguments are its $1 ...
+	bench_tool merge 1.x xml /dev/null new_model_output \
+		bash -c 'set -o pipefail
+			"$1" thin_dump "$2" |
+				"$3" "$4" --origin "$5" --snapshot "$6" --spool-dir "$7" >"$8" &&
+			"$1" thin_restore -q -i "$8" -o "$9"' merge-1x \
+		"$ONEX" "$META" "$PYTHON3" "$HERE/merge-model.py" "$origin" "$snapshot" \
+		"$SCRATCH" "$SCRATCH/model.xml" "$SCRATCH/out.bin" && ok1x=yes
+	if [ "$ok1x" = yes ]; then
+		EXPECTED_DEVICES=$expected verify_output merge_1x_xml
+		if [ -f "$SCRATCH/merge-ours-dev.xml" ]; then
+			dump_dev "$SCRATCH/out.bin" "$SCRATCH/merge-1x-dev.xml" "$origin"
+			same_output "merge_dev${origin}_ours_vs_1x_xml" \
+				"$SCRATCH/merge-ours-dev.xml" "$SCRATCH/merge-1x-dev.xml"
+		fi
+	fi
+	rm -f "$SCRATCH/out.bin" "$SCRATCH/model.xml" "$SCRATCH"/merge-*-dev.xml
+	print_ratio_table merge "thin_merge: full merge vs the I/O floor (dd of $floor_desc) and the 1.x XML pipeline" \
+		"$POOL_DESC" "$MERGE_TARGET" "ours/sync ours/async" floor/dd floor 1.x/xml 1x
+}
+
+# 2. --in-place vs the full merge on a pool whose snapshot wrote in a few
+# hot spots: the in-place cost follows the snapshot, the full one the pool.
+merge_inplace() {
+	local origin snapshot expected desc ok_full=no
+	echo
+	echo "-- thin_merge --in-place vs the full merge, snapshot: $CLUSTER_SHAPE (hot spots:writes)"
+	if ! extra_pool "$MAPPINGS" "$CLUSTER_SHAPE" "$METADATA_SIZE"; then
+		skip_row merge-clustered ours in-place "cannot build the clustered pool"
+		print_ratio_table merge-clustered "thin_merge --in-place" - "$INPLACE_TARGET" \
+			ours/in-place ours/full full
+		return
+	fi
+	origin=$(POOL=$XPOOL pool_info origin)
+	snapshot=$(POOL=$XPOOL pool_info snapshot)
+	expected="$origin:$(POOL=$XPOOL pool_info mapped_blocks "$origin")"
+	desc="$MAPPINGS origin + $(POOL=$XPOOL pool_info mapped_blocks "$snapshot") snapshot mappings in ${CLUSTER_SHAPE%%:*} hot spots, metadata $(du -m "$XMETA" | cut -f1) MiB written by $XWRITER"
+	echo "   pool: $XMETA"
+	OUT_SIZE=$(stat -c %s "$XMETA")
+	if bench_tool merge-clustered ours full /dev/null new_output_like \
+		"$BUILD/thin_merge" --io-engine sync -i "$XMETA" -o "$SCRATCH/out.bin" \
+		--origin "$origin" --snapshot "$snapshot"; then
+		EXPECTED_DEVICES=$expected verify_output merge_clustered_full
+		dump_dev "$SCRATCH/out.bin" "$SCRATCH/merge-full-dev.xml" "$origin"
+		ok_full=yes
+	fi
 	rm -f "$SCRATCH/out.bin"
-	print_table merge "thin_merge (no reference implementation)"
+	if bench_tool merge-clustered ours in-place /dev/null new_inplace_copy \
+		"$BUILD/thin_merge" --io-engine sync -i "$DISK_SCRATCH/inplace.bin" --in-place \
+		--origin "$origin" --snapshot "$snapshot"; then
+		EXPECTED_DEVICES=$expected verify_output merge_clustered_inplace "$DISK_SCRATCH/inplace.bin"
+		if [ "$ok_full" = yes ]; then
+			dump_dev "$DISK_SCRATCH/inplace.bin" "$SCRATCH/merge-inplace-dev.xml" "$origin"
+			same_output "merge_clustered_dev${origin}_inplace_vs_full" \
+				"$SCRATCH/merge-full-dev.xml" "$SCRATCH/merge-inplace-dev.xml"
+		fi
+	fi
+	rm -f "$DISK_SCRATCH/inplace.bin" "$SCRATCH"/merge-*-dev.xml
+	print_ratio_table merge-clustered "thin_merge --in-place vs the full merge (--io-engine sync; in place on a fresh copy of the metadata each run, copied before the cache is dropped)" \
+		"$desc" "$INPLACE_TARGET" ours/in-place ours/full full
+}
+
+# 3. Peak RSS of the full merge at 1M, 16M and 64M mappings (BENCH_RSS_RUNS
+# runs each): below BENCH_RSS_MB, and flat (largest / smallest pool at most
+# BENCH_RSS_FLAT).
+merge_rss() {
+	local m label origin snapshot expected avail kb first_kb="" last_kb="" last_label="" first_label=""
+	local over=no row tool engine status med runs r verdict flat="-" sizes=()
+	local BENCH_RUNS=$RSS_RUNS
+	echo
+	echo "-- thin_merge peak RSS as the pool grows (full merge, --io-engine sync, $RSS_RUNS run(s) per size)"
+	for m in $RSS_MAPPINGS; do
+		label="$((m / 1048576))M"
+		[ "$m" -lt 1048576 ] && label=$m
+		if [ "$m" -gt 16777216 ] && ! [ -f "$(MAPPINGS=$m CLUSTERED='' OTHER_DEVICES=0 pool_dir)/ok-ours" ]; then
+			if ! [ -x "$BUILD/thin_restore" ]; then
+				skip_row merge-rss ours "$label" "needs our thin_restore to build the pool (0.9.0's would take many minutes)"
+				continue
+			fi
+			avail=$(df -Pk "$BENCH_DIR" | awk 'NR == 2 { print int($4 / 1048576) }')
+			if [ "${avail:-0}" -lt "$RSS_MIN_FREE_GB" ]; then
+				skip_row merge-rss ours "$label" "only ${avail} GB free in $BENCH_DIR (the $label pool needs about $RSS_MIN_FREE_GB GB with its XML and scratch)"
+				continue
+			fi
+		fi
+		if ! extra_pool "$m" "" "$(metadata_size "$m")"; then
+			skip_row merge-rss ours "$label" "cannot build the pool"
+			continue
+		fi
+		origin=$(POOL=$XPOOL pool_info origin)
+		snapshot=$(POOL=$XPOOL pool_info snapshot)
+		expected="$origin:$(POOL=$XPOOL pool_info mapped_blocks "$origin")"
+		OUT_SIZE=$(stat -c %s "$XMETA")
+		sizes+=("$label: $m + $(POOL=$XPOOL pool_info mapped_blocks "$snapshot") mappings, metadata $(du -m "$XMETA" | cut -f1) MiB by $XWRITER")
+		bench_tool merge-rss ours "$label" /dev/null new_output_like \
+			"$BUILD/thin_merge" --io-engine sync -i "$XMETA" -o "$SCRATCH/out.bin" \
+			--origin "$origin" --snapshot "$snapshot" &&
+			EXPECTED_DEVICES=$expected verify_output "merge_rss_$label"
+		rm -f "$SCRATCH/out.bin"
+	done
+	echo
+	echo "== thin_merge peak RSS (full merge, --io-engine sync): below $RSS_MB MB, largest pool within ${RSS_FLAT}x of the smallest"
+	for label in "${sizes[@]}"; do echo "   pool $label"; done
+	printf '   %-8s %9s %12s %9s %7s %s\n' mappings median_s peak_rss_MB /smallest target verdict
+	for row in "${ROWS[@]}"; do
+		IFS='|' read -r tool engine status med kb runs <<<"$row"
+		[ "$status" = ok ] && [ -z "$first_kb" ] && first_kb=$kb first_label=$engine
+	done
+	for row in "${ROWS[@]}"; do
+		IFS='|' read -r tool engine status med kb runs <<<"$row"
+		r=-; verdict=-
+		if [ "$status" = ok ]; then
+			r=$(ratio "$kb" "$first_kb")
+			if [ "$kb" -lt $((RSS_MB * 1024)) ]; then verdict=PASS; else verdict=MISS; over=yes; fi
+			last_kb=$kb last_label=$engine
+			printf '   %-8s %9s %12s %9s %7s %s\n' "$engine" "$med" \
+				"$(awk -v k="$kb" 'BEGIN { printf "%.1f", k / 1024 }')" "$r" "<$RSS_MB" "$verdict"
+		else
+			printf '   %-8s %9s %12s %9s %7s %s\n' "$engine" "$status" - - "<$RSS_MB" -
+			[ "$status" = FAIL ] && over=yes
+		fi
+		printf 'bench=merge-rss tool=ours engine=sync mappings=%s status=%s median_s=%s peak_rss_kb=%s ratio_rss_vs_%s=%s target_mb=%s verdict=%s runs_s=%s\n' \
+			"$engine" "$status" "${med:--}" "${kb:--}" "$first_label" "$r" "$RSS_MB" \
+			"$verdict" "${runs:--}" >>"$RESULTS_NEW"
+	done
+	ROWS=()
+	if [ -n "$first_kb" ] && [ "$last_label" != "$first_label" ]; then
+		r=$(ratio "$last_kb" "$first_kb")
+		if awk -v r="$r" -v t="$RSS_FLAT" 'BEGIN { exit !(r <= t) }'; then flat=yes; else flat=no; fi
+		if [ "$over" = no ] && [ "$flat" = yes ]; then verdict=PASS; else verdict=MISS; fi
+		note "merge_rss_verdict=$verdict all_below_${RSS_MB}MB=$([ "$over" = no ] && echo yes || echo no) rss_${last_label}_vs_${first_label}=$r flat_target=$RSS_FLAT flat=$flat"
+	else
+		note "merge_rss_verdict=- (fewer than two pool sizes measured: flatness not judged)"
+	fi
 }
 
 # ----------------------------------------------------------------

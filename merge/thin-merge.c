@@ -209,6 +209,19 @@ static int open_output(const struct opts *o, struct io_engine **out, struct pd_e
 			      IO_OPEN_WRITE | IO_OPEN_EXCL | IO_OPEN_NO_DIRECT, out, err);
 }
 
+/*
+ * Closes the output; a failure after writing began zeroes its block 0, so
+ * that the half-written result is not taken for metadata.
+ */
+static void close_output(const struct opts *o, struct pool *p, struct io_engine *out,
+			 bool failed)
+{
+	pool_destroy(p);
+	io_engine_destroy(out);
+	if (failed)
+		output_invalidate(o->output);
+}
+
 static int too_small(const char *output, uint64_t need, uint64_t have, struct pd_err *err)
 {
 	return pd_err_set(err, -ENOSPC,
@@ -247,6 +260,7 @@ static int merge_to_copy(const struct opts *o, struct thin_metadata *md,
 	struct tree_copy_progress tp;
 	struct progress prog;
 	uint64_t highest = 0, need;
+	bool failed = false;
 	int r;
 
 	r = cm_create(md->metadata_sm.nr_blocks, &used);
@@ -285,14 +299,9 @@ static int merge_to_copy(const struct opts *o, struct thin_metadata *md,
 	if (!r)
 		goto out;
 fail:
-	pool_destroy(p);
-	p = NULL;
-	io_engine_destroy(out);
-	out = NULL;
-	output_invalidate(o->output);
+	failed = true;
 out:
-	pool_destroy(p);
-	io_engine_destroy(out);
+	close_output(o, p, out, failed);
 	cm_destroy(used);
 	return r;
 }
@@ -306,6 +315,7 @@ static int merge_from_snapshot(const struct opts *o, struct thin_metadata *md,
 	struct io_engine *out = NULL;
 	struct pool *p = NULL;
 	uint64_t need;
+	bool failed = false;
 	int r;
 
 	uint64_t highest = 0;
@@ -352,14 +362,9 @@ static int merge_from_snapshot(const struct opts *o, struct thin_metadata *md,
 	if (!r)
 		goto out;
 fail:
-	pool_destroy(p);
-	p = NULL;
-	io_engine_destroy(out);
-	out = NULL;
-	output_invalidate(o->output);
+	failed = true;
 out:
-	pool_destroy(p);
-	io_engine_destroy(out);
+	close_output(o, p, out, failed);
 	cm_destroy(md_counts);
 	cm_destroy(data_counts);
 	return r;
@@ -411,6 +416,7 @@ static int merge_alone(const struct opts *o, struct thin_metadata *md,
 	struct thin_device m = *kept;
 	struct progress prog;
 	uint64_t root, need;
+	bool failed = false;
 	int r;
 
 	r = merge_count(md->bm, od, sd, o->m.rebase, st, err);
@@ -455,14 +461,9 @@ static int merge_alone(const struct opts *o, struct thin_metadata *md,
 	if (!r)
 		goto out;
 fail:
-	pool_destroy(p);
-	p = NULL;
-	io_engine_destroy(out);
-	out = NULL;
-	output_invalidate(o->output);
+	failed = true;
 out:
-	pool_destroy(p);
-	io_engine_destroy(out);
+	close_output(o, p, out, failed);
 	return r;
 }
 

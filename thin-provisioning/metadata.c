@@ -262,23 +262,21 @@ void thin_dev_iter_destroy(struct thin_dev_iter *it)
 	free(it);
 }
 
-int thin_find_device(struct thin_metadata *md, uint64_t dev_id,
-		     struct thin_device *dev, struct pd_err *err)
+int thin_lookup_device(struct bm *bm, uint64_t details_root, uint64_t mapping_root,
+		       uint64_t dev_id, struct thin_device *dev, struct pd_err *err)
 {
 	uint8_t details[THIN_DETAILS_VALUE_SIZE];
 	uint8_t root[8];
 	int r;
 
 	memset(dev, 0, sizeof(*dev));
-	r = btree_lookup(md->bm, md->sb.device_details_root, THIN_DETAILS_VALUE_SIZE,
-			 dev_id, details, err);
+	r = btree_lookup(bm, details_root, THIN_DETAILS_VALUE_SIZE, dev_id, details, err);
 	if (r == -ENODATA)
 		return pd_err_set(err, r, "device %llu not found",
 				  (unsigned long long)dev_id);
 	if (r)
 		return r;
-	r = btree_lookup(md->bm, md->sb.data_mapping_root, THIN_MAPPING_VALUE_SIZE,
-			 dev_id, root, err);
+	r = btree_lookup(bm, mapping_root, THIN_MAPPING_VALUE_SIZE, dev_id, root, err);
 	if (r == -ENODATA)
 		return pd_err_set(err, -EILSEQ,
 				  "device %llu is in the details tree but has no mapping tree",
@@ -289,6 +287,13 @@ int thin_find_device(struct thin_metadata *md, uint64_t dev_id,
 	thin_details_decode(details, dev);
 	dev->root = load_le64(root);
 	return 0;
+}
+
+int thin_find_device(struct thin_metadata *md, uint64_t dev_id,
+		     struct thin_device *dev, struct pd_err *err)
+{
+	return thin_lookup_device(md->bm, md->sb.device_details_root,
+				  md->sb.data_mapping_root, dev_id, dev, err);
 }
 
 int thin_count_mappings(struct thin_metadata *md, uint64_t root, uint64_t *count,

@@ -73,6 +73,8 @@ int thin_dev_iter_next(struct thin_dev_iter *it, struct thin_device *dev,
 void thin_dev_iter_destroy(struct thin_dev_iter *it);
 
 /* One device by id: -ENODATA with "device N not found". */
+int thin_lookup_device(struct bm *bm, uint64_t details_root, uint64_t mapping_root,
+		       uint64_t dev_id, struct thin_device *dev, struct pd_err *err);
 int thin_find_device(struct thin_metadata *md, uint64_t dev_id,
 		     struct thin_device *dev, struct pd_err *err);
 

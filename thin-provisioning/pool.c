@@ -315,28 +315,9 @@ int pool_commit(struct pool *p, struct pd_err *err)
 int pool_get_device(struct pool *p, uint64_t dev_id, struct thin_device *dev,
 		    struct pd_err *err)
 {
-	uint8_t details[THIN_DETAILS_VALUE_SIZE], root[8];
-	int r;
-
-	memset(dev, 0, sizeof(*dev));
-	r = btree_lookup(p->bm, p->sb.device_details_root, THIN_DETAILS_VALUE_SIZE,
-			 dev_id, details, err);
-	if (r == -ENODATA)
-		return pd_err_set(err, r, "device %llu not found", (unsigned long long)dev_id);
-	if (r)
-		return r;
-	r = btree_lookup(p->bm, p->sb.data_mapping_root, THIN_MAPPING_VALUE_SIZE,
-			 dev_id, root, err);
-	if (r == -ENODATA)
-		return pd_err_set(err, -EILSEQ,
-				  "device %llu has details but no mapping tree",
-				  (unsigned long long)dev_id);
-	if (r)
-		return r;
-	dev->dev_id = dev_id;
-	thin_details_decode(details, dev);
-	dev->root = load_le64(root);
-	return 0;
+	/* the trees as this transaction has them so far */
+	return thin_lookup_device(p->bm, p->sb.device_details_root,
+				  p->sb.data_mapping_root, dev_id, dev, err);
 }
 
 int pool_set_details(struct pool *p, const struct thin_device *dev, struct pd_err *err)
