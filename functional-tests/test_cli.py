@@ -62,6 +62,7 @@ class CommandSpec:
 COMMAND_SPECS = {
     'thin_check': CommandSpec(),
     'thin_dump': CommandSpec(writes_stdout=True),
+    'thin_ls': CommandSpec(writes_stdout=True),
     'thin_restore': CommandSpec('-i', 'xml', ['-o', '{output}']),
     'thin_repair': CommandSpec('-i', 'metadata', ['-o', '{output}']),
     'thin_merge': CommandSpec('-i', 'metadata',

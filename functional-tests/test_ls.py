@@ -420,8 +420,9 @@ class TestLs(ToolTestCase):
         r = self.run_tool([OUR_LS] + list(ours_args or args) + [inp.meta],
                           timeout=BIG_TIMEOUT)
         self.assertExit(r, 0)
-        self.assertSameBytes(r.stdout, expected.stdout,
-                             'thin_ls %s stdout' % ' '.join(ours_args or args))
+        self.assertSameBytes(r.stdout, expected.stdout, 'thin_ls %s stdout'
+                             % (' '.join(ours_args or args) or
+                                '(no options)'))
         self.assertEqual(r.err, '', 'a successful thin_ls prints nothing on '
                          'stderr')
         return r

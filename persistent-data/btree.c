@@ -101,6 +101,10 @@ int btree_node_check_shape(const void *node, uint64_t location,
 	    max > btree_max_entries(vs))
 		return pd_err_set(err, -EILSEQ, "max entries too large: %u (block %llu)",
 				  max, b);
+	if (o->exact_max && max != btree_max_entries(vs))
+		return pd_err_set(err, -EILSEQ,
+				  "max entries is %u, not the format's %u (block %llu)",
+				  max, btree_max_entries(vs), b);
 	for (uint32_t i = 1; i < nr; i++) {
 		uint64_t prev = node_key(node, i - 1), k = node_key(node, i);
 

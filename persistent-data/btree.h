@@ -38,6 +38,12 @@ extern const struct bm_validator btree_node_validator;
 struct btree_shape_opts {
 	uint32_t value_size;		/* expected leaf value size */
 	bool allow_max_not_div3;	/* 1.x --ignore-non-fatal-errors */
+	/*
+	 * max_entries exactly the format's value: where the values lie
+	 * depends on it, so salvage trusts no other (a changed max_entries
+	 * would shift every value by a slot).
+	 */
+	bool exact_max;
 };
 int btree_node_check_shape(const void *node, uint64_t location,
 			   const struct btree_shape_opts *o, struct pd_err *err);

@@ -21,6 +21,7 @@ struct salvager {
 	/* the device being walked */
 	uint64_t dev;
 	uint64_t count;
+	uint32_t max_time;		/* latest mapping time seen */
 	struct emit_run run;
 	bool emitting;
 	int error;
@@ -46,8 +47,13 @@ static void report(struct salvager *s, const char *fmt, ...)
 	s->o->report(s->o->ctx, msg);
 }
 
+/*
+ * Damage is tolerated, but a node is only trusted when its layout is
+ * exactly the format's: better a range reported lost than values read
+ * from the wrong place.
+ */
 static const struct btree_walk_opts lax_walk = {
-	.shape = { .allow_max_not_div3 = true },
+	.shape = { .exact_max = true },
 	.prefetch = true,
 };
 
@@ -310,6 +316,8 @@ static int mappings_leaf(void *ctx, const struct btree_node_info *n)
 			continue;
 		}
 		s->count++;
+		if (block_time_time(bt) > s->max_time)
+			s->max_time = block_time_time(bt);
 		if (!s->emitting)
 			continue;
 		r = emit_run_add(&s->run, node_key(n->data, i), d, block_time_time(bt));
@@ -351,7 +359,7 @@ static int walk_mappings(struct salvager *s, uint64_t root, bool emit)
 }
 
 static int salvage_device(struct salvager *s, uint64_t id, uint64_t details_root,
-			  uint64_t mapping_root)
+			  uint64_t mapping_root, uint32_t pool_time)
 {
 	uint8_t details[THIN_DETAILS_VALUE_SIZE], rootv[8];
 	struct thin_device dev = { .dev_id = id };
@@ -362,10 +370,18 @@ static int salvage_device(struct salvager *s, uint64_t id, uint64_t details_root
 
 	s->dev = id;
 	if (details_root &&
-	    !btree_lookup(s->bm, details_root, THIN_DETAILS_VALUE_SIZE, id, details, &e))
+	    !btree_lookup(s->bm, details_root, THIN_DETAILS_VALUE_SIZE, id, details, &e)) {
 		thin_details_decode(details, &dev);
-	else
-		report(s, "device %" PRIu64 ": details lost; transaction and times set to 0", id);
+	} else {
+		/*
+		 * Times of the pool's "now": every mapping made before counts as
+		 * possibly shared, so the kernel copies before writing rather
+		 * than changing a block another device may still read.
+		 */
+		dev.creation_time = dev.snapshotted_time = pool_time;
+		report(s, "device %" PRIu64 ": details lost; transaction set to 0, times to the pool's time %" PRIu32,
+		       id, pool_time);
+	}
 	if (mapping_root &&
 	    !btree_lookup(s->bm, mapping_root, THIN_MAPPING_VALUE_SIZE, id, rootv, &e))
 		have_root = true;
@@ -395,6 +411,42 @@ static int salvage_device(struct salvager *s, uint64_t id, uint64_t details_root
 	s->st->devices++;
 	s->st->mappings += s->count;
 	return r;
+}
+
+/* The latest time of any mapping or device, for a superblock that is lost. */
+static int rebuild_time(struct salvager *s, uint64_t details_root, uint64_t mapping_root,
+			uint32_t *time)
+{
+	uint32_t t = 0;
+
+	for (uint64_t i = 0; i < s->nr_ids; i++) {
+		uint8_t details[THIN_DETAILS_VALUE_SIZE], rootv[8];
+		struct thin_device dev;
+		struct pd_err e;
+		int r;
+
+		if (details_root &&
+		    !btree_lookup(s->bm, details_root, THIN_DETAILS_VALUE_SIZE, s->ids[i],
+				  details, &e)) {
+			thin_details_decode(details, &dev);
+			if (dev.creation_time > t)
+				t = dev.creation_time;
+			if (dev.snapshotted_time > t)
+				t = dev.snapshotted_time;
+		}
+		if (mapping_root &&
+		    !btree_lookup(s->bm, mapping_root, THIN_MAPPING_VALUE_SIZE, s->ids[i],
+				  rootv, &e)) {
+			s->max_time = 0;
+			r = walk_mappings(s, load_le64(rootv), false);
+			if (r)
+				return r;
+			if (s->max_time > t)
+				t = s->max_time;
+		}
+	}
+	*time = t;
+	return 0;
 }
 
 /*----------------------------------------------------------------
@@ -476,9 +528,21 @@ int thin_salvage(struct bm *bm, const struct salvage_opts *o, struct emitter *e,
 	r = collect_ids(&s, details_root, mapping_root);
 	if (r)
 		goto out;
+	if (!fields_ok) {
+		/*
+		 * The pool's time is lost with the superblock: it must be at
+		 * least every time in use, or new snapshots would not mark
+		 * today's blocks as shared.
+		 */
+		r = rebuild_time(&s, details_root, mapping_root, &esb.time);
+		if (r)
+			goto out;
+		report(&s, "the pool's time is rebuilt as %" PRIu32 " from the mappings and devices",
+		       esb.time);
+	}
 	r = e->ops->begin_superblock(e, &esb);
 	for (uint64_t i = 0; !r && i < s.nr_ids; i++)
-		r = salvage_device(&s, s.ids[i], details_root, mapping_root);
+		r = salvage_device(&s, s.ids[i], details_root, mapping_root, esb.time);
 	if (!r)
 		r = e->ops->end_superblock(e);
 out:

@@ -49,8 +49,19 @@ def onex(command):
     return [ONEX_PDATA_TOOLS, command]
 
 
+# Commands the CLI matrix knows; by default those whose symlink exists in
+# the build dir are tested.
+MATRIX_COMMANDS = ('thin_check', 'thin_dump', 'thin_ls', 'thin_restore',
+                   'thin_repair', 'thin_merge')
+
+
 def commands_under_test():
-    return os.environ.get('THINP_COMMANDS', 'thin_check thin_dump').split()
+    """$THINP_COMMANDS (space separated) when set, else every command of
+    MATRIX_COMMANDS present in the build dir."""
+    explicit = os.environ.get('THINP_COMMANDS')
+    if explicit is not None:
+        return explicit.split()
+    return [c for c in MATRIX_COMMANDS if os.path.lexists(ours(c))]
 
 
 # ----------------------------------------------------------------
