@@ -49,42 +49,51 @@ static void usage(FILE *f)
 		fprintf(f, "  %s\n", field_names[i]);
 }
 
+/*
+ * As v0.9: names separated by commas; an empty name is an error except
+ * after a final comma; an empty list prints nothing.
+ */
 static int parse_fields(const char *s, enum field *fields, unsigned *nr)
 {
-	char *copy = strdup(s), *save = NULL;
-
 	*nr = 0;
-	if (!copy)
-		return -ENOMEM;
-	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+	while (*s) {
+		const char *end = strchr(s, ',');
+		size_t len = end ? (size_t)(end - s) : strlen(s);
 		unsigned i;
 
 		for (i = 0; i < NR_FIELDS; i++)
-			if (!strcmp(t, field_names[i]))
+			if (strlen(field_names[i]) == len && !strncmp(s, field_names[i], len))
 				break;
-		if (i == NR_FIELDS || *nr == 64) {
-			free(copy);
+		if (i == NR_FIELDS || *nr == 64)
 			return -EINVAL;
-		}
 		fields[(*nr)++] = (enum field)i;
+		if (!end)
+			break;
+		s = end + 1;
 	}
-	free(copy);
-	return *nr ? 0 : -EINVAL;
+	return 0;
 }
 
-/* v0.9's sizes: divide by 1024 while above 8192, round to nearest. */
+/*
+ * v0.9's sizes: whole units of 1024 (remainder dropped) while the value
+ * is above 1048576, then one more unit, rounded half up, if it is still
+ * above 8192.
+ */
 static void format_size(char *buf, size_t n, uint64_t bytes)
 {
 	static const char *const units[] = { "", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
-	double x = (double)bytes;
+	uint64_t x = bytes;
 	unsigned u = 0;
 
-	while (x > 8192.0 && u + 1 < sizeof(units) / sizeof(units[0])) {
-		x /= 1024.0;
+	while (x > 1048576u && u + 2 < sizeof(units) / sizeof(units[0])) {
+		x /= 1024u;
 		u++;
 	}
-	/* halves round up, as v0.9 does (printf would round to even) */
-	snprintf(buf, n, "%" PRIu64 "%s", (uint64_t)(x + 0.5), units[u]);
+	if (x > 8192u) {
+		x = (x + 512u) / 1024u;
+		u++;
+	}
+	snprintf(buf, n, "%" PRIu64 "%s", x, units[u]);
 }
 
 struct row {
@@ -187,6 +196,8 @@ static void print_table(const struct row *rows, size_t nr, const enum field *fie
 				width[f] = strlen(buf);
 		}
 	}
+	if (!nf)
+		return;		/* an empty field list prints nothing */
 	if (headers) {
 		for (unsigned f = 0; f < nf; f++)
 			printf("%*s ", (int)width[f], field_names[fields[f]]);
@@ -208,7 +219,7 @@ int thin_ls_main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
-		{ "metadata-snap", no_argument, NULL, 'm' },
+		{ "metadata-snap", optional_argument, NULL, 'm' },
 		{ "format", required_argument, NULL, 'o' },
 		{ "no-headers", no_argument, NULL, OPT_NO_HEADERS },
 		{ "io-engine", required_argument, NULL, OPT_IO_ENGINE },
@@ -227,7 +238,7 @@ int thin_ls_main(int argc, char **argv)
 	int c, r, ret = 1;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hVmo:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hVm::o:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
