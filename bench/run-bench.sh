@@ -581,6 +581,18 @@ metadata_size() {
 	fi
 }
 
+# merged_devices: the devices (id:mapped_blocks, in id order) a merge of
+# $POOL's snapshot into its origin leaves: the snapshot's writes all fall
+# inside the origin's range, so the merged device has the origin's id and
+# mapped_blocks; the other devices stay as they are.
+merged_devices() {
+	"$PYTHON3" -c 'import json, sys
+v = json.load(open(sys.argv[1]))
+m = v["mapped_blocks"]
+print(" ".join("%s:%s" % (d, m[d]) for d in sorted(m, key=int)
+               if int(d) != v["snapshot"]))' "$POOL/pool.json"
+}
+
 # dump_dev FILE OUT ID: 0.9.0's dump of device ID of the metadata in FILE
 dump_dev() {
 	"$DEBIAN_SBIN/thin_dump" --dev-id "$3" "$1" >"$2" 2>&1 ||
@@ -661,13 +673,11 @@ bench_merge() {
 }
 
 # 1. Full merge vs the I/O floor and the 1.x XML pipeline, on the pool.
-# The snapshot's writes all fall inside the origin's range, so the merged
-# device has the origin's id and mapped_blocks.
 merge_full() {
 	local origin snapshot expected e used prefix floor_desc ok1x=no
 	origin=$(pool_info origin)
 	snapshot=$(pool_info snapshot)
-	expected="$origin:$(pool_info mapped_blocks "$origin")"
+	expected=$(merged_devices)
 	OUT_SIZE=$(stat -c %s "$META")
 	echo
 	echo "-- thin_merge -i META -o OUT --origin $origin --snapshot $snapshot (OUT: a fresh sparse file of META's size in $BENCH_TMP)"
@@ -728,7 +738,7 @@ merge_inplace() {
 	fi
 	origin=$(POOL=$XPOOL pool_info origin)
 	snapshot=$(POOL=$XPOOL pool_info snapshot)
-	expected="$origin:$(POOL=$XPOOL pool_info mapped_blocks "$origin")"
+	expected=$(POOL=$XPOOL merged_devices)
 	desc="$MAPPINGS origin + $(POOL=$XPOOL pool_info mapped_blocks "$snapshot") snapshot mappings in ${CLUSTER_SHAPE%%:*} hot spots, metadata $(du -m "$XMETA" | cut -f1) MiB written by $XWRITER"
 	echo "   pool: $XMETA"
 	OUT_SIZE=$(stat -c %s "$XMETA")
@@ -782,9 +792,15 @@ merge_rss() {
 			skip_row merge-rss ours "$label" "cannot build the pool"
 			continue
 		fi
+		# the output takes up to 3 times the input's used blocks
+		avail=$(df -Pm "$BENCH_TMP" | awk 'NR == 2 { print $4 }')
+		if [ "${avail:-0}" -lt $((3 * $(du -m "$XMETA" | cut -f1))) ]; then
+			skip_row merge-rss ours "$label" "only ${avail} MiB free in $BENCH_TMP for the output (3x the input's $(du -m "$XMETA" | cut -f1) MiB)"
+			continue
+		fi
 		origin=$(POOL=$XPOOL pool_info origin)
 		snapshot=$(POOL=$XPOOL pool_info snapshot)
-		expected="$origin:$(POOL=$XPOOL pool_info mapped_blocks "$origin")"
+		expected=$(POOL=$XPOOL merged_devices)
 		OUT_SIZE=$(stat -c %s "$XMETA")
 		sizes+=("$label: $m + $(POOL=$XPOOL pool_info mapped_blocks "$snapshot") mappings, metadata $(du -m "$XMETA" | cut -f1) MiB by $XWRITER")
 		bench_tool merge-rss ours "$label" /dev/null new_output_like \

@@ -3,6 +3,7 @@
 #include "persistent-data/btree-write.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 void merge_details(const struct thin_device *o, const struct thin_device *s,
@@ -16,6 +17,13 @@ void merge_details(const struct thin_device *o, const struct thin_device *s,
 /*----------------------------------------------------------------
  * In a pool transaction
  *--------------------------------------------------------------*/
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
 
 /* The bottom value type, noting when an overwritten value was released. */
 struct overlay_ctx {
@@ -57,6 +65,36 @@ static int merge_same_tree(struct pool *p, const struct merge_opts *o,
 	return r;
 }
 
+/*
+ * A small S (an in-place merge of a few hot spots) touches O nodes spread
+ * over the whole tree, each behind the node above it: read the paths to
+ * all of S's keys level by level, a level in large batches, so that an
+ * async engine overlaps the reads instead of waiting for each in turn.
+ */
+#define SMALL_SNAPSHOT (64u * 1024u)
+
+static void prefetch_small_snapshot(struct pool *p, uint64_t s_root, uint64_t o_root,
+				    uint64_t s_mapped)
+{
+	struct btree_cursor *c;
+	uint64_t *keys, n = 0;
+	struct pd_err err;
+
+	if (!s_mapped || s_mapped > SMALL_SNAPSHOT)
+		return;
+	keys = malloc(s_mapped * sizeof(*keys));
+	if (!keys)
+		return;
+	if (!btree_cursor_create(p->bm, s_root, THIN_MAPPING_VALUE_SIZE, &c, &err)) {
+		while (!btree_cursor_next_leaf(c, &err))
+			for (uint32_t i = 0; i < btree_cursor_nr(c) && n < s_mapped; i++)
+				keys[n++] = btree_cursor_key(c, i);
+		btree_cursor_destroy(c);
+	}
+	btree_prefetch_keys(p->bm, o_root, keys, (unsigned)n);
+	free(keys);
+}
+
 int merge_in_pool(struct pool *p, const struct merge_opts *o,
 		  struct merge_stats *st, struct pd_err *err)
 {
@@ -65,6 +103,7 @@ int merge_in_pool(struct pool *p, const struct merge_opts *o,
 	struct btree_cursor *c = NULL;
 	struct thin_device od, sd, m;
 	uint64_t root, added = 0, seen = 0;
+	uint64_t keys[256], data[2 * 256];
 	int r;
 
 	memset(st, 0, sizeof(*st));
@@ -97,6 +136,7 @@ int merge_in_pool(struct pool *p, const struct merge_opts *o,
 	info.vt.context = &ctx;
 	info.vt.inc = overlay_inc;
 	info.vt.dec = overlay_dec;
+	prefetch_small_snapshot(p, sd.root, root, sd.mapped_blocks);
 	r = btree_cursor_create(p->bm, sd.root, THIN_MAPPING_VALUE_SIZE, &c, err);
 	if (r)
 		return r;
@@ -104,6 +144,28 @@ int merge_in_pool(struct pool *p, const struct merge_opts *o,
 		const void *leaf = btree_cursor_leaf(c);
 		const uint8_t *vals = node_values_c(leaf);
 		uint32_t nr = btree_cursor_nr(c);
+
+		/*
+		 * What this S leaf will touch, read in batches rather than one
+		 * block at a time: the O leaves its keys land in, then the data
+		 * space map bitmaps of S's blocks and of the O blocks it hides.
+		 */
+		for (uint32_t i = 0; i < nr; i++)
+			keys[i] = node_key(leaf, i);
+		btree_prefetch_keys(p->bm, root, keys, nr);
+		{
+			unsigned nd = 0;
+
+			for (uint32_t i = 0; i < nr && nd + 2 <= 2 * 256; i++) {
+				uint8_t ov[8];
+
+				data[nd++] = block_time_block(load_le64(vals + 8u * i));
+				if (!btree_lookup(p->bm, root, THIN_MAPPING_VALUE_SIZE, keys[i], ov, NULL))
+					data[nd++] = block_time_block(load_le64(ov));
+			}
+			qsort(data, nd, sizeof(data[0]), cmp_u64);
+			sm_prefetch(p->data_sm, data, nd);
+		}
 
 		for (uint32_t i = 0; i < nr; i++) {
 			const uint8_t *v = vals + 8u * i;

@@ -93,6 +93,13 @@ static int check_devices(struct thin_metadata *md, const struct opts *o, bool wh
 		r = thin_find_device(md, o->m.snapshot, sd, err);
 		if (r)
 			return r;
+		/*
+		 * In place, the merge's own strict walk of S is the check (a
+		 * mismatch aborts the transaction before anything is committed):
+		 * walking S twice would double the cost that must follow S.
+		 */
+		if (o->in_place)
+			return 0;
 		r = thin_count_mappings(md, sd->root, &n, err);
 		if (r) {
 			pd_err_prefix(err, "device %" PRIu64, sd->dev_id);
@@ -125,8 +132,13 @@ static int open_input(const struct opts *o, bool snap, struct thin_metadata **md
 	struct thin_open_opts oo = {
 		.engine = o->engine,
 		.metadata_snap = snap,
-		/* a live pool's metadata is read beside it only under -m */
-		.io_flags = snap ? 0 : IO_OPEN_EXCL,
+		/*
+		 * A live pool's metadata is read beside it only under -m, and
+		 * then directly (O_DIRECT), past a page cache the kernel does
+		 * not keep.  An inactive pool's is read twice (checked, then
+		 * copied): buffered, the second read is served from memory.
+		 */
+		.io_flags = snap ? 0 : IO_OPEN_EXCL | IO_OPEN_NO_DIRECT,
 		/* read in order, mostly once: a small cache is enough */
 		.cache_blocks = 1024,
 	};

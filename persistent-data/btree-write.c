@@ -435,7 +435,7 @@ int btree_insert(struct btree_info *info, uint64_t root, uint64_t key,
 	struct bm_block *parent = NULL, *cur = NULL;
 	uint64_t b = root, nroot = 0;
 	unsigned pidx = 0;
-	bool dummy;
+	bool dummy, exists;
 	int r;
 
 	r = check_value_size(info, err);
@@ -443,6 +443,17 @@ int btree_insert(struct btree_info *info, uint64_t root, uint64_t key,
 		return r;
 	if (!inserted)
 		inserted = &dummy;
+	/*
+	 * Overwriting a key adds no entry: no node on the path needs room, so
+	 * none is split (the kernel splits anyway; a merge overwriting many
+	 * keys would almost double the leaves).  The look-up reads the path
+	 * the insert then shadows.
+	 */
+	r = btree_lookup(tm_bm(info->tm), root, info->vt.size, key, NULL, err);
+	if (r && r != -ENODATA)
+		return r;
+	exists = !r;
+	r = 0;
 
 	for (unsigned depth = 0;; depth++) {
 		void *n;
@@ -461,7 +472,7 @@ int btree_insert(struct btree_info *info, uint64_t root, uint64_t key,
 			nroot = bm_block_location(cur);
 
 		n = bm_block_data_rw(cur);
-		if (nr_of(n) == max_of(n)) {
+		if (nr_of(n) == max_of(n) && !exists) {
 			if (parent)
 				r = split_one_into_two(info, parent, &pidx, &cur, key, err);
 			else

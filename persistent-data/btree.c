@@ -3,6 +3,7 @@
 #include "checksum.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 /*----------------------------------------------------------------
@@ -177,4 +178,61 @@ int btree_lookup(struct bm *bm, uint64_t root, uint32_t value_size,
 	return pd_err_set(err, -EILSEQ,
 			  "btree rooted at block %llu is deeper than %u levels (cycle?)",
 			  (unsigned long long)root, BTREE_MAX_DEPTH);
+}
+
+/*----------------------------------------------------------------
+ * Read-ahead of a key range
+ *--------------------------------------------------------------*/
+
+void btree_prefetch_keys(struct bm *bm, uint64_t root, const uint64_t *keys, unsigned nr_keys)
+{
+	enum { MAX_LEVEL = 1024 };
+	uint64_t *level = malloc(2 * MAX_LEVEL * sizeof(uint64_t)), *next;
+	unsigned n = 1;
+
+	if (!level)
+		return;
+	next = level + MAX_LEVEL;
+	level[0] = root;
+	for (unsigned depth = 0; depth < BTREE_MAX_DEPTH && n && nr_keys; depth++) {
+		unsigned m = 0, k = 0;
+
+		for (unsigned done = 0; done < n; done += IO_MAX_BATCH)
+			bm_prefetch(bm, level + done, n - done < IO_MAX_BATCH ? n - done : IO_MAX_BATCH);
+		for (unsigned l = 0; l < n; l++) {
+			struct bm_block *blk;
+			const void *node;
+			uint32_t nr;
+
+			if (bm_read_lock(bm, level[l], &btree_node_validator, &blk, NULL))
+				continue;
+			node = bm_block_data(blk);
+			nr = node_nr_entries(node);
+			if (node_is_leaf(node) || le32_to_cpu(node_header_c(node)->value_size) != 8) {
+				bm_unlock(blk);
+				goto out;	/* the leaves are in the cache now */
+			}
+			/* child i holds [key[i], key[i+1]): take it if a wanted key is there */
+			for (uint32_t i = 0; i < nr && m < MAX_LEVEL && k < nr_keys; i++) {
+				bool last = i + 1 == nr;
+				uint64_t end = last ? 0 : node_key(node, i + 1);
+
+				if (!last && keys[k] >= end)
+					continue;
+				next[m++] = load_le64(node_value_c(node, i, 8));
+				while (k < nr_keys && (last || keys[k] < end))
+					k++;
+			}
+			bm_unlock(blk);
+		}
+		{
+			uint64_t *t = level;
+
+			level = next;
+			next = t;
+		}
+		n = m;
+	}
+out:
+	free(level < next ? level : next);
 }

@@ -59,6 +59,14 @@ void btree_node_prepare(void *node, uint64_t location);
 int btree_lookup(struct bm *bm, uint64_t root, uint32_t value_size,
 		 uint64_t key, void *value_out, struct pd_err *err);
 
+/*
+ * Reads ahead, in batches, the nodes on the paths to the given keys
+ * (sorted ascending): level by level down to the leaves, at most
+ * IO_MAX_BATCH nodes a level.  Only a hint: errors are left for the locks
+ * that follow.
+ */
+void btree_prefetch_keys(struct bm *bm, uint64_t root, const uint64_t *keys, unsigned nr_keys);
+
 /*----------------------------------------------------------------
  * Walk with a visitor
  *--------------------------------------------------------------*/

@@ -249,11 +249,15 @@ static int uring_xfer(struct io_engine *e, struct io_req *reqs, unsigned n,
 
 static int uring_read_many(struct io_engine *e, struct io_req *reqs, unsigned n)
 {
+	if (n == 1)
+		return io_engine_xfer_sync(e, reqs, n, false);	/* no gain from the ring */
 	return uring_xfer(e, reqs, n, false);
 }
 
 static int uring_write_many(struct io_engine *e, struct io_req *reqs, unsigned n)
 {
+	if (n == 1)
+		return io_engine_xfer_sync(e, reqs, n, true);	/* no gain from the ring */
 	return uring_xfer(e, reqs, n, true);
 }
 

@@ -231,7 +231,7 @@ static int cmp_req(const void *a, const void *b)
  * Runs of consecutive blocks go in one preadv/pwritev: restore writes,
  * and the leaves of a tree, are mostly laid out in order.
  */
-static int sync_xfer(struct io_engine *e, struct io_req *reqs, unsigned n, bool write)
+int io_engine_xfer_sync(struct io_engine *e, struct io_req *reqs, unsigned n, bool write)
 {
 	struct io_req *order[IO_MAX_BATCH];
 	struct iovec iov[IO_MAX_BATCH];
@@ -295,12 +295,12 @@ static int sync_xfer(struct io_engine *e, struct io_req *reqs, unsigned n, bool 
 
 static int sync_read_many(struct io_engine *e, struct io_req *reqs, unsigned n)
 {
-	return sync_xfer(e, reqs, n, false);
+	return io_engine_xfer_sync(e, reqs, n, false);
 }
 
 static int sync_write_many(struct io_engine *e, struct io_req *reqs, unsigned n)
 {
-	return sync_xfer(e, reqs, n, true);
+	return io_engine_xfer_sync(e, reqs, n, true);
 }
 
 static int sync_flush(struct io_engine *e)

@@ -136,6 +136,13 @@ int io_write_block(struct io_engine *e, uint64_t block, const void *buf);
 void *io_alloc_block(void);
 
 /*
+ * The synchronous path (pread/pwrite, runs of consecutive blocks in one
+ * preadv/pwritev), for implementations: the async engines use it for a
+ * single block, where a trip through a ring costs more than the call.
+ */
+int io_engine_xfer_sync(struct io_engine *e, struct io_req *reqs, unsigned n, bool write);
+
+/*
  * Fallback for an O_DIRECT descriptor whose file system refuses direct
  * I/O at read time (EINVAL): reopen the same file without O_DIRECT.
  * Implementations call it when a direct transfer fails with -EINVAL.

@@ -734,6 +734,28 @@ static void disk_destroy(struct space_map *sm)
 	free(d);
 }
 
+/* The bitmaps of these blocks that are not in memory, read in one batch. */
+static void disk_prefetch(struct space_map *sm, const uint64_t *blocks, unsigned n)
+{
+	struct sm_disk *d = to_disk(sm);
+	uint64_t homes[IO_MAX_BATCH];
+	unsigned m = 0;
+
+	for (unsigned i = 0; i < n && m < IO_MAX_BATCH; i++) {
+		struct bitmap_state *bs;
+		uint64_t home;
+
+		if (blocks[i] >= d->nr_blocks)
+			continue;
+		bs = d->bitmaps + blocks[i] / SM_ENTRIES_PER_BITMAP;
+		home = bs->spill_home ? bs->spill_home : bs->blocknr;
+		if (bs->cur || !home || (m && homes[m - 1] == home))
+			continue;
+		homes[m++] = home;
+	}
+	bm_prefetch(d->bm, homes, m);
+}
+
 static const struct space_map_ops disk_ops = {
 	.destroy = disk_destroy,
 	.nr_blocks = disk_nr_blocks,
@@ -746,6 +768,7 @@ static const struct space_map_ops disk_ops = {
 	.extend = disk_extend,
 	.commit = disk_commit,
 	.copy_root = disk_copy_root,
+	.prefetch = disk_prefetch,
 };
 
 /*----------------------------------------------------------------

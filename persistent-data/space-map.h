@@ -45,6 +45,11 @@ struct space_map_ops {
 	 */
 	int (*commit)(struct space_map *sm, struct pd_err *err);
 	int (*copy_root)(struct space_map *sm, void *blob);
+	/*
+	 * Reads ahead, in one batch, what counting these blocks will read
+	 * (may be NULL: nothing to read ahead).
+	 */
+	void (*prefetch)(struct space_map *sm, const uint64_t *blocks, unsigned n);
 };
 
 struct space_map {
@@ -105,6 +110,12 @@ static inline int sm_commit(struct space_map *sm, struct pd_err *err)
 static inline int sm_copy_root(struct space_map *sm, void *blob)
 {
 	return sm->ops->copy_root(sm, blob);
+}
+
+static inline void sm_prefetch(struct space_map *sm, const uint64_t *blocks, unsigned n)
+{
+	if (sm->ops->prefetch)
+		sm->ops->prefetch(sm, blocks, n);
 }
 
 /* An in-memory space map of nr_blocks free blocks. */
