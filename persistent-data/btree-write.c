@@ -1138,6 +1138,7 @@ void btree_builder_destroy(struct btree_builder *b)
 int btree_builder_push(struct btree_builder *b, uint64_t key, const void *value_le,
 		       struct pd_err *err)
 {
+	struct bl_level *lv = b->levels;
 	int r;
 
 	if (b->have_last && key <= b->last_key)
@@ -1145,6 +1146,17 @@ int btree_builder_push(struct btree_builder *b, uint64_t key, const void *value_
 				  "btree builder: key %llu does not follow %llu",
 				  (unsigned long long)key,
 				  (unsigned long long)b->last_key);
+	/* the common case, a leaf with room: append in place */
+	if (lv->cur && nr_of(lv->cur) < max_of(lv->cur)) {
+		uint32_t nr = nr_of(lv->cur);
+
+		node_set_key(lv->cur, nr, key);
+		memcpy(value_at(lv->cur, nr), value_le, b->info.vt.size);
+		set_nr(lv->cur, nr + 1);
+		b->have_last = true;
+		b->last_key = key;
+		return 0;
+	}
 	r = add_entry(b, 0, key, value_le, err);
 	if (r)
 		return r;

@@ -734,6 +734,43 @@ static void disk_destroy(struct space_map *sm)
 	free(d);
 }
 
+/*
+ * A run of blocks (a restored range mapping): whole words of 32 free
+ * entries become count 1 at once; anything else goes one entry at a time.
+ */
+static int disk_inc_range(struct space_map *sm, uint64_t b, uint64_t n)
+{
+	struct sm_disk *d = to_disk(sm);
+	const uint64_t ones = 0xAAAAAAAAAAAAAAAAull;	/* 32 entries of count 1 */
+
+	if (b > d->nr_blocks || n > d->nr_blocks - b)
+		return -EINVAL;
+	while (n) {
+		uint64_t j = b / SM_ENTRIES_PER_BITMAP;
+		unsigned e = (unsigned)(b % SM_ENTRIES_PER_BITMAP);
+		struct bitmap_state *bs = d->bitmaps + j;
+		uint64_t w;
+		int r;
+
+		if (e % 32u || n < 32 || !bs->cur || !bs->dirty ||
+		    (w = load_le64(bs->cur + 8u * (e / 32u)))) {
+			/* the slow path also loads the bitmap and marks it changed */
+			r = disk_inc(sm, b);
+			if (r)
+				return r;
+			b++;
+			n--;
+			continue;
+		}
+		store_le64(bs->cur + 8u * (e / 32u), ones);
+		bs->nr_free -= 32;
+		d->nr_allocated += 32;
+		b += 32;
+		n -= 32;
+	}
+	return 0;
+}
+
 /* The bitmaps of these blocks that are not in memory, read in one batch. */
 static void disk_prefetch(struct space_map *sm, const uint64_t *blocks, unsigned n)
 {
@@ -769,6 +806,7 @@ static const struct space_map_ops disk_ops = {
 	.commit = disk_commit,
 	.copy_root = disk_copy_root,
 	.prefetch = disk_prefetch,
+	.inc_range = disk_inc_range,
 };
 
 /*----------------------------------------------------------------

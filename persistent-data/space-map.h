@@ -50,6 +50,8 @@ struct space_map_ops {
 	 * (may be NULL: nothing to read ahead).
 	 */
 	void (*prefetch)(struct space_map *sm, const uint64_t *blocks, unsigned n);
+	/* inc of n consecutive blocks (may be NULL: one inc each) */
+	int (*inc_range)(struct space_map *sm, uint64_t b, uint64_t n);
 };
 
 struct space_map {
@@ -110,6 +112,19 @@ static inline int sm_commit(struct space_map *sm, struct pd_err *err)
 static inline int sm_copy_root(struct space_map *sm, void *blob)
 {
 	return sm->ops->copy_root(sm, blob);
+}
+
+static inline int sm_inc_range(struct space_map *sm, uint64_t b, uint64_t n)
+{
+	if (sm->ops->inc_range)
+		return sm->ops->inc_range(sm, b, n);
+	for (uint64_t i = 0; i < n; i++) {
+		int r = sm->ops->inc(sm, b + i);
+
+		if (r)
+			return r;
+	}
+	return 0;
 }
 
 static inline void sm_prefetch(struct space_map *sm, const uint64_t *blocks, unsigned n)

@@ -77,14 +77,16 @@ static int r_map_run(struct emitter *e, uint64_t origin, uint64_t data,
 	uint8_t v[8];
 	int r;
 
+	/* each leaf entry holds a reference to its data block */
+	if (data > sm_nr_blocks(dsm) || len > sm_nr_blocks(dsm) - data)
+		return pd_err_set(re->err, -EINVAL,
+				  "mapping beyond end of data device (%llu >= %llu)",
+				  (unsigned long long)(data + len - 1),
+				  (unsigned long long)sm_nr_blocks(dsm));
+	r = sm_inc_range(dsm, data, len);
+	if (r)
+		return pd_err_set(re->err, r, "data space map: %s", strerror(-r));
 	for (uint64_t i = 0; i < len; i++) {
-		/* the leaf entry holds a reference to its data block */
-		r = sm_inc(dsm, data + i);
-		if (r)
-			return pd_err_set(re->err, r,
-					  "mapping beyond end of data device (%llu >= %llu)",
-					  (unsigned long long)(data + i),
-					  (unsigned long long)sm_nr_blocks(dsm));
 		store_le64(v, block_time_pack(data + i, time));
 		r = btree_builder_push(re->b, origin + i, v, re->err);
 		if (r)
