@@ -93,6 +93,33 @@ static void prefetch_small_snapshot(struct pool *p, uint64_t s_root, uint64_t o_
 	}
 	btree_prefetch_keys(p->bm, o_root, keys, (unsigned)n);
 	free(keys);
+
+	/* then the data space map bitmaps of S's blocks and of the O blocks S hides */
+	{
+		uint64_t *data = malloc(2 * s_mapped * sizeof(*data)), nd = 0;
+
+		if (!data)
+			return;
+		if (!btree_cursor_create(p->bm, s_root, THIN_MAPPING_VALUE_SIZE, &c, &err)) {
+			while (!btree_cursor_next_leaf(c, &err)) {
+				const void *leaf = btree_cursor_leaf(c);
+
+				for (uint32_t i = 0; i < btree_cursor_nr(c) && nd + 2 <= 2 * s_mapped; i++) {
+					uint8_t ov[8];
+
+					data[nd++] = block_time_block(load_le64(node_value_c(leaf, i, 8)));
+					if (!btree_lookup(p->bm, o_root, THIN_MAPPING_VALUE_SIZE,
+							  node_key(leaf, i), ov, NULL))
+						data[nd++] = block_time_block(load_le64(ov));
+				}
+			}
+			btree_cursor_destroy(c);
+		}
+		qsort(data, nd, sizeof(*data), cmp_u64);
+		for (uint64_t i = 0; i < nd; i += 4096)
+			sm_prefetch(p->data_sm, data + i, (unsigned)(nd - i < 4096 ? nd - i : 4096));
+		free(data);
+	}
 }
 
 int merge_in_pool(struct pool *p, const struct merge_opts *o,

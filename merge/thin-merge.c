@@ -58,6 +58,7 @@ struct opts {
 	bool have_origin, have_snapshot;
 	bool metadata_snap, in_place, merged_only, dry_run, quiet;
 	enum io_engine_kind engine;
+	bool engine_given;
 };
 
 static void merge_progress(void *ctx, uint64_t done, uint64_t total)
@@ -486,7 +487,20 @@ static int merge_in_place(const struct opts *o, struct merge_stats *st, struct p
 	struct pool *p = NULL;
 	int r;
 
-	r = io_engine_open(o->input, o->engine, IO_OPEN_WRITE | IO_OPEN_EXCL, &io, err);
+	/*
+	 * In place, the blocks read are scattered over the device: unless
+	 * told otherwise, read them with an async engine, which overlaps them
+	 * (several times faster than one pread after another on a disk with
+	 * a queue), and fall back to sync where none can be set up.
+	 */
+	if (!o->engine_given) {
+		r = io_engine_open(o->input, IO_ENGINE_ASYNC, IO_OPEN_WRITE | IO_OPEN_EXCL, &io, err);
+		if (r == -ENOTSUP)
+			r = io_engine_open(o->input, IO_ENGINE_SYNC, IO_OPEN_WRITE | IO_OPEN_EXCL,
+					   &io, err);
+	} else {
+		r = io_engine_open(o->input, o->engine, IO_OPEN_WRITE | IO_OPEN_EXCL, &io, err);
+	}
 	if (r)
 		return r;
 	r = pool_open(io, 0, &p, err);
@@ -629,6 +643,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case OPT_IO_ENGINE:
 			if (cli_parse_engine(optarg, &o->engine))
 				return 1;
+			o->engine_given = true;
 			break;
 		default:
 			return cli_bad_usage(usage);

@@ -18,6 +18,7 @@ struct bm_block {
 	bool write_locked;
 	bool dirty;
 	bool in_use;		/* holds a block (in the hash) */
+	uint32_t aux;		/* the user's note on this content; 0 when it changes */
 	struct bm_block *hash_next;
 	struct bm_block *lru_prev, *lru_next;	/* on the LRU while unlocked */
 };
@@ -253,6 +254,7 @@ static int read_entry(struct bm *bm, uint64_t b, struct bm_block **out,
 	if (r)
 		return r;
 	e->location = b;
+	e->aux = 0;
 	r = io_read_block(bm->io, b, e->data);
 	if (r) {
 		/* give the entry back: it is the newest free one */
@@ -299,6 +301,7 @@ static int lock(struct bm *bm, uint64_t b, const struct bm_validator *v,
 
 	if (zero) {
 		memset(e->data, 0, MD_BLOCK_SIZE);
+		e->aux = 0;
 		e->validated = v;
 	} else if (v && e->validated != v) {
 		r = v->check(v, e->data, b, err);
@@ -315,6 +318,7 @@ static int lock(struct bm *bm, uint64_t b, const struct bm_validator *v,
 	if (write) {
 		e->write_locked = true;
 		e->dirty = true;
+		e->aux = 0;	/* the holder may change the content */
 		if (v)
 			e->validated = v;
 	} else {
@@ -367,6 +371,11 @@ uint64_t bm_block_location(const struct bm_block *e)
 	return e->location;
 }
 
+uint32_t *bm_block_aux(struct bm_block *e)
+{
+	return &e->aux;
+}
+
 void bm_prefetch(struct bm *bm, const uint64_t *blocks, unsigned n)
 {
 	struct io_req reqs[IO_MAX_BATCH];
@@ -390,6 +399,7 @@ void bm_prefetch(struct bm *bm, const uint64_t *blocks, unsigned n)
 			if (dup || get_free_entry(bm, &e, NULL))
 				continue;
 			e->location = b;
+			e->aux = 0;
 			ents[k] = e;
 			reqs[k].block = b;
 			reqs[k].buf = e->data;

@@ -64,6 +64,13 @@ void *bm_block_data_rw(struct bm_block *blk);	/* write locks only */
 uint64_t bm_block_location(const struct bm_block *blk);
 
 /*
+ * A word the user may keep with a cached block's content (e.g. "checked
+ * as a node of this kind"): reset to 0 whenever the content is read
+ * again, zeroed or write-locked.
+ */
+uint32_t *bm_block_aux(struct bm_block *blk);
+
+/*
  * Starts reading blocks that are not cached, in one batch per
  * IO_MAX_BATCH; never fails (a block that cannot be read is simply not
  * cached, and the lock that follows reports the error).  Reads at most

@@ -153,10 +153,14 @@ int btree_lookup(struct bm *bm, uint64_t root, uint32_t value_size,
 		if (r)
 			return r;
 		n = bm_block_data(blk);
-		r = btree_node_check_shape(n, b, &so, err);
-		if (r) {
-			bm_unlock(blk);
-			return r;
+		/* a node is checked once while its content stays in the cache */
+		if (*bm_block_aux(blk) != (value_size << 1 | 1)) {
+			r = btree_node_check_shape(n, b, &so, err);
+			if (r) {
+				bm_unlock(blk);
+				return r;
+			}
+			*bm_block_aux(blk) = value_size << 1 | 1;
 		}
 		i = lower_bound(n, key);
 		if (i < 0) {
@@ -187,52 +191,63 @@ int btree_lookup(struct bm *bm, uint64_t root, uint32_t value_size,
 void btree_prefetch_keys(struct bm *bm, uint64_t root, const uint64_t *keys, unsigned nr_keys)
 {
 	enum { MAX_LEVEL = 1024 };
-	uint64_t *level = malloc(2 * MAX_LEVEL * sizeof(uint64_t)), *next;
+	/* the nodes of a level, and the key each one's range ends before */
+	uint64_t *buf = malloc(4 * MAX_LEVEL * sizeof(uint64_t));
+	uint64_t *level, *level_hi, *next, *next_hi;
 	unsigned n = 1;
 
-	if (!level)
+	if (!buf)
 		return;
-	next = level + MAX_LEVEL;
+	level = buf;
+	level_hi = buf + MAX_LEVEL;
+	next = buf + 2 * MAX_LEVEL;
+	next_hi = buf + 3 * MAX_LEVEL;
 	level[0] = root;
+	level_hi[0] = UINT64_MAX;
 	for (unsigned depth = 0; depth < BTREE_MAX_DEPTH && n && nr_keys; depth++) {
 		unsigned m = 0, k = 0;
+		uint64_t *t;
 
 		for (unsigned done = 0; done < n; done += IO_MAX_BATCH)
 			bm_prefetch(bm, level + done, n - done < IO_MAX_BATCH ? n - done : IO_MAX_BATCH);
-		for (unsigned l = 0; l < n; l++) {
+		for (unsigned l = 0; l < n && k < nr_keys; l++) {
 			struct bm_block *blk;
 			const void *node;
 			uint32_t nr;
 
-			if (bm_read_lock(bm, level[l], &btree_node_validator, &blk, NULL))
+			if (bm_read_lock(bm, level[l], &btree_node_validator, &blk, NULL)) {
+				while (k < nr_keys && keys[k] < level_hi[l])
+					k++;
 				continue;
+			}
 			node = bm_block_data(blk);
 			nr = node_nr_entries(node);
 			if (node_is_leaf(node) || le32_to_cpu(node_header_c(node)->value_size) != 8) {
 				bm_unlock(blk);
 				goto out;	/* the leaves are in the cache now */
 			}
-			/* child i holds [key[i], key[i+1]): take it if a wanted key is there */
-			for (uint32_t i = 0; i < nr && m < MAX_LEVEL && k < nr_keys; i++) {
-				bool last = i + 1 == nr;
-				uint64_t end = last ? 0 : node_key(node, i + 1);
+			/* child i holds [key[i], key[i+1]), the last one up to the node's end */
+			for (uint32_t i = 0; i < nr && m < MAX_LEVEL && k < nr_keys &&
+			     keys[k] < level_hi[l]; i++) {
+				uint64_t end = i + 1 < nr ? node_key(node, i + 1) : level_hi[l];
 
-				if (!last && keys[k] >= end)
+				if (keys[k] >= end)
 					continue;
-				next[m++] = load_le64(node_value_c(node, i, 8));
-				while (k < nr_keys && (last || keys[k] < end))
+				next[m] = load_le64(node_value_c(node, i, 8));
+				next_hi[m++] = end;
+				while (k < nr_keys && keys[k] < end)
 					k++;
 			}
 			bm_unlock(blk);
 		}
-		{
-			uint64_t *t = level;
-
-			level = next;
-			next = t;
-		}
+		t = level;
+		level = next;
+		next = t;
+		t = level_hi;
+		level_hi = next_hi;
+		next_hi = t;
 		n = m;
 	}
 out:
-	free(level < next ? level : next);
+	free(buf);
 }

@@ -778,7 +778,7 @@ static void disk_prefetch(struct space_map *sm, const uint64_t *blocks, unsigned
 	uint64_t homes[IO_MAX_BATCH];
 	unsigned m = 0;
 
-	for (unsigned i = 0; i < n && m < IO_MAX_BATCH; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		struct bitmap_state *bs;
 		uint64_t home;
 
@@ -789,6 +789,10 @@ static void disk_prefetch(struct space_map *sm, const uint64_t *blocks, unsigned
 		if (bs->cur || !home || (m && homes[m - 1] == home))
 			continue;
 		homes[m++] = home;
+		if (m == IO_MAX_BATCH) {
+			bm_prefetch(d->bm, homes, m);
+			m = 0;
+		}
 	}
 	bm_prefetch(d->bm, homes, m);
 }
