@@ -27,6 +27,26 @@ int cli_parse_u32(const char *s, uint32_t *v);
 /* --io-engine sync|async; prints the error itself. */
 int cli_parse_engine(const char *s, enum io_engine_kind *kind);
 
+/*
+ * --transaction-id, --data-block-size, --nr-data-blocks (thin_dump,
+ * thin_restore, thin_repair): their getopt ids, their long options, and
+ * one parser.  cli_parse_sb_override() returns 0, or 1 after saying what
+ * is wrong.
+ */
+enum {
+	OPT_SB_TRANSACTION_ID = 0x200,
+	OPT_SB_DATA_BLOCK_SIZE,
+	OPT_SB_NR_DATA_BLOCKS,
+};
+
+#define CLI_SB_OVERRIDE_OPTIONS \
+	{ "transaction-id", required_argument, NULL, OPT_SB_TRANSACTION_ID }, \
+	{ "data-block-size", required_argument, NULL, OPT_SB_DATA_BLOCK_SIZE }, \
+	{ "nr-data-blocks", required_argument, NULL, OPT_SB_NR_DATA_BLOCKS }
+
+struct sb_overrides;
+int cli_parse_sb_override(int opt, const char *arg, struct sb_overrides *ov);
+
 /* For getopt: prints usage to stderr and returns 1. */
 int cli_bad_usage(void (*usage)(FILE *));
 

@@ -331,12 +331,12 @@ TEST(xml_parser, overrides_replace_superblock_values)
 {
 	struct xml_parse_opts o = {};
 
-	o.set_trans_id = true;
-	o.trans_id = 99;
-	o.set_data_block_size = true;
-	o.data_block_size = 1024;
-	o.set_nr_data_blocks = true;
-	o.nr_data_blocks = 5000;
+	o.ov.set_trans_id = true;
+	o.ov.trans_id = 99;
+	o.ov.set_data_block_size = true;
+	o.ov.data_block_size = 1024;
+	o.ov.set_nr_data_blocks = true;
+	o.ov.nr_data_blocks = 5000;
 
 	result res = parse(doc(string(dev0) +
 			       "    <single_mapping origin_block=\"0\" data_block=\"4000\" time=\"0\"/>\n"
@@ -351,8 +351,8 @@ TEST(xml_parser, nr_data_blocks_override_is_what_mappings_are_checked_against)
 {
 	struct xml_parse_opts o = {};
 
-	o.set_nr_data_blocks = true;
-	o.nr_data_blocks = 10;
+	o.ov.set_nr_data_blocks = true;
+	o.ov.nr_data_blocks = 10;
 
 	result res = parse(doc(string(dev0) +
 			       "    <range_mapping origin_begin=\"0\" data_begin=\"5\" length=\"6\" time=\"0\"/>\n"
@@ -368,8 +368,8 @@ TEST(xml_parser, a_bad_data_block_size_override_is_rejected)
 {
 	struct xml_parse_opts o = {};
 
-	o.set_data_block_size = true;
-	o.data_block_size = 100;
+	o.ov.set_data_block_size = true;
+	o.ov.data_block_size = 100;
 
 	result res = parse(doc(""), false, &o);
 

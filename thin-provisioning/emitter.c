@@ -4,6 +4,16 @@
 #include <errno.h>
 #include <string.h>
 
+void sb_overrides_apply(const struct sb_overrides *ov, struct emit_superblock *sb)
+{
+	if (ov->set_trans_id)
+		sb->trans_id = ov->trans_id;
+	if (ov->set_data_block_size)
+		sb->data_block_size = ov->data_block_size;
+	if (ov->set_nr_data_blocks)
+		sb->nr_data_blocks = ov->nr_data_blocks;
+}
+
 void emitter_destroy(struct emitter *e)
 {
 	if (e)

@@ -63,6 +63,20 @@ struct emit_device {
 	uint32_t snap_time;
 };
 
+/*
+ * Superblock values given on the command line in place of those read
+ * (--transaction-id, --data-block-size, --nr-data-blocks of thin_dump,
+ * thin_restore and thin_repair).
+ */
+struct sb_overrides {
+	bool set_trans_id, set_data_block_size, set_nr_data_blocks;
+	uint64_t trans_id;
+	uint32_t data_block_size;
+	uint64_t nr_data_blocks;
+};
+
+void sb_overrides_apply(const struct sb_overrides *ov, struct emit_superblock *sb);
+
 struct emitter;
 struct thin_metadata;
 

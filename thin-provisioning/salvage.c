@@ -489,16 +489,11 @@ int thin_salvage(struct bm *bm, const struct salvage_opts *o, struct emitter *e,
 	if (!sb_ok)
 		report(&s, "the superblock is damaged%s",
 		       fields_ok ? "; using the values it still holds" : "");
-	if (o->set_trans_id)
-		esb.trans_id = o->trans_id;
-	if (o->set_data_block_size)
-		esb.data_block_size = o->data_block_size;
-	if (o->set_nr_data_blocks)
-		esb.nr_data_blocks = o->nr_data_blocks;
+	sb_overrides_apply(&o->ov, &esb);
 	if (!sane_dbs(esb.data_block_size))
 		return pd_err_set(err, -EINVAL,
 				  "the superblock is unreadable: give --data-block-size (and --nr-data-blocks, --transaction-id)");
-	if (!esb.nr_data_blocks && !o->set_nr_data_blocks)
+	if (!esb.nr_data_blocks && !o->ov.set_nr_data_blocks)
 		return pd_err_set(err, -EINVAL,
 				  "the number of data blocks is unknown: give --nr-data-blocks");
 	s.nr_data_blocks = esb.nr_data_blocks;

@@ -19,11 +19,7 @@
 #include "persistent-data/block-manager.h"
 
 struct salvage_opts {
-	/* overrides; needed when the superblock is lost */
-	bool set_trans_id, set_data_block_size, set_nr_data_blocks;
-	uint64_t trans_id;
-	uint32_t data_block_size;
-	uint64_t nr_data_blocks;
+	struct sb_overrides ov;		/* needed when the superblock is lost */
 	/* a line per loss (may be NULL) */
 	void (*report)(void *ctx, const char *msg);
 	void *ctx;

@@ -31,17 +31,10 @@ static void usage(FILE *f)
 		"  {-V|--version}\n", prog_name);
 }
 
-/* Overrides of superblock values in the output. */
-struct overrides {
-	bool trans, dbs, nr;
-	uint64_t trans_id, nr_data_blocks;
-	uint32_t data_block_size;
-};
-
 struct override_emitter {
 	struct emitter e;
 	struct emitter *inner;
-	const struct overrides *o;
+	const struct sb_overrides *o;
 };
 
 #define to_ov(x) ((struct override_emitter *)(x))
@@ -51,12 +44,7 @@ static int ov_begin_superblock(struct emitter *e, const struct emit_superblock *
 	struct override_emitter *ov = to_ov(e);
 	struct emit_superblock s = *sb;
 
-	if (ov->o->trans)
-		s.trans_id = ov->o->trans_id;
-	if (ov->o->dbs)
-		s.data_block_size = ov->o->data_block_size;
-	if (ov->o->nr)
-		s.nr_data_blocks = ov->o->nr_data_blocks;
+	sb_overrides_apply(ov->o, &s);
 	return ov->inner->ops->begin_superblock(ov->inner, &s);
 }
 
@@ -102,12 +90,10 @@ static void print_loss(void *ctx, const char *msg)
 
 /* --repair: what can still be read, with damage tolerated and reported. */
 static int dump_repair(const char *input, const struct thin_open_opts *oo,
-		       const struct overrides *ov, bool human, const char *output)
+		       const struct sb_overrides *ov, bool human, const char *output)
 {
 	struct salvage_opts so = {
-		.set_trans_id = ov->trans, .trans_id = ov->trans_id,
-		.set_data_block_size = ov->dbs, .data_block_size = ov->data_block_size,
-		.set_nr_data_blocks = ov->nr, .nr_data_blocks = ov->nr_data_blocks,
+		.ov = *ov,
 		.report = print_loss,
 	};
 	static char buf[1 << 20];
@@ -163,9 +149,6 @@ out:
 enum {
 	OPT_DEV_ID = 256,
 	OPT_SKIP_MAPPINGS,
-	OPT_TRANSACTION_ID,
-	OPT_DATA_BLOCK_SIZE,
-	OPT_NR_DATA_BLOCKS,
 	OPT_IO_ENGINE,
 };
 
@@ -181,15 +164,13 @@ int thin_dump_main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "dev-id", required_argument, NULL, OPT_DEV_ID },
 		{ "skip-mappings", no_argument, NULL, OPT_SKIP_MAPPINGS },
-		{ "transaction-id", required_argument, NULL, OPT_TRANSACTION_ID },
-		{ "data-block-size", required_argument, NULL, OPT_DATA_BLOCK_SIZE },
-		{ "nr-data-blocks", required_argument, NULL, OPT_NR_DATA_BLOCKS },
+		CLI_SB_OVERRIDE_OPTIONS,
 		{ "io-engine", required_argument, NULL, OPT_IO_ENGINE },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct thin_open_opts oo = { .engine = IO_ENGINE_SYNC };
 	struct thin_emit_opts eo = { 0 };
-	struct overrides ov = { 0 };
+	struct sb_overrides ov = { 0 };
 	struct override_emitter ove;
 	struct thin_metadata *md = NULL;
 	struct emitter *em = NULL;
@@ -256,26 +237,11 @@ int thin_dump_main(int argc, char **argv)
 		case OPT_SKIP_MAPPINGS:
 			eo.skip_mappings = true;
 			break;
-		case OPT_TRANSACTION_ID:
-			ov.trans = true;
-			if (cli_parse_u64(optarg, &ov.trans_id)) {
-				cli_error("bad transaction id '%s'", optarg);
+		case OPT_SB_TRANSACTION_ID:
+		case OPT_SB_DATA_BLOCK_SIZE:
+		case OPT_SB_NR_DATA_BLOCKS:
+			if (cli_parse_sb_override(c, optarg, &ov))
 				goto out;
-			}
-			break;
-		case OPT_DATA_BLOCK_SIZE:
-			ov.dbs = true;
-			if (cli_parse_u32(optarg, &ov.data_block_size)) {
-				cli_error("bad data block size '%s'", optarg);
-				goto out;
-			}
-			break;
-		case OPT_NR_DATA_BLOCKS:
-			ov.nr = true;
-			if (cli_parse_u64(optarg, &ov.nr_data_blocks)) {
-				cli_error("bad number of data blocks '%s'", optarg);
-				goto out;
-			}
 			break;
 		case OPT_IO_ENGINE:
 			if (cli_parse_engine(optarg, &oo.engine))

@@ -35,10 +35,7 @@ static void print_loss(void *ctx, const char *msg)
 }
 
 enum {
-	OPT_TRANSACTION_ID = 256,
-	OPT_DATA_BLOCK_SIZE,
-	OPT_NR_DATA_BLOCKS,
-	OPT_IO_ENGINE,
+	OPT_IO_ENGINE = 256,
 };
 
 int thin_repair_main(int argc, char **argv)
@@ -49,9 +46,7 @@ int thin_repair_main(int argc, char **argv)
 		{ "input", required_argument, NULL, 'i' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
-		{ "transaction-id", required_argument, NULL, OPT_TRANSACTION_ID },
-		{ "data-block-size", required_argument, NULL, OPT_DATA_BLOCK_SIZE },
-		{ "nr-data-blocks", required_argument, NULL, OPT_NR_DATA_BLOCKS },
+		CLI_SB_OVERRIDE_OPTIONS,
 		{ "io-engine", required_argument, NULL, OPT_IO_ENGINE },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -87,26 +82,11 @@ int thin_repair_main(int argc, char **argv)
 		case 'q':
 			quiet = true;
 			break;
-		case OPT_TRANSACTION_ID:
-			so.set_trans_id = true;
-			if (cli_parse_u64(optarg, &so.trans_id)) {
-				cli_error("bad transaction id '%s'", optarg);
+		case OPT_SB_TRANSACTION_ID:
+		case OPT_SB_DATA_BLOCK_SIZE:
+		case OPT_SB_NR_DATA_BLOCKS:
+			if (cli_parse_sb_override(c, optarg, &so.ov))
 				return 1;
-			}
-			break;
-		case OPT_DATA_BLOCK_SIZE:
-			so.set_data_block_size = true;
-			if (cli_parse_u32(optarg, &so.data_block_size)) {
-				cli_error("bad data block size '%s'", optarg);
-				return 1;
-			}
-			break;
-		case OPT_NR_DATA_BLOCKS:
-			so.set_nr_data_blocks = true;
-			if (cli_parse_u64(optarg, &so.nr_data_blocks)) {
-				cli_error("bad number of data blocks '%s'", optarg);
-				return 1;
-			}
 			break;
 		case OPT_IO_ENGINE:
 			if (cli_parse_engine(optarg, &engine))

@@ -385,18 +385,13 @@ static void start_superblock(struct parser *p, const XML_Char **attrs)
 		return;
 	sb.has_metadata_snap = r;
 
-	if (p->o.set_trans_id)
-		sb.trans_id = p->o.trans_id;
-	if (p->o.set_data_block_size)
-		sb.data_block_size = p->o.data_block_size;
-	if (p->o.set_nr_data_blocks)
-		sb.nr_data_blocks = p->o.nr_data_blocks;
+	sb_overrides_apply(&p->o.ov, &sb);
 
 	if (sb.data_block_size < THIN_MIN_DATA_BLOCK_SIZE ||
 	    sb.data_block_size > THIN_MAX_DATA_BLOCK_SIZE ||
 	    sb.data_block_size % THIN_MIN_DATA_BLOCK_SIZE) {
 		fail(p, -EINVAL, "invalid data block size %u%s: it must be a multiple of %u sectors from %u to %u",
-		     sb.data_block_size, p->o.set_data_block_size ? " (from the option)" : "",
+		     sb.data_block_size, p->o.ov.set_data_block_size ? " (from the option)" : "",
 		     THIN_MIN_DATA_BLOCK_SIZE, THIN_MIN_DATA_BLOCK_SIZE,
 		     THIN_MAX_DATA_BLOCK_SIZE);
 		return;

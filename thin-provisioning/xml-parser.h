@@ -35,13 +35,7 @@
 #include <stdio.h>
 
 struct xml_parse_opts {
-	/* thin_restore --transaction-id / --data-block-size / --nr-data-blocks */
-	bool set_trans_id;
-	uint64_t trans_id;
-	bool set_data_block_size;
-	uint32_t data_block_size;
-	bool set_nr_data_blocks;
-	uint64_t nr_data_blocks;
+	struct sb_overrides ov;		/* thin_restore's overrides */
 
 	/*
 	 * Called after each chunk (1 MiB, the last one shorter) is parsed,
