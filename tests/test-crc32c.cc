@@ -420,6 +420,27 @@ TEST_F(crc32c_paths, whole_blocks)
 	}
 }
 
+// The hardware path runs three interleaved streams over 4080-byte runs:
+// lengths around one and two runs, at every alignment mod 8.
+TEST_F(crc32c_paths, hw_interleaved_runs_match_bitwise)
+{
+	if (!crc32c_have_hw())
+		GTEST_SKIP() << "no SSE4.2 on this CPU";
+	vector<uint8_t> big(3 * 4096);
+
+	for (auto &c : big)
+		c = (uint8_t)rng();
+	for (size_t base : { (size_t)4080, (size_t)8160 })
+		for (size_t len = base - 20; len <= base + 20; len++)
+			for (size_t align = 0; align < 8; align++) {
+				const uint8_t *p = big.data() + align;
+				uint32_t init = (uint32_t)rng();
+
+				ASSERT_EQ(crc32c_bitwise(init, p, len), crc32c_hw(init, p, len))
+					<< "len " << len << " align " << align;
+			}
+}
+
 TEST_F(crc32c_paths, chaining_equals_one_pass)
 {
 	fill();
