@@ -25,25 +25,19 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The bottom value type, noting when an overwritten value was released. */
-struct overlay_ctx {
-	struct pool *p;
-	bool released;
-};
-
+/* The bottom value type over the pool's data space map. */
 static int overlay_dec(void *context, const void *value_le)
 {
-	struct overlay_ctx *c = context;
+	struct pool *p = context;
 
-	c->released = true;
-	return sm_dec(c->p->data_sm, block_time_block(load_le64(value_le)));
+	return sm_dec(p->data_sm, block_time_block(load_le64(value_le)));
 }
 
 static int overlay_inc(void *context, const void *value_le)
 {
-	struct overlay_ctx *c = context;
+	struct pool *p = context;
 
-	return sm_inc(c->p->data_sm, block_time_block(load_le64(value_le)));
+	return sm_inc(p->data_sm, block_time_block(load_le64(value_le)));
 }
 
 /* Both ids name the same tree: M is that tree; the other id goes. */
@@ -125,12 +119,11 @@ static void prefetch_small_snapshot(struct pool *p, uint64_t s_root, uint64_t o_
 int merge_in_pool(struct pool *p, const struct merge_opts *o,
 		  struct merge_stats *st, struct pd_err *err)
 {
-	struct overlay_ctx ctx = { .p = p };
 	struct btree_info info = *pool_bottom_info(p);
 	struct btree_cursor *c = NULL;
 	struct thin_device od, sd, m;
-	uint64_t root, added = 0, seen = 0;
-	uint64_t keys[256], data[2 * 256];
+	uint64_t root, added = 0, seen = 0, leaf_added;
+	uint64_t keys[256], data[256];
 	int r;
 
 	memset(st, 0, sizeof(*st));
@@ -160,7 +153,7 @@ int merge_in_pool(struct pool *p, const struct merge_opts *o,
 		return r;
 	root = od.root;
 
-	info.vt.context = &ctx;
+	info.vt.context = p;
 	info.vt.inc = overlay_inc;
 	info.vt.dec = overlay_dec;
 	prefetch_small_snapshot(p, sd.root, root, sd.mapped_blocks);
@@ -174,53 +167,40 @@ int merge_in_pool(struct pool *p, const struct merge_opts *o,
 
 		/*
 		 * What this S leaf will touch, read in batches rather than one
-		 * block at a time: the O leaves its keys land in, then the data
-		 * space map bitmaps of S's blocks and of the O blocks it hides.
+		 * block at a time: the O leaves its keys land in, and the data
+		 * space map bitmaps of S's blocks (a small S has had the
+		 * bitmaps of the O blocks it hides read ahead as well).
 		 */
-		for (uint32_t i = 0; i < nr; i++)
+		for (uint32_t i = 0; i < nr; i++) {
 			keys[i] = node_key(leaf, i);
-		btree_prefetch_keys(p->bm, root, keys, nr);
-		{
-			unsigned nd = 0;
-
-			for (uint32_t i = 0; i < nr && nd + 2 <= 2 * 256; i++) {
-				uint8_t ov[8];
-
-				data[nd++] = block_time_block(load_le64(vals + 8u * i));
-				if (!btree_lookup(p->bm, root, THIN_MAPPING_VALUE_SIZE, keys[i], ov, NULL))
-					data[nd++] = block_time_block(load_le64(ov));
-			}
-			qsort(data, nd, sizeof(data[0]), cmp_u64);
-			sm_prefetch(p->data_sm, data, nd);
+			data[i] = block_time_block(load_le64(vals + 8u * i));
 		}
+		btree_prefetch_keys(p->bm, root, keys, nr);
+		qsort(data, nr, sizeof(data[0]), cmp_u64);
+		sm_prefetch(p->data_sm, data, nr);
 
 		for (uint32_t i = 0; i < nr; i++) {
-			const uint8_t *v = vals + 8u * i;
-			uint64_t data = block_time_block(load_le64(v));
-			bool inserted;
+			uint64_t block = block_time_block(load_le64(vals + 8u * i));
 
 			/* M's leaf will hold a reference to S's data block */
-			r = sm_inc(p->data_sm, data);
+			r = sm_inc(p->data_sm, block);
 			if (r) {
 				pd_err_set(err, r, "data block %llu of device %llu is beyond the data device",
-					   (unsigned long long)data,
+					   (unsigned long long)block,
 					   (unsigned long long)o->snapshot);
 				goto out;
 			}
-			ctx.released = false;
-			r = btree_insert(&info, root, node_key(leaf, i), v, &root,
-					 &inserted, err);
-			if (r)
-				goto out;
-			if (inserted) {
-				added++;
-			} else {
-				st->hidden++;
-				/* O mapped the very same block: the reference we took is surplus */
-				if (!ctx.released && (r = sm_dec(p->data_sm, data)))
-					goto out;
-			}
 		}
+		/*
+		 * One pass per O leaf: an O mapping S overwrites drops its
+		 * data block (or, the very same block, the reference just
+		 * taken).
+		 */
+		r = btree_insert_many(&info, root, keys, vals, nr, &root, &leaf_added, err);
+		if (r)
+			goto out;
+		added += leaf_added;
+		st->hidden += nr - leaf_added;
 		seen += nr;
 		if (o->progress)
 			o->progress(o->progress_ctx, seen, sd.mapped_blocks);

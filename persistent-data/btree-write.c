@@ -425,35 +425,22 @@ static int leaf_insert(const struct btree_info *info, void *n, int i, uint64_t k
 
 /*
  * Top-down: every node on the path is shadowed, and split before we step
- * into it if it is full, so a parent always has room for the entry of a
- * split child.  At most three locks: parent, current node, new sibling.
+ * into it if it is full (unless key already exists: then no entry is
+ * added), so a parent always has room for the entry of a split child.
+ * At most three locks: parent, current node, new sibling.
+ *
+ * Returns the leaf key belongs in, write-locked, and the exclusive upper
+ * bound of the keys it may hold (UINT64_MAX on the right edge): a key
+ * below *hi that is not below the leaf's range could only go here.
  */
-int btree_insert(struct btree_info *info, uint64_t root, uint64_t key,
-		 const void *value_le, uint64_t *new_root, bool *inserted,
-		 struct pd_err *err)
+static int descend_for_insert(struct btree_info *info, uint64_t root, uint64_t key,
+			      bool exists, uint64_t *new_root, struct bm_block **leaf,
+			      uint64_t *hi, struct pd_err *err)
 {
 	struct bm_block *parent = NULL, *cur = NULL;
-	uint64_t b = root, nroot = 0;
+	uint64_t b = root, nroot = 0, bound = UINT64_MAX;
 	unsigned pidx = 0;
-	bool dummy, exists;
 	int r;
-
-	r = check_value_size(info, err);
-	if (r)
-		return r;
-	if (!inserted)
-		inserted = &dummy;
-	/*
-	 * Overwriting a key adds no entry: no node on the path needs room, so
-	 * none is split (the kernel splits anyway; a merge overwriting many
-	 * keys would almost double the leaves).  The look-up reads the path
-	 * the insert then shadows.
-	 */
-	r = btree_lookup(tm_bm(info->tm), root, info->vt.size, key, NULL, err);
-	if (r && r != -ENODATA)
-		return r;
-	exists = !r;
-	r = 0;
 
 	for (unsigned depth = 0;; depth++) {
 		void *n;
@@ -482,15 +469,22 @@ int btree_insert(struct btree_info *info, uint64_t root, uint64_t key,
 			n = bm_block_data_rw(cur);
 		}
 		if (parent) {
+			const void *pn = bm_block_data(parent);
+
+			/* a split may have put a new sibling right after us */
+			if (pidx + 1 < nr_of(pn) && node_key(pn, pidx + 1) < bound)
+				bound = node_key(pn, pidx + 1);
 			tm_unlock(info->tm, parent);
 			parent = NULL;
 		}
 
-		i = lower_bound(n, key);
 		if (node_is_leaf(n)) {
-			r = leaf_insert(info, n, i, key, value_le, inserted, err);
-			goto out;
+			*leaf = cur;
+			*new_root = nroot;
+			*hi = bound;
+			return 0;
 		}
+		i = lower_bound(n, key);
 		if (i < 0) {
 			/* key[0] is a lower bound for child 0: lower it */
 			node_set_key(n, 0, key);
@@ -507,9 +501,150 @@ out:
 		tm_unlock(info->tm, cur);
 	if (parent)
 		tm_unlock(info->tm, parent);
-	if (!r)
-		*new_root = nroot;
 	return r;
+}
+
+/*
+ * Overwriting a key adds no entry: no node on the path needs room, so
+ * none is split (the kernel splits anyway; a merge overwriting many keys
+ * would almost double the leaves).  The look-up reads the path the insert
+ * then shadows.
+ */
+static int key_exists(struct btree_info *info, uint64_t root, uint64_t key, bool *exists,
+		      struct pd_err *err)
+{
+	int r = btree_lookup(tm_bm(info->tm), root, info->vt.size, key, NULL, err);
+
+	if (r && r != -ENODATA)
+		return r;
+	*exists = !r;
+	return 0;
+}
+
+int btree_insert(struct btree_info *info, uint64_t root, uint64_t key,
+		 const void *value_le, uint64_t *new_root, bool *inserted,
+		 struct pd_err *err)
+{
+	struct bm_block *leaf;
+	uint64_t hi;
+	bool dummy, exists;
+	void *n;
+	int r;
+
+	r = check_value_size(info, err);
+	if (!r)
+		r = key_exists(info, root, key, &exists, err);
+	if (!r)
+		r = descend_for_insert(info, root, key, exists, new_root, &leaf, &hi, err);
+	if (r)
+		return r;
+	n = bm_block_data_rw(leaf);
+	r = leaf_insert(info, n, lower_bound(n, key), key, value_le,
+			inserted ? inserted : &dummy, err);
+	tm_unlock(info->tm, leaf);
+	return r;
+}
+
+/*
+ * keys[0 .. nr) (sorted, all below hi) into leaf n, as many as fit: all
+ * of them but those new keys that would overflow it.  Merged from the
+ * back, so each entry moves once.
+ */
+static int leaf_merge(const struct btree_info *info, void *n, const uint64_t *keys,
+		      const uint8_t *values, unsigned nr, unsigned *taken,
+		      uint64_t *added, struct pd_err *err)
+{
+	uint32_t have = nr_of(n), room = max_of(n) - have, vs = info->vt.size;
+	uint8_t *vals = node_values(n);
+	unsigned take = 0, add = 0;
+	int a, w, k;
+
+	/* how many keys go in, and how many of them are new */
+	for (uint32_t i = 0; take < nr; take++) {
+		while (i < have && node_key(n, i) < keys[take])
+			i++;
+		if (i < have && node_key(n, i) == keys[take])
+			continue;
+		if (add == room)
+			break;
+		add++;
+	}
+
+	a = (int)have - 1;
+	w = (int)(have + add) - 1;
+	for (k = (int)take - 1; k >= 0; w--) {
+		uint64_t key = keys[k];
+		const uint8_t *v = values + (size_t)k * vs;
+
+		if (a >= 0 && node_key(n, (unsigned)a) > key) {
+			if (w != a) {
+				node_set_key(n, (unsigned)w, node_key(n, (unsigned)a));
+				memcpy(vals + (size_t)w * vs, vals + (size_t)a * vs, vs);
+			}
+			a--;
+			continue;
+		}
+		if (a >= 0 && node_key(n, (unsigned)a) == key) {
+			void *old = vals + (size_t)a * vs;
+			/* an equal value keeps its one reference: the new one is surplus */
+			int r = value_dec(info, values_equal(info, old, v) ? v : old, err);
+
+			if (r)
+				return r;
+			a--;
+		}
+		node_set_key(n, (unsigned)w, key);
+		memcpy(vals + (size_t)w * vs, v, vs);
+		k--;
+	}
+	set_nr(n, have + add);
+	*taken = take;
+	*added += add;
+	return 0;
+}
+
+int btree_insert_many(struct btree_info *info, uint64_t root, const uint64_t *keys,
+		      const void *values_le, unsigned nr, uint64_t *new_root,
+		      uint64_t *added, struct pd_err *err)
+{
+	const uint8_t *values = values_le;
+	int r;
+
+	r = check_value_size(info, err);
+	if (r)
+		return r;
+	for (unsigned i = 1; i < nr; i++)
+		if (keys[i] <= keys[i - 1])
+			return pd_err_set(err, -EINVAL,
+					  "btree_insert_many: keys not strictly increasing at %u", i);
+	*added = 0;
+	*new_root = root;
+	for (unsigned done = 0; done < nr;) {
+		struct bm_block *leaf;
+		unsigned run = 0, taken;
+		uint64_t hi;
+		bool exists;
+
+		r = key_exists(info, *new_root, keys[done], &exists, err);
+		if (!r)
+			r = descend_for_insert(info, *new_root, keys[done], exists, new_root,
+					       &leaf, &hi, err);
+		if (r)
+			return r;
+		while (done + run < nr && keys[done + run] < hi)
+			run++;
+		r = leaf_merge(info, bm_block_data_rw(leaf), keys + done,
+			       values + (size_t)done * info->vt.size, run, &taken, added, err);
+		tm_unlock(info->tm, leaf);
+		if (r)
+			return r;
+		if (!taken)	/* the look-up and the descent disagree */
+			return pd_err_set(err, -EILSEQ,
+					  "btree insert: no room for key %llu in leaf",
+					  (unsigned long long)keys[done]);
+		done += taken;
+	}
+	return 0;
 }
 
 /*----------------------------------------------------------------
@@ -1149,9 +1284,14 @@ int btree_builder_push(struct btree_builder *b, uint64_t key, const void *value_
 	/* the common case, a leaf with room: append in place */
 	if (lv->cur && nr_of(lv->cur) < max_of(lv->cur)) {
 		uint32_t nr = nr_of(lv->cur);
+		void *v = value_at(lv->cur, nr);
 
 		node_set_key(lv->cur, nr, key);
-		memcpy(value_at(lv->cur, nr), value_le, b->info.vt.size);
+		/* a constant size is a move, not a call (the mapping trees' 8) */
+		if (b->info.vt.size == 8)
+			memcpy(v, value_le, 8);
+		else
+			memcpy(v, value_le, b->info.vt.size);
 		set_nr(lv->cur, nr + 1);
 		b->have_last = true;
 		b->last_key = key;

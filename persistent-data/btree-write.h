@@ -102,6 +102,22 @@ int btree_insert(struct btree_info *info, uint64_t root, uint64_t key,
 		 struct pd_err *err);
 
 /*
+ * Inserts or overwrites nr keys, strictly increasing (else -EINVAL),
+ * values_le holding nr values of vt.size bytes, with the result of nr
+ * btree_insert() calls: the same entries, references and split rule,
+ * though full internal nodes may be split at other moments.  *added
+ * counts the new keys (nr - *added were overwritten).  One difference:
+ * on an overwrite with an equal value the surplus reference the caller
+ * gave is dropped here, with vt.dec on the new value.
+ *
+ * Cost: one path from the root per leaf the keys land in (plus one per
+ * split), each entry of that leaf moved once; not one path per key.
+ */
+int btree_insert_many(struct btree_info *info, uint64_t root, const uint64_t *keys,
+		      const void *values_le, unsigned nr, uint64_t *new_root,
+		      uint64_t *added, struct pd_err *err);
+
+/*
  * Removes key and dec's its value.  Returns -ENODATA when key is absent
  * (the tree is untouched and *new_root = root).
  *

@@ -537,10 +537,12 @@ struct property_params {
 	unsigned cache = BM_DEFAULT_CACHE_BLOCKS;
 	unsigned max_snapshots = 3;
 	size_t high = 45000;	/* grow to this many keys, then shrink to almost none */
+	bool batched = false;	/* half the inserts go in sorted batches (btree_insert_many) */
 };
 
 struct property_stats {
 	unsigned inserts = 0, overwrites = 0, removes = 0, absent_removes = 0, lookups = 0;
+	unsigned batches = 0;
 	unsigned snapshots = 0, max_height = 0, checks = 0, cycles = 0, height_drops = 0;
 	size_t max_keys = 0;
 };
@@ -613,7 +615,48 @@ void run_property(const property_params &pp, property_stats &st)
 		unsigned p_insert = growing ? 88 : 6;
 		unsigned p_remove = growing ? 5 : 87;
 
-		if (roll < p_insert) {
+		if (roll < p_insert && pp.batched && rng() % 2) {
+			/*
+			 * A sorted batch: keys around one point (many land in
+			 * one leaf, overflow it and split it) and some spread
+			 * over the whole key space, with overwrites among them.
+			 */
+			std::map<uint64_t, string> batch;
+			uint64_t centre = rng() % key_space;
+			unsigned n = 1 + rng() % 300;
+
+			for (unsigned i = 0; i < n; i++) {
+				uint64_t key = rng() % 4 ? (centre + rng() % 700) % key_space :
+							   rng() % key_space;
+				auto it = model.lower_bound(key);
+
+				if (rng() % 5 == 0 && it != model.end())
+					key = it->first;
+				if (!batch.count(key))
+					batch[key] = new_value(key);
+			}
+			vector<uint64_t> keys;
+			string values;
+			unsigned expect_added = 0;
+
+			for (auto &kv : batch) {
+				keys.push_back(kv.first);
+				values += kv.second;
+				expect_added += !model.count(kv.first);
+			}
+			pd_err err = {};
+			uint64_t added = 0;
+
+			ASSERT_EQ(btree_insert_many(&info, root, keys.data(), values.data(),
+						    (unsigned)keys.size(), &root, &added, &err), 0)
+				<< err.msg;
+			ASSERT_EQ(added, expect_added);
+			for (auto &kv : batch)
+				model[kv.first] = kv.second;
+			st.inserts += (unsigned)added;
+			st.overwrites += (unsigned)(keys.size() - added);
+			st.batches++;
+		} else if (roll < p_insert) {
 			uint64_t key;
 
 			if (seq_left > 0) {
@@ -727,10 +770,10 @@ void run_property(const property_params &pp, property_stats &st)
 
 void report(const char *name, const property_stats &st)
 {
-	printf("[   info   ] %s: %u inserts, %u overwrites, %u removes (+%u absent), "
+	printf("[   info   ] %s: %u inserts (%u batches), %u overwrites, %u removes (+%u absent), "
 	       "%u lookups, %u snapshots, %u checks, max %zu keys, max height %u, "
 	       "%u grow/shrink cycles, %u height drops seen\n",
-	       name, st.inserts, st.overwrites, st.removes, st.absent_removes, st.lookups,
+	       name, st.inserts, st.batches, st.overwrites, st.removes, st.absent_removes, st.lookups,
 	       st.snapshots, st.checks, st.max_keys, st.max_height, st.cycles,
 	       st.height_drops);
 }
@@ -745,6 +788,7 @@ TEST(btree_write_property, random_ops_value_size_8)
 	report("value size 8", st);
 	EXPECT_EQ(st.inserts + st.overwrites + st.removes + st.absent_removes + st.lookups,
 		  pp.ops);
+	EXPECT_EQ(st.batches, 0u);
 	EXPECT_GE(st.max_height, 3u);
 	EXPECT_GE(st.cycles, 1u);
 	EXPECT_GE(st.height_drops, 2u);
@@ -784,6 +828,43 @@ TEST(btree_write_property, counted_values_match_distinct_leaves)
 	run_property(pp, st);
 	report("counted values", st);
 	EXPECT_GE(st.cycles, 1u);
+}
+
+// btree_insert_many against the same model: batches that fill, overflow
+// and split leaves, under snapshots, with counted values (the equal-value
+// overwrite drops the caller's surplus reference itself).
+TEST(btree_write_property, batched_inserts_counted_values)
+{
+	property_params pp;
+	property_stats st;
+
+	pp.counted = true;
+	pp.batched = true;
+	pp.ops = 8000;
+	pp.high = 60000;
+	pp.ops_per_txn = 200;
+	pp.seed = 11;
+	run_property(pp, st);
+	report("batched, counted values", st);
+	EXPECT_GT(st.batches, 500u);
+	EXPECT_GE(st.max_height, 3u);
+}
+
+TEST(btree_write_property, batched_inserts_value_size_24)
+{
+	property_params pp;
+	property_stats st;
+
+	pp.vs = 24;
+	pp.batched = true;
+	pp.ops = 6000;
+	pp.high = 30000;
+	pp.ops_per_txn = 150;
+	pp.seed = 12;
+	run_property(pp, st);
+	report("batched, value size 24", st);
+	EXPECT_GT(st.batches, 300u);
+	EXPECT_GE(st.max_height, 3u);
 }
 
 TEST(btree_write_property, tiny_block_cache_writes_back_and_rereads)
