@@ -19,6 +19,7 @@
 #include "merge.h"
 #include "persistent-data/btree-write.h"
 #include "persistent-data/count-map.h"
+#include "persistent-data/io-engine-overlay.h"
 #include "persistent-data/space-map-disk.h"
 #include "thin-provisioning/commands.h"
 #include "thin-provisioning/output-file.h"
@@ -261,16 +262,42 @@ static int run_merge(struct pool *p, const struct opts *o, struct merge_stats *s
 	return r;
 }
 
-/* Default: the whole pool to OUT, then the merge as a transaction on OUT. */
+/* The blocks the pool's committed metadata space map counts as used. */
+static int committed_blocks(struct pool *p, struct count_map **out, struct pd_err *err)
+{
+	struct sm_load_hooks hooks = { 0 };
+	struct sm_root root;
+	int r;
+
+	sm_root_decode(p->sb.metadata_sm_root, &root);
+	r = cm_create(root.nr_blocks, out);
+	if (r)
+		return pd_err_set(err, r, "out of memory");
+	r = sm_disk_load(p->bm, &root, true, *out, &hooks, err);
+	if (r > 0)
+		r = pd_err_set(err, -EILSEQ, "the output's metadata space map reads back damaged");
+	if (r) {
+		cm_destroy(*out);
+		*out = NULL;
+	}
+	return r;
+}
+
+/*
+ * Default: the merge as a transaction on a copy of the pool, without
+ * copying it first.  OUT is seen through an overlay that reads from IN
+ * what OUT does not hold yet; the merge writes its new blocks to OUT,
+ * then the blocks still in use and never written are copied (the O
+ * leaves S's mappings replaced are not), and the superblock goes last.
+ */
 static int merge_to_copy(const struct opts *o, struct thin_metadata *md,
 			 const struct thin_device *od, const struct thin_device *sd,
 			 struct merge_stats *st, struct pd_err *err)
 {
 	struct sm_load_hooks hooks = { 0 };
-	struct io_engine *out = NULL;
-	struct count_map *used = NULL;
+	struct io_engine *out = NULL, *view = NULL;
+	struct count_map *used = NULL, *keep = NULL;
 	struct pool *p = NULL;
-	struct tree_copy_progress tp;
 	struct progress prog;
 	uint64_t highest = 0, need;
 	bool failed = false;
@@ -300,22 +327,30 @@ static int merge_to_copy(const struct opts *o, struct thin_metadata *md,
 		goto out;
 	}
 
-	progress_init(&prog, "Copying", cm_nr_allocated(used), o->quiet);
-	tp = (struct tree_copy_progress) { .fn = copy_progress, .ctx = &prog };
-	r = copy_used_blocks(md->io, out, used, &tp, err);
-	progress_done(&prog);
+	r = io_overlay_create(md->io, out, &view, err);
 	if (r)
-		goto fail;
-	r = pool_open_resized(out, 0, &p, err);
+		goto out;
+	r = pool_open_resized(view, 0, &p, err);
 	if (!r)
 		r = run_merge(p, o, st, err);
+	if (!r)
+		r = committed_blocks(p, &keep, err);
+	if (r)
+		goto fail;
+	progress_init(&prog, "Copying", cm_nr_allocated(keep) > io_overlay_nr_written(view) ?
+		      cm_nr_allocated(keep) - io_overlay_nr_written(view) : 0, o->quiet);
+	r = io_overlay_finish(view, keep, copy_progress, &prog, err);
+	progress_done(&prog);
 	if (!r)
 		goto out;
 fail:
 	failed = true;
 out:
-	close_output(o, p, out, failed);
+	pool_destroy(p);
+	io_engine_destroy(view);
+	close_output(o, NULL, out, failed);
 	cm_destroy(used);
+	cm_destroy(keep);
 	return r;
 }
 
