@@ -17,7 +17,8 @@
  *
  * The overlay has upper's size; reads past lower's end fail (-EINVAL) as
  * reads past any engine's end do.  It owns neither engine: destroy it
- * before them.  Memory: one bit per block of upper, and one block.
+ * before them.  Memory: one bit per block of upper, and one block (finish
+ * borrows IO_MAX_BATCH more while it copies).
  */
 
 #include "count-map.h"
@@ -30,7 +31,9 @@ int io_overlay_create(struct io_engine *lower, struct io_engine *upper,
  * Completes upper: every block b < nr with a count in `needed` that was
  * not written through the overlay is copied from lower (block 0 aside),
  * then flush, block 0, flush.  progress (may be NULL) is called with the
- * number of blocks copied so far.
+ * number of blocks copied so far.  A needed block that lower cannot give
+ * (past its end, I/O error) fails the finish: upper's block 0 is then
+ * never written.
  */
 int io_overlay_finish(struct io_engine *overlay, const struct count_map *needed,
 		      void (*progress)(void *ctx, uint64_t done), void *ctx,
