@@ -1283,18 +1283,19 @@ int btree_builder_push(struct btree_builder *b, uint64_t key, const void *value_
 				  (unsigned long long)b->last_key);
 	/* the common case, a leaf with room: append in place */
 	if (lv->cur && nr_of(lv->cur) < max_of(lv->cur)) {
-		uint32_t nr = nr_of(lv->cur);
-		void *v = value_at(lv->cur, nr);
+		uint8_t *n = lv->cur;
+		uint32_t nr = nr_of(n);
+		void *v = value_at(n, nr);
 
-		node_set_key(lv->cur, nr, key);
+		b->have_last = true;
+		b->last_key = key;
+		node_set_key(n, nr, key);
 		/* a constant size is a move, not a call (the mapping trees' 8) */
 		if (b->info.vt.size == 8)
 			memcpy(v, value_le, 8);
 		else
 			memcpy(v, value_le, b->info.vt.size);
-		set_nr(lv->cur, nr + 1);
-		b->have_last = true;
-		b->last_key = key;
+		set_nr(n, nr + 1);
 		return 0;
 	}
 	r = add_entry(b, 0, key, value_le, err);

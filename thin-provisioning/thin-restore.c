@@ -135,15 +135,29 @@ int thin_restore_main(int argc, char **argv)
 		return 1;
 	}
 
-	/* first pass: the whole input is valid, and how much room it needs */
-	r = counting_emitter_create(&est, &em);
-	if (r) {
-		cli_error("out of memory");
-		goto out;
+	/*
+	 * first pass: the whole input is valid, and how much room it needs.
+	 * The fast reader takes what thin_dump writes; anything else, and
+	 * any input with an error, is read again by expat, whose verdict and
+	 * wording are the reference.  The second pass reads as the first.
+	 */
+	po.reader = XML_READER_FAST_OR_DECLINE;
+	for (;;) {
+		r = counting_emitter_create(&est, &em);
+		if (r) {
+			cli_error("out of memory");
+			goto out;
+		}
+		r = thin_xml_parse(in, em, &po, &err);
+		emitter_destroy(em);
+		em = NULL;
+		if (r != XML_PARSE_DECLINED)
+			break;
+		po.reader = XML_READER_EXPAT;
+		rewind(in);
 	}
-	r = thin_xml_parse(in, em, &po, &err);
-	emitter_destroy(em);
-	em = NULL;
+	if (po.reader == XML_READER_FAST_OR_DECLINE)
+		po.reader = XML_READER_FAST;
 	if (r) {
 		cli_error("%s: %s", input, err.msg);
 		goto out;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * thin_restore's XML reader: expat callbacks that check each element and
- * feed the emitter as they go.  Nothing of the input is kept but the def
- * index; the runs of a def go to a spill file when the emitter cannot
- * take shared sections itself.
+ * thin_restore's XML reader: expat callbacks, or the fast reader's
+ * scanner, hand each element to checks that feed the emitter as they go.
+ * Nothing of the input is kept but the def index; the runs of a def go
+ * to a spill file when the emitter cannot take shared sections itself.
  */
 #include "xml-parser.h"
 #include "thin-disk.h"
@@ -54,11 +54,11 @@ struct spill_run {
 };
 
 struct parser {
-	XML_Parser xp;
+	XML_Parser xp;			/* NULL: the fast reader */
 	struct emitter *e;
 	struct xml_parse_opts o;
 	struct pd_err *err;
-	int r;				/* first error; stops everything */
+	int r;				/* first error (or declined); stops everything */
 	bool def_aware;			/* e takes begin_def/end_def/ref */
 	bool done;			/* </superblock> seen */
 
@@ -78,6 +78,10 @@ struct parser {
 
 	FILE *spill;
 	struct spill_run batch[SPILL_BATCH];
+
+	/* the fast reader: where the element being handled starts */
+	uint64_t fast_line;		/* from 1 */
+	uint64_t fast_col;		/* from 0, as expat's */
 };
 
 /*----------------------------------------------------------------*/
@@ -85,13 +89,23 @@ struct parser {
 
 static unsigned long long cur_line(struct parser *p)
 {
+	if (!p->xp)
+		return (unsigned long long)p->fast_line;
 	return (unsigned long long)XML_GetCurrentLineNumber(p->xp);
 }
 
 static unsigned long long cur_column(struct parser *p)
 {
 	/* expat counts columns from 0, editors from 1 */
+	if (!p->xp)
+		return (unsigned long long)p->fast_col + 1;
 	return (unsigned long long)XML_GetCurrentColumnNumber(p->xp) + 1;
+}
+
+static void stop(struct parser *p)
+{
+	if (p->xp)
+		XML_StopParser(p->xp, XML_FALSE);
 }
 
 static void vreport(struct parser *p, int code, const char *fmt, va_list ap)
@@ -103,7 +117,23 @@ static void vreport(struct parser *p, int code, const char *fmt, va_list ap)
 			  cur_line(p), cur_column(p), msg);
 }
 
-/* Records the first error at the current position and stops expat. */
+/* Records the first error at the current position and stops the reader. */
+static void report(struct parser *p, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void report(struct parser *p, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->r)
+		return;
+	va_start(ap, fmt);
+	vreport(p, code, fmt, ap);
+	va_end(ap);
+	stop(p);
+}
+
+/* The same for an error in the input, which the fast reader may decline. */
 static void fail(struct parser *p, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -113,10 +143,14 @@ static void fail(struct parser *p, int code, const char *fmt, ...)
 
 	if (p->r)
 		return;
+	if (p->o.reader == XML_READER_FAST_OR_DECLINE) {
+		p->r = XML_PARSE_DECLINED;
+		return;
+	}
 	va_start(ap, fmt);
 	vreport(p, code, fmt, ap);
 	va_end(ap);
-	XML_StopParser(p->xp, XML_FALSE);
+	stop(p);
 }
 
 /* An emitter call returned r: keep the emitter's own message if it set one. */
@@ -129,9 +163,9 @@ static bool emit_failed(struct parser *p, int r, const char *what)
 	if (p->err && p->err->code) {
 		pd_err_prefix(p->err, "line %llu, column %llu", cur_line(p), cur_column(p));
 		p->r = r;
-		XML_StopParser(p->xp, XML_FALSE);
+		stop(p);
 	} else {
-		fail(p, r, "%s: %s", what, strerror(-r));
+		report(p, r, "%s: %s", what, strerror(-r));
 	}
 	return true;
 }
@@ -141,8 +175,9 @@ static bool emit_failed(struct parser *p, int r, const char *what)
 
 static const char *attr(const XML_Char **attrs, const char *name)
 {
+	/* thin_dump's names mostly differ in their first letter */
 	for (; *attrs; attrs += 2)
-		if (!strcmp(attrs[0], name))
+		if (attrs[0][0] == name[0] && !strcmp(attrs[0], name))
 			return attrs[1];
 	return NULL;
 }
@@ -155,6 +190,8 @@ static int num_attr(struct parser *p, enum tag t, const XML_Char **attrs,
 		    const char *name, unsigned bits, bool required, uint64_t *v)
 {
 	uint64_t max = bits == 64 ? UINT64_MAX : (1ull << bits) - 1;
+	uint64_t max_10 = max / 10;
+	unsigned max_d = (unsigned)(max % 10);
 	const char *s = attr(attrs, name);
 	uint64_t n = 0;
 
@@ -172,7 +209,7 @@ static int num_attr(struct parser *p, enum tag t, const XML_Char **attrs,
 		if (*c < '0' || *c > '9')
 			goto not_number;
 		d = (unsigned)(*c - '0');
-		if (n > (max - d) / 10) {
+		if (n > max_10 || (n == max_10 && d > max_d)) {
 			fail(p, -EINVAL, "attribute '%s' of <%s>: %.40s does not fit in %u bits",
 			     name, tag_names[t], s, bits);
 			return -1;
@@ -315,15 +352,15 @@ static void replay(struct parser *p, const struct def_rec *d)
 	if (!left)
 		return;
 	if (fseeko(p->spill, d->spill_off, SEEK_SET)) {
-		fail(p, -errno, "temporary file for <def>: %s", strerror(errno));
+		report(p, -errno, "temporary file for <def>: %s", strerror(errno));
 		return;
 	}
 	while (left) {
 		size_t n = left < SPILL_BATCH ? (size_t)left : SPILL_BATCH;
 
 		if (fread(p->batch, sizeof(p->batch[0]), n, p->spill) != n) {
-			fail(p, -EIO, "reading def '%s' back from the temporary file failed",
-			     d->name);
+			report(p, -EIO, "reading def '%s' back from the temporary file failed",
+			       d->name);
 			return;
 		}
 		for (size_t i = 0; i < n; i++) {
@@ -447,7 +484,7 @@ static void start_def(struct parser *p, const XML_Char **attrs)
 	}
 	d = add_def(p, name);
 	if (!d) {
-		fail(p, -ENOMEM, "out of memory");
+		report(p, -ENOMEM, "out of memory");
 		return;
 	}
 	p->cur_def = d;
@@ -458,7 +495,7 @@ static void start_def(struct parser *p, const XML_Char **attrs)
 	}
 	r = spill_begin(p, d);
 	if (r)
-		fail(p, r, "temporary file for <def>: %s", strerror(-r));
+		report(p, r, "temporary file for <def>: %s", strerror(-r));
 }
 
 /* A mapping run in the current device or def: check it, then pass it on. */
@@ -509,7 +546,7 @@ static void add_run(struct parser *p, enum tag t, uint64_t origin, uint64_t data
 			int r = spill_run(p, &s);
 
 			if (r)
-				fail(p, r, "writing the temporary file for <def> failed");
+				report(p, r, "writing the temporary file for <def> failed");
 			else
 				d->nr_runs++;
 			return;
@@ -622,7 +659,8 @@ static bool allowed(struct parser *p, enum ctx cur, enum tag t)
 	}
 }
 
-static void XMLCALL on_start(void *data, const XML_Char *name, const XML_Char **attrs)
+/* Element t opens, with attrs (name, value, ..., NULL). */
+static void start_element(struct parser *p, enum tag t, const XML_Char **attrs)
 {
 	static const enum ctx opens[] = {
 		[T_SUPERBLOCK] = CTX_SUPERBLOCK,
@@ -632,17 +670,8 @@ static void XMLCALL on_start(void *data, const XML_Char *name, const XML_Char **
 		[T_RANGE] = CTX_LEAF,
 		[T_REF] = CTX_LEAF,
 	};
-	struct parser *p = data;
 	enum ctx cur = p->depth ? p->stack[p->depth - 1] : CTX_TOP;
-	enum tag t;
 
-	if (p->r)
-		return;
-	t = lookup_tag(name);
-	if (t == T_UNKNOWN) {
-		fail(p, -EINVAL, "unknown tag type '%.64s'", name);
-		return;
-	}
 	if (!allowed(p, cur, t))
 		return;
 
@@ -676,6 +705,21 @@ static void XMLCALL on_start(void *data, const XML_Char *name, const XML_Char **
 		p->leaf = t;
 }
 
+static void XMLCALL on_start(void *data, const XML_Char *name, const XML_Char **attrs)
+{
+	struct parser *p = data;
+	enum tag t;
+
+	if (p->r)
+		return;
+	t = lookup_tag(name);
+	if (t == T_UNKNOWN) {
+		fail(p, -EINVAL, "unknown tag type '%.64s'", name);
+		return;
+	}
+	start_element(p, t, attrs);
+}
+
 static void XMLCALL on_end(void *data, const XML_Char *name)
 {
 	struct parser *p = data;
@@ -703,7 +747,7 @@ static void XMLCALL on_end(void *data, const XML_Char *name)
 }
 
 /*----------------------------------------------------------------*/
-/* Driving expat */
+/* Reading */
 
 /* thin_restore -i given the metadata device, or some other binary file. */
 static int check_not_binary(struct parser *p, const char *buf, size_t n)
@@ -719,11 +763,337 @@ static int check_not_binary(struct parser *p, const char *buf, size_t n)
 	return 0;
 }
 
+/*----------------------------------------------------------------*/
+/* Driving expat */
+
 static void report_xml_error(struct parser *p)
 {
 	p->r = pd_err_set(p->err, -EINVAL, "line %llu, column %llu: XML error: %s",
 			  cur_line(p), cur_column(p),
 			  XML_ErrorString(XML_GetErrorCode(p->xp)));
+}
+
+/*----------------------------------------------------------------*/
+/* The fast reader */
+
+/*
+ * A scanner for the subset of XML that thin_dump writes (xml_reader in
+ * the header says which).  The buffer holds the input from file offset
+ * base, with a NUL after the data: no byte of the subset is NUL, so the
+ * scanners run up to the end of the data without counting, and a NUL
+ * right at the end means "read more".  An element cut by the end of the
+ * buffer is scanned again from its '<' once more is read: nothing in the
+ * buffer changes until an element is whole.
+ */
+
+#define FAST_MAX_ATTRS	16
+
+enum scan { SCAN_OK, SCAN_MORE, SCAN_OUT };
+
+struct fast {
+	char *buf;			/* CHUNK_SIZE + 1 bytes */
+	size_t len;			/* bytes of input in buf */
+	uint64_t base;			/* file offset of buf[0] */
+	bool eof;
+	uint64_t line;			/* of the next byte to scan, from 1 */
+	uint64_t line_start;		/* file offset of that line's first byte */
+	uint64_t reported;		/* to the progress callback */
+};
+
+/* Newlines inside an element, counted once it is whole. */
+struct lines {
+	uint64_t n;
+	const char *last;		/* the last newline seen, or NULL */
+};
+
+static inline bool is_space(char c)
+{
+	return c == ' ' || c == '\n' || c == '\t';
+}
+
+static inline bool is_name_start(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static inline bool is_name_char(char c)
+{
+	return is_name_start(c) || (c >= '0' && c <= '9') || c == '-' || c == '.';
+}
+
+/* In a quoted value: printable ASCII but for '<' and '&' (expat rewrites \t \n). */
+static inline bool is_value_char(char c)
+{
+	return c >= 0x20 && c <= 0x7e && c != '<' && c != '&';
+}
+
+/* Names from "xml" on (any case) are XML's own, xmlns among them: expat's business. */
+static bool reserved_name(const char *name, const char *end)
+{
+	return end - name >= 3 && (name[0] | 0x20) == 'x' && (name[1] | 0x20) == 'm' &&
+	       (name[2] | 0x20) == 'l';
+}
+
+static char *skip_space(char *q, struct lines *l)
+{
+	for (; is_space(*q); q++)
+		if (*q == '\n') {
+			l->n++;
+			l->last = q;
+		}
+	return q;
+}
+
+/* q stopped the scan: the end of what is read so far, or a byte outside the subset. */
+static enum scan stopped_at(const struct fast *f, const char *q)
+{
+	return !*q && q == f->buf + f->len ? SCAN_MORE : SCAN_OUT;
+}
+
+static void count_lines(struct fast *f, const struct lines *l)
+{
+	f->line += l->n;
+	if (l->last)
+		f->line_start = f->base + (uint64_t)(l->last - f->buf) + 1;
+}
+
+static enum tag known_tag(const char *name, size_t len)
+{
+	for (unsigned i = 0; i < T_UNKNOWN; i++)
+		if (strlen(tag_names[i]) == len && !memcmp(name, tag_names[i], len))
+			return (enum tag)i;
+	return T_UNKNOWN;
+}
+
+static enum tag open_tag(const struct parser *p)
+{
+	switch (p->stack[p->depth - 1]) {
+	case CTX_SUPERBLOCK:
+		return T_SUPERBLOCK;
+	case CTX_DEVICE:
+		return T_DEVICE;
+	case CTX_DEF:
+		return T_DEF;
+	default:
+		return p->leaf;
+	}
+}
+
+/* "</name S? >" at s, name that of the innermost open element. */
+static enum scan scan_end_tag(struct parser *p, struct fast *f, char *s, char **next)
+{
+	struct lines l = { 0, NULL };
+	const char *want;
+	char *q = s + 2;
+
+	if (!p->depth)
+		return SCAN_OUT;
+	for (want = tag_names[open_tag(p)]; *want && *q == *want; want++)
+		q++;
+	if (*want)
+		return stopped_at(f, q);
+	if (is_name_char(*q))
+		return SCAN_OUT;
+	q = skip_space(q, &l);
+	if (*q != '>')
+		return stopped_at(f, q);
+	on_end(p, NULL);
+	count_lines(f, &l);
+	*next = q + 1;
+	return SCAN_OK;
+}
+
+/* The element whose '<' is at s: a start tag, an empty element or an end tag. */
+static enum scan scan_element(struct parser *p, struct fast *f, char *s, char **next)
+{
+	const XML_Char *attrs[2 * FAST_MAX_ATTRS + 1];
+	char *ends[2 * FAST_MAX_ATTRS];		/* where each name and value ends */
+	struct lines l = { 0, NULL };
+	unsigned n = 0;
+	bool empty = false;
+	enum tag t;
+	char *q = s + 1;
+
+	if (*q == '/')
+		return scan_end_tag(p, f, s, next);
+	while (is_name_char(*q))
+		q++;
+	if (!*q)
+		return stopped_at(f, q);
+	t = known_tag(s + 1, (size_t)(q - (s + 1)));
+	if (t == T_UNKNOWN)
+		return SCAN_OUT;
+
+	for (;;) {
+		char *spaced = q, quote;
+
+		q = skip_space(q, &l);
+		if (*q == '>') {
+			q++;
+			break;
+		}
+		if (*q == '/') {
+			if (q[1] != '>')
+				return stopped_at(f, q + 1);
+			q += 2;
+			empty = true;
+			break;
+		}
+		/* attributes are apart from the name and from each other */
+		if (q == spaced || !is_name_start(*q))
+			return stopped_at(f, q);
+		if (n == FAST_MAX_ATTRS)
+			return SCAN_OUT;
+		attrs[2 * n] = q;
+		while (is_name_char(*q))
+			q++;
+		ends[2 * n] = q;
+		if (reserved_name(attrs[2 * n], q))
+			return SCAN_OUT;
+		q = skip_space(q, &l);
+		if (*q != '=')
+			return stopped_at(f, q);
+		q = skip_space(q + 1, &l);
+		quote = *q;
+		if (quote != '"' && quote != '\'')
+			return stopped_at(f, q);
+		attrs[2 * n + 1] = ++q;
+		while (*q != quote && is_value_char(*q))
+			q++;
+		if (*q != quote)
+			return stopped_at(f, q);
+		ends[2 * n + 1] = q++;
+		for (unsigned i = 0; i < n; i++) {
+			size_t len = (size_t)(ends[2 * i] - attrs[2 * i]);
+
+			/* a repeated attribute: not well-formed */
+			if (len == (size_t)(ends[2 * n] - attrs[2 * n]) &&
+			    !memcmp(attrs[2 * i], attrs[2 * n], len))
+				return SCAN_OUT;
+		}
+		n++;
+	}
+
+	/* whole: the names and values become strings in place */
+	for (unsigned i = 0; i < 2 * n; i++)
+		*ends[i] = '\0';
+	attrs[2 * n] = NULL;
+	start_element(p, t, attrs);
+	if (empty && !p->r)
+		on_end(p, NULL);
+	count_lines(f, &l);
+	*next = q;
+	return SCAN_OK;
+}
+
+/* Keeps what is left from pos on and reads more after it. */
+static int fast_read(struct parser *p, struct fast *f, FILE *in, size_t *pos)
+{
+	size_t keep = f->len - *pos, want = CHUNK_SIZE - keep, n;
+	bool first = !f->base && !f->len;
+	int r;
+
+	memmove(f->buf, f->buf + *pos, keep);
+	f->base += *pos;
+	f->len = keep;
+	*pos = 0;
+	n = fread(f->buf + keep, 1, want, in);
+	if (n < want) {
+		if (ferror(in))
+			return pd_err_set(p->err, -EIO, "reading the input failed");
+		f->eof = true;
+	}
+	if (first) {
+		if (!n)
+			return pd_err_set(p->err, -EINVAL, "the input is empty, not XML");
+		r = check_not_binary(p, f->buf, n);
+		if (r)
+			return r;
+	}
+	f->len += n;
+	f->buf[f->len] = '\0';
+	return 0;
+}
+
+/* What is read so far is parsed, but for a cut element: say how far. */
+static void fast_progress(struct parser *p, struct fast *f)
+{
+	uint64_t total = f->base + f->len;
+
+	if (p->o.progress && total > f->reported) {
+		p->o.progress(p->o.progress_ctx, total);
+		f->reported = total;
+	}
+}
+
+/* Outside the subset at the element (or text) at file offset at. */
+static int fast_out(struct parser *p, const struct fast *f, uint64_t at)
+{
+	if (p->o.reader == XML_READER_FAST_OR_DECLINE)
+		return XML_PARSE_DECLINED;
+	p->fast_line = f->line;
+	p->fast_col = at - f->line_start;
+	return pd_err_set(p->err, -EINVAL,
+			  "line %llu, column %llu: XML error: not as thin_dump writes it (has the input changed since it was checked?)",
+			  cur_line(p), cur_column(p));
+}
+
+static int fast_parse(struct parser *p, FILE *in)
+{
+	struct fast f = { .line = 1 };
+	size_t pos = 0;
+	int r;
+
+	f.buf = malloc(CHUNK_SIZE + 1);
+	if (!f.buf)
+		return pd_err_set(p->err, -ENOMEM, "out of memory");
+	r = fast_read(p, &f, in, &pos);
+	while (!r) {
+		char *s = f.buf + pos;
+		enum scan sc = SCAN_MORE;
+
+		/* only whitespace between elements */
+		for (;; s++) {
+			if (*s == ' ' || *s == '\t')
+				continue;
+			if (*s != '\n')
+				break;
+			f.line++;
+			f.line_start = f.base + (uint64_t)(s - f.buf) + 1;
+		}
+		pos = (size_t)(s - f.buf);
+		if (*s == '<' && !p->done) {
+			p->fast_line = f.line;
+			p->fast_col = f.base + pos - f.line_start;
+			sc = scan_element(p, &f, s, &s);
+			if (sc == SCAN_OK) {
+				pos = (size_t)(s - f.buf);
+				if (p->r)
+					break;
+				continue;
+			}
+		} else if (*s || pos != f.len) {
+			sc = SCAN_OUT;
+		}
+		if (sc == SCAN_MORE && f.eof && pos == f.len && p->done) {
+			/* the end, after the root element */
+			fast_progress(p, &f);
+			break;
+		}
+		/* cut off, or an element as long as the buffer */
+		if (sc == SCAN_OUT || f.eof || (!pos && f.len == CHUNK_SIZE)) {
+			r = fast_out(p, &f, f.base + pos);
+			break;
+		}
+		fast_progress(p, &f);
+		r = fast_read(p, &f, in, &pos);
+	}
+	free(f.buf);
+	if (!r)
+		r = p->r;
+	if (!r && !p->done)
+		r = pd_err_set(p->err, -EINVAL, "the input ended before </superblock>");
+	return r;
 }
 
 static int parse_stream(struct parser *p, FILE *in)
@@ -785,6 +1155,10 @@ int thin_xml_parse(FILE *in, struct emitter *e, const struct xml_parse_opts *o,
 		p->o = *o;
 	p->err = err;
 	p->def_aware = nr_def_ops == 3;
+	if (p->o.reader != XML_READER_EXPAT) {
+		r = fast_parse(p, in);
+		goto out;
+	}
 	p->xp = XML_ParserCreate(NULL);
 	if (!p->xp) {
 		free(p);
@@ -796,6 +1170,7 @@ int thin_xml_parse(FILE *in, struct emitter *e, const struct xml_parse_opts *o,
 	r = parse_stream(p, in);
 
 	XML_ParserFree(p->xp);
+out:
 	if (p->spill)
 		fclose(p->spill);
 	free_defs(p);
