@@ -979,9 +979,13 @@ static enum scan scan_element(struct parser *p, struct fast *f, char *s, char **
 		*ends[i] = '\0';
 	attrs[2 * n] = NULL;
 	start_element(p, t, attrs);
-	if (empty && !p->r)
-		on_end(p, NULL);
 	count_lines(f, &l);
+	if (empty && !p->r) {
+		/* expat places the end of an empty element after its "/>" */
+		p->fast_line = f->line;
+		p->fast_col = f->base + (uint64_t)(q - f->buf) - f->line_start;
+		on_end(p, NULL);
+	}
 	*next = q;
 	return SCAN_OK;
 }
