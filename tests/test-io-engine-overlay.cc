@@ -22,6 +22,8 @@ extern "C" {
 #include "persistent-data/io-engine-overlay.h"
 }
 
+#include "test-files.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -40,6 +42,7 @@ extern "C" {
 #include <vector>
 
 using namespace std;
+using namespace test_files;
 
 namespace {
 
@@ -49,83 +52,10 @@ constexpr size_t block_size = MD_BLOCK_SIZE;
 //----------------------------------------------------------------
 // Helpers
 
-struct free_deleter {
-	void operator()(void *p) const { free(p); }
-};
-using block_buf = unique_ptr<void, free_deleter>;
-
-block_buf alloc_block()
-{
-	void *p = io_alloc_block();
-
-	if (!p)
-		throw bad_alloc();
-	return block_buf(p);
-}
-
-struct engine_deleter {
-	void operator()(io_engine *e) const { io_engine_destroy(e); }
-};
-using engine_ptr = unique_ptr<io_engine, engine_deleter>;
-
 struct cm_deleter {
 	void operator()(count_map *cm) const { cm_destroy(cm); }
 };
 using cm_ptr = unique_ptr<count_map, cm_deleter>;
-
-// A directory of scratch files, removed with everything in it.
-class temp_dir {
-public:
-	explicit temp_dir(const string &parent)
-	{
-		string tmpl = parent + "/test-io-engine-overlay.XXXXXX";
-		vector<char> buf(tmpl.begin(), tmpl.end());
-
-		buf.push_back('\0');
-		if (!mkdtemp(buf.data()))
-			throw runtime_error("mkdtemp in " + parent + ": " + strerror(errno));
-		path_ = buf.data();
-	}
-
-	~temp_dir()
-	{
-		error_code ec;
-
-		filesystem::remove_all(path_, ec);
-	}
-
-	temp_dir(const temp_dir &) = delete;
-	temp_dir &operator=(const temp_dir &) = delete;
-
-	string file(const string &name) const { return path_ + "/" + name; }
-
-private:
-	string path_;
-};
-
-string regular_dir()
-{
-	const char *t = getenv("TMPDIR");
-
-	return t && *t ? t : "/var/tmp";
-}
-
-// Random blocks, each stamped with its number so that a wrong-block read
-// is obvious.
-vector<uint8_t> random_content(uint64_t nr_blocks, uint64_t seed)
-{
-	mt19937_64 rng(seed);
-	vector<uint8_t> v(nr_blocks * block_size);
-
-	for (size_t i = 0; i < v.size(); i += sizeof(uint64_t)) {
-		uint64_t x = rng();
-
-		memcpy(v.data() + i, &x, sizeof(x));
-	}
-	for (uint64_t b = 0; b < nr_blocks; b++)
-		memcpy(v.data() + b * block_size, &b, sizeof(b));
-	return v;
-}
 
 // Content for block b written through the overlay in generation gen:
 // random, stamped with both, so that every write is told apart from
@@ -136,51 +66,6 @@ vector<uint8_t> fresh_block(uint64_t b, uint64_t gen)
 
 	memcpy(v.data(), &b, sizeof(b));
 	memcpy(v.data() + sizeof(b), &gen, sizeof(gen));
-	return v;
-}
-
-void write_file(const string &path, const vector<uint8_t> &v)
-{
-	int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	if (fd < 0)
-		throw runtime_error("open " + path + ": " + strerror(errno));
-	for (size_t done = 0; done < v.size();) {
-		ssize_t k = write(fd, v.data() + done, v.size() - done);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			close(fd);
-			throw runtime_error("write " + path + ": " + strerror(errno));
-		}
-		done += size_t(k);
-	}
-	close(fd);
-}
-
-vector<uint8_t> read_file(const string &path)
-{
-	int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-	vector<uint8_t> v;
-	uint8_t buf[65536];
-
-	if (fd < 0)
-		throw runtime_error("open " + path + ": " + strerror(errno));
-	for (;;) {
-		ssize_t k = read(fd, buf, sizeof(buf));
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			close(fd);
-			throw runtime_error("read " + path + ": " + strerror(errno));
-		}
-		if (k == 0)
-			break;
-		v.insert(v.end(), buf, buf + k);
-	}
-	close(fd);
 	return v;
 }
 

@@ -10,6 +10,8 @@ extern "C" {
 #include "persistent-data/io-engine.h"
 }
 
+#include "test-files.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -36,6 +38,7 @@ extern "C" {
 #include <vector>
 
 using namespace std;
+using namespace test_files;
 
 namespace {
 
@@ -44,25 +47,6 @@ constexpr size_t block_size = MD_BLOCK_SIZE;
 
 //----------------------------------------------------------------
 // Helpers
-
-struct free_deleter {
-	void operator()(void *p) const { free(p); }
-};
-using block_buf = unique_ptr<void, free_deleter>;
-
-block_buf alloc_block()
-{
-	void *p = io_alloc_block();
-
-	if (!p)
-		throw bad_alloc();
-	return block_buf(p);
-}
-
-struct engine_deleter {
-	void operator()(io_engine *e) const { io_engine_destroy(e); }
-};
-using engine_ptr = unique_ptr<io_engine, engine_deleter>;
 
 const char *kind_name(io_engine_kind k)
 {
@@ -90,111 +74,6 @@ int open_engine(const string &path, io_engine_kind kind, unsigned flags,
 
 	out.reset(r ? nullptr : e);
 	return r;
-}
-
-// A directory of scratch files, removed with everything in it.
-class temp_dir {
-public:
-	explicit temp_dir(const string &parent)
-	{
-		string tmpl = parent + "/test-io-engine.XXXXXX";
-		vector<char> buf(tmpl.begin(), tmpl.end());
-
-		buf.push_back('\0');
-		if (!mkdtemp(buf.data()))
-			throw runtime_error("mkdtemp in " + parent + ": " + strerror(errno));
-		path_ = buf.data();
-	}
-
-	~temp_dir()
-	{
-		error_code ec;
-
-		filesystem::remove_all(path_, ec);
-	}
-
-	temp_dir(const temp_dir &) = delete;
-	temp_dir &operator=(const temp_dir &) = delete;
-
-	string file(const string &name) const { return path_ + "/" + name; }
-
-private:
-	string path_;
-};
-
-// Where "a regular file" lives: $TMPDIR, else /var/tmp (disk backed on
-// most systems, unlike /tmp), so that O_DIRECT is usually supported.
-string regular_dir()
-{
-	const char *t = getenv("TMPDIR");
-
-	return t && *t ? t : "/var/tmp";
-}
-
-vector<uint8_t> random_content(uint64_t nr_blocks, uint64_t seed)
-{
-	mt19937_64 rng(seed);
-	vector<uint8_t> v(nr_blocks * block_size);
-
-	for (size_t i = 0; i < v.size(); i += sizeof(uint64_t)) {
-		uint64_t x = rng();
-
-		memcpy(v.data() + i, &x, sizeof(x));
-	}
-	// Block numbers up front make a wrong-block read obvious.
-	for (uint64_t b = 0; b < nr_blocks; b++)
-		memcpy(v.data() + b * block_size, &b, sizeof(b));
-	return v;
-}
-
-void write_file(const string &path, const uint8_t *data, size_t len)
-{
-	int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	if (fd < 0)
-		throw runtime_error("open " + path + ": " + strerror(errno));
-	for (size_t done = 0; done < len;) {
-		ssize_t k = write(fd, data + done, len - done);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			close(fd);
-			throw runtime_error("write " + path + ": " + strerror(errno));
-		}
-		done += size_t(k);
-	}
-	close(fd);
-}
-
-void write_file(const string &path, const vector<uint8_t> &v)
-{
-	write_file(path, v.data(), v.size());
-}
-
-vector<uint8_t> read_file(const string &path)
-{
-	int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-	vector<uint8_t> v;
-	uint8_t buf[65536];
-
-	if (fd < 0)
-		throw runtime_error("open " + path + ": " + strerror(errno));
-	for (;;) {
-		ssize_t k = read(fd, buf, sizeof(buf));
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			close(fd);
-			throw runtime_error("read " + path + ": " + strerror(errno));
-		}
-		if (k == 0)
-			break;
-		v.insert(v.end(), buf, buf + k);
-	}
-	close(fd);
-	return v;
 }
 
 // Requests with their own aligned buffers.
