@@ -104,7 +104,7 @@ static int open_fd(const char *path, unsigned flags, struct io_engine *base,
 
 	base->direct = false;
 	fd = -1;
-	if (!(flags & IO_OPEN_NO_DIRECT)) {
+	if (!(flags & IO_OPEN_NO_DIRECT) && (blockdev || (flags & IO_OPEN_DIRECT))) {
 		fd = open(path, oflags | O_DIRECT);
 		if (fd >= 0)
 			base->direct = true;

@@ -393,7 +393,7 @@ void IoEngineTests::check_round_trip_in(const string &dir, uint64_t seed)
 	pd_err err{};
 
 	write_file(path, content);
-	ASSERT_EQ(0, open(path, IO_OPEN_WRITE, e, &err)) << err.msg;
+	ASSERT_EQ(0, open(path, IO_OPEN_WRITE | IO_OPEN_DIRECT, e, &err)) << err.msg;
 	RecordProperty("direct_" + to_string(seed), e->direct ? "yes" : "no");
 	expect_engine_reads(e.get(), content);
 
@@ -421,6 +421,33 @@ TEST_P(IoEngineTests, direct_io_or_fallback_works_on_tmpfs)
 TEST_P(IoEngineTests, direct_io_or_fallback_works_on_regular_file)
 {
 	check_round_trip_in(regular_dir(), 200);
+}
+
+// A regular file goes through the page cache unless O_DIRECT is asked
+// for (block devices get it by default; none is at hand in a unit test).
+TEST_P(IoEngineTests, regular_file_is_buffered_unless_direct_is_asked)
+{
+	temp_dir td(regular_dir());
+	string path = td.file("metadata");
+	engine_ptr e;
+
+	write_file(path, random_content(4, 400));
+	ASSERT_EQ(0, open(path, 0, e));
+	EXPECT_FALSE(e->direct);
+	e.reset();
+	ASSERT_EQ(0, open(path, IO_OPEN_DIRECT | IO_OPEN_NO_DIRECT, e));
+	EXPECT_FALSE(e->direct);
+	e.reset();
+	ASSERT_EQ(0, open(path, IO_OPEN_DIRECT, e));
+	{
+		int fd = ::open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+
+		/* where the file system takes O_DIRECT, the engine has it */
+		if (fd >= 0) {
+			EXPECT_TRUE(e->direct);
+			close(fd);
+		}
+	}
 }
 
 // Does this file system refuse a direct transfer into buf with EINVAL?
@@ -464,7 +491,7 @@ void IoEngineTests::check_refused_direct_transfer_in(const string &dir)
 		engine_ptr e;
 		io_req r = { 3, misaligned, 1 };
 
-		ASSERT_EQ(0, open(path, 0, e));
+		ASSERT_EQ(0, open(path, IO_OPEN_DIRECT, e));
 		ASSERT_EQ(0, io_read_many(e.get(), &r, 1));
 		EXPECT_EQ(0, r.result);
 		EXPECT_TRUE(block_matches(misaligned, content, 3));
@@ -490,7 +517,7 @@ void IoEngineTests::check_refused_direct_transfer_in(const string &dir)
 		memcpy(expected.data() + 9 * block_size, misaligned2, block_size);
 		io_req w[2] = { { 4, misaligned, 1 }, { 9, misaligned2, 1 } };
 
-		ASSERT_EQ(0, open(path, IO_OPEN_WRITE, e));
+		ASSERT_EQ(0, open(path, IO_OPEN_WRITE | IO_OPEN_DIRECT, e));
 		ASSERT_EQ(0, io_write_many(e.get(), w, 2));
 		EXPECT_EQ(0, w[0].result);
 		EXPECT_EQ(0, w[1].result);
