@@ -130,6 +130,12 @@ static int open_fd(const char *path, unsigned flags, struct io_engine *base,
 					  path, strerror(-r));
 		}
 		base->size_bytes = size;
+		/*
+		 * Read through the page cache: pages cached while dm-thin
+		 * wrote the device below it may be stale, so drop them.
+		 */
+		if (!base->direct)
+			(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	} else {
 		base->size_bytes = (uint64_t)st.st_size;
 	}
