@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /*----------------------------------------------------------------
  * Cache entries
@@ -187,6 +188,27 @@ static int get_free_entry(struct bm *bm, struct bm_block **out, struct pd_err *e
  * Public interface
  *--------------------------------------------------------------*/
 
+/*
+ * The buffers, in one allocation.  2 MiB aligned and marked for huge pages
+ * when it is that large: a cold start touches hundreds of buffers, and a
+ * 4 KiB page fault each cost about 8 ms of a 40 ms in-place merge.
+ */
+#define HUGE_PAGE_SIZE (2u << 20)
+
+static uint8_t *alloc_slab(size_t size)
+{
+	void *p;
+
+	if (size >= HUGE_PAGE_SIZE) {
+		size = (size + HUGE_PAGE_SIZE - 1) / HUGE_PAGE_SIZE * HUGE_PAGE_SIZE;
+		if (posix_memalign(&p, HUGE_PAGE_SIZE, size))
+			return NULL;
+		(void)madvise(p, size, MADV_HUGEPAGE);
+		return p;
+	}
+	return posix_memalign(&p, MD_BLOCK_SIZE, size) ? NULL : p;
+}
+
 int bm_create(struct io_engine *io, unsigned cache_blocks, struct bm **out,
 	      struct pd_err *err)
 {
@@ -204,9 +226,7 @@ int bm_create(struct io_engine *io, unsigned cache_blocks, struct bm **out,
 		bm->nr_buckets <<= 1;
 	bm->entries = calloc(cache_blocks, sizeof(*bm->entries));
 	bm->buckets = calloc(bm->nr_buckets, sizeof(*bm->buckets));
-	if (posix_memalign((void **)&bm->slab, MD_BLOCK_SIZE,
-			   (size_t)cache_blocks * MD_BLOCK_SIZE))
-		bm->slab = NULL;
+	bm->slab = alloc_slab((size_t)cache_blocks * MD_BLOCK_SIZE);
 	if (!bm->entries || !bm->buckets || !bm->slab) {
 		free(bm->entries);
 		free(bm->buckets);
