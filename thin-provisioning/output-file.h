@@ -17,7 +17,11 @@
 /* 0, or an error naming the problem. input may be NULL. */
 int output_check(const char *output, const char *input, struct pd_err *err);
 
-/* Same file or device (device and inode compared)? */
+/*
+ * The same storage?  The same file (device and inode), the same block
+ * device (device number), or a loop device and the file or device behind
+ * it (followed through loops over loops).
+ */
 bool same_file(const char *a, const char *b);
 
 /*
