@@ -35,9 +35,9 @@ if BUILD_DIR=build-san scripts/bootstrap.sh --enable-sanitizers >build-san.out 2
 	echo "=== sanitizers: unit tests"
 	build-san/tests/unit-tests >build-san/unit-tests.log 2>&1 || status=1
 	tail -n 3 build-san/unit-tests.log
-	echo "=== sanitizers: functional tests (check, cli, restore, repair, merge)"
+	echo "=== sanitizers: functional tests (check, cli, restore, repair, merge, blockdev)"
 	THINP_BUILD_DIR=$top/build-san THINP_SRC_DIR=$top THINP_SANITIZED=1 \
-		functional-tests/run-tests test_check test_cli test_restore test_repair test_merge \
+		functional-tests/run-tests test_check test_cli test_restore test_repair test_merge test_blockdev \
 		>build-san/functional.log 2>&1 || status=1
 	tail -n 3 build-san/functional.log
 else
