@@ -215,9 +215,9 @@ static int open_output(const struct opts *o, struct io_engine **out, struct pd_e
 	if (r)
 		return r;
 	/*
-	 * Buffered: the merge reads back blocks just copied to OUT, so they
-	 * are best served from the page cache; commits still flush (fdatasync)
-	 * before and after the superblock.
+	 * Buffered: blocks the merge wrote and evicted from its cache, when it
+	 * reads them again, come back from the page cache; the overlay's
+	 * finish still flushes (fdatasync) before and after the superblock.
 	 */
 	return io_engine_open(o->output, o->engine,
 			      IO_OPEN_WRITE | IO_OPEN_EXCL | IO_OPEN_NO_DIRECT, out, err);
