@@ -3,9 +3,9 @@
 #define TESTS_TEST_FILES_H
 /*
  * Scratch files for unit tests: a temporary directory removed with its
- * contents, whole-file reads and writes, random block contents, and
- * owning pointers for aligned block buffers and I/O engines.  Errors
- * throw std::runtime_error (std::bad_alloc for memory).
+ * contents, whole-file reads and writes, random block contents, owning
+ * pointers for aligned block buffers and I/O engines, and request
+ * batches.  Errors throw std::runtime_error (std::bad_alloc for memory).
  */
 
 extern "C" {
@@ -161,6 +161,28 @@ struct engine_deleter {
 	void operator()(io_engine *e) const { io_engine_destroy(e); }
 };
 using engine_ptr = unique_ptr<io_engine, engine_deleter>;
+
+/*
+ * Requests for blocks, each with its own aligned buffer, filled with 0xee
+ * beforehand so that a request the engine did not serve shows.
+ */
+struct batch {
+	vector<io_req> reqs;
+	vector<block_buf> bufs;
+
+	explicit batch(const vector<uint64_t> &blocks)
+	{
+		for (uint64_t b : blocks) {
+			bufs.push_back(alloc_block());
+			memset(bufs.back().get(), 0xee, MD_BLOCK_SIZE);
+			reqs.push_back(io_req{ b, bufs.back().get(), 1 });
+		}
+	}
+
+	unsigned size() const { return unsigned(reqs.size()); }
+	const uint8_t *data(size_t i) const { return static_cast<const uint8_t *>(reqs[i].buf); }
+	uint8_t *data(size_t i) { return static_cast<uint8_t *>(reqs[i].buf); }
+};
 
 } // namespace test_files
 

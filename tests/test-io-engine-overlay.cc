@@ -80,24 +80,6 @@ engine_ptr open_rw(const string &path)
 	return engine_ptr(e);
 }
 
-// Requests with their own aligned buffers.
-struct batch {
-	vector<io_req> reqs;
-	vector<block_buf> bufs;
-
-	explicit batch(const vector<uint64_t> &blocks)
-	{
-		for (uint64_t b : blocks) {
-			bufs.push_back(alloc_block());
-			memset(bufs.back().get(), 0xee, block_size);
-			reqs.push_back(io_req{ b, bufs.back().get(), 1 });
-		}
-	}
-
-	unsigned size() const { return unsigned(reqs.size()); }
-	uint8_t *data(size_t i) { return static_cast<uint8_t *>(reqs[i].buf); }
-};
-
 // n blocks in [lo, hi), distinct, in random order.
 vector<uint64_t> distinct_blocks(size_t n, uint64_t lo, uint64_t hi, mt19937_64 &rng)
 {

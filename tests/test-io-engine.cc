@@ -76,24 +76,6 @@ int open_engine(const string &path, io_engine_kind kind, unsigned flags,
 	return r;
 }
 
-// Requests with their own aligned buffers.
-struct batch {
-	vector<io_req> reqs;
-	vector<block_buf> bufs;
-
-	explicit batch(const vector<uint64_t> &blocks)
-	{
-		for (uint64_t b : blocks) {
-			bufs.push_back(alloc_block());
-			reqs.push_back(io_req{ b, bufs.back().get(), 1 });
-		}
-	}
-
-	unsigned size() const { return unsigned(reqs.size()); }
-	const uint8_t *data(size_t i) const { return static_cast<const uint8_t *>(reqs[i].buf); }
-	uint8_t *data(size_t i) { return static_cast<uint8_t *>(reqs[i].buf); }
-};
-
 ::testing::AssertionResult block_matches(const uint8_t *buf, const vector<uint8_t> &content,
 					 uint64_t block)
 {
