@@ -262,20 +262,22 @@ static int run_merge(struct pool *p, const struct opts *o, struct merge_stats *s
 	return r;
 }
 
-/* The blocks the pool's committed metadata space map counts as used. */
-static int committed_blocks(struct pool *p, struct count_map **out, struct pd_err *err)
+/*
+ * The blocks a metadata space map counts as used (IN's before the merge,
+ * OUT's after its commit); damaged says whose map it is.
+ */
+static int used_blocks(struct bm *bm, const struct sm_root *root, const char *damaged,
+		       struct count_map **out, struct pd_err *err)
 {
 	struct sm_load_hooks hooks = { 0 };
-	struct sm_root root;
 	int r;
 
-	sm_root_decode(p->sb.metadata_sm_root, &root);
-	r = cm_create(root.nr_blocks, out);
+	r = cm_create(root->nr_blocks, out);
 	if (r)
 		return pd_err_set(err, r, "out of memory");
-	r = sm_disk_load(p->bm, &root, true, *out, &hooks, err);
+	r = sm_disk_load(bm, root, true, *out, &hooks, err);
 	if (r > 0)
-		r = pd_err_set(err, -EILSEQ, "the output's metadata space map reads back damaged");
+		r = pd_err_set(err, -EILSEQ, "%s", damaged);
 	if (r) {
 		cm_destroy(*out);
 		*out = NULL;
@@ -294,22 +296,17 @@ static int merge_to_copy(const struct opts *o, struct thin_metadata *md,
 			 const struct thin_device *od, const struct thin_device *sd,
 			 struct merge_stats *st, struct pd_err *err)
 {
-	struct sm_load_hooks hooks = { 0 };
 	struct io_engine *out = NULL, *view = NULL;
 	struct count_map *used = NULL, *keep = NULL;
+	struct sm_root committed;
 	struct pool *p = NULL;
 	struct progress prog;
 	uint64_t highest = 0, need;
 	bool failed = false;
 	int r;
 
-	r = cm_create(md->metadata_sm.nr_blocks, &used);
-	if (r)
-		return pd_err_set(err, r, "out of memory");
-	r = sm_disk_load(md->bm, &md->metadata_sm, true, used, &hooks, err);
-	if (r > 0)
-		r = pd_err_set(err, -EILSEQ,
-			       "the input's metadata space map is damaged (run thin_check)");
+	r = used_blocks(md->bm, &md->metadata_sm,
+			"the input's metadata space map is damaged (run thin_check)", &used, err);
 	if (r)
 		goto out;
 	for (uint64_t b = 0; b < cm_nr_blocks(used); b++)
@@ -333,8 +330,11 @@ static int merge_to_copy(const struct opts *o, struct thin_metadata *md,
 	r = pool_open_resized(view, 0, &p, err);
 	if (!r)
 		r = run_merge(p, o, st, err);
-	if (!r)
-		r = committed_blocks(p, &keep, err);
+	if (r)
+		goto fail;
+	sm_root_decode(p->sb.metadata_sm_root, &committed);
+	r = used_blocks(p->bm, &committed,
+			"the output's metadata space map reads back damaged", &keep, err);
 	if (r)
 		goto fail;
 	progress_init(&prog, "Copying", cm_nr_allocated(keep) > io_overlay_nr_written(view) ?
