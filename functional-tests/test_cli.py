@@ -191,6 +191,28 @@ class CliBase(ToolTestCase):
             expected = tools.run([tools.DEBIAN['thin_dump'], src])
             self.assertSameBytes(r.stdout, expected.stdout)
 
+    # -- empty arguments (LVM before 2.03.22 passes its options as "")
+    def test_empty_arguments_ignored(self):
+        """`CMD '' ARGS ''` behaves as `CMD ARGS`: same exit code and
+        stdout, on a valid call and on a failing one; '' alone is no
+        input."""
+        valid = self.spec.valid_input()
+        missing = os.path.join(tools.temp_dir(), 'no-such-file')
+        for inp in (valid, missing):
+            plain = self.run_tool(self.argv(inp))
+            argv = self.argv(inp)
+            padded = [argv[0], ''] + argv[1:] + ['']
+            r = self.run_tool(padded)
+            self.assertEqual((r.rc, r.stdout), (plain.rc, plain.stdout),
+                             'empty arguments changed %s' % padded[1:])
+            self.assertNotIn("''", r.err)
+        r = self.run_tool([self.path, ''])
+        self.assertExit(r, 1)
+        self.assertNotIn('unexpected argument', r.err)
+        r = self.run_tool([self.path, '', '-V', ''])
+        self.assertExit(r, 0)
+        self.assertTrue(VERSION_RE.match(r.out.strip()), r.out)
+
     # -- pdata_tools dispatch
     def test_pdata_tools_same_behaviour(self):
         """`pdata_tools CMD ARGS` == `CMD ARGS` (stdout and exit code)."""
