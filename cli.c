@@ -157,3 +157,15 @@ void progress_done(struct progress *p)
 	fprintf(stderr, "\r%*s\r", 60 + (int)strlen(p->label), "");
 	fflush(stderr);
 }
+
+int cli_drop_empty_operands(int argc, char **argv)
+{
+	int n = optind;
+
+	for (int i = optind; i < argc; i++)
+		if (argv[i][0])
+			argv[n++] = argv[i];
+	if (n < argc)
+		argv[n] = NULL;
+	return n;
+}

@@ -13,6 +13,7 @@ test_model__<case> checks that model against the oracle on every oracle
 case that succeeds, so a model bug cannot hide.
 """
 
+import functools
 import math
 import os
 import re
@@ -25,8 +26,13 @@ OURS = tools.ours('thin_metadata_size')
 ORACLE = tools.DEBIAN['thin_metadata_size']
 PROG = 'thin_metadata_size'
 
-need_oracle = unittest.skipUnless(os.access(ORACLE, os.X_OK),
-                                  'no Debian 0.9 oracle at ' + ORACLE)
+def need_oracle(fn):
+    """Skips the test, with the reason, when the oracle is missing."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kw):
+        tools.require_oracle(ORACLE)
+        return fn(*args, **kw)
+    return wrapper
 
 
 def _add(cls, name, fn):

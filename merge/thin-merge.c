@@ -684,6 +684,7 @@ static int parse(int argc, char **argv, struct opts *o)
 			return cli_bad_usage(usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 	if (optind < argc) {
 		cli_error("unexpected argument '%s'", argv[optind]);
 		usage(stderr);

@@ -898,6 +898,7 @@ int thin_check_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 
 	if (o.clear_needs_check) {
 		const char *why = NULL;

@@ -370,6 +370,7 @@ int thin_metadata_size_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 
 	if (check_settings(&s))
 		return 1;
