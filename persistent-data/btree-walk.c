@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#include "btree.h"
+#include "btree-internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -39,18 +39,13 @@ static void child_range(const struct frame *f, unsigned i, uint64_t *lo,
 	}
 }
 
-static uint64_t child_block(const struct frame *f, unsigned i)
-{
-	return load_le64((const uint8_t *)node_values_c(f->node) + 8u * i);
-}
-
 static void prefetch_children(struct bm *bm, const struct frame *f)
 {
 	uint64_t blocks[256];
 	unsigned n = f->nr < 256 ? f->nr : 256;
 
 	for (unsigned i = 0; i < n; i++)
-		blocks[i] = child_block(f, i);
+		blocks[i] = node_child(f->node, i);
 	bm_prefetch(bm, blocks, n);
 }
 
@@ -195,7 +190,7 @@ static int visit(struct walker *w, uint64_t block, unsigned depth, uint64_t lo,
 	}
 
 	if (w->o->check_fill && depth) {
-		uint32_t max = le32_to_cpu(node_header_c(n)->max_entries);
+		uint32_t max = node_max_entries(n);
 
 		if (info.nr_entries < max / 3) {
 			char msg[200];
@@ -277,7 +272,7 @@ int btree_walk(struct bm *bm, uint64_t root, const struct btree_walk_opts *o,
 		}
 		i = f->idx++;
 		child_range(f, i, &lo, &hi, &has_hi);
-		r = visit(&w, child_block(f, i), w.sp, lo, hi, has_hi);
+		r = visit(&w, node_child(f->node, i), w.sp, lo, hi, has_hi);
 	}
 	free_frames(w.frames);
 	/* a callback that failed usually said why: keep its message */
@@ -301,6 +296,7 @@ struct btree_cursor {
 	uint8_t *leaf;
 	uint64_t leaf_block;
 	uint32_t leaf_nr;
+	uint32_t entry;		/* the current entry of the leaf */
 	uint64_t last_key;
 	bool have_last_key;
 };
@@ -409,6 +405,7 @@ int btree_cursor_next_leaf(struct btree_cursor *c, struct pd_err *err)
 {
 	int r;
 
+	c->entry = 0;
 	if (!c->started) {
 		c->started = true;
 		r = cursor_load(c, c->root, 0, 0, false, err);
@@ -429,7 +426,7 @@ int btree_cursor_next_leaf(struct btree_cursor *c, struct pd_err *err)
 		}
 		i = f->idx++;
 		child_range(f, i, &lo, &hi, &has_hi);
-		r = cursor_load(c, child_block(f, i), lo, hi, has_hi, err);
+		r = cursor_load(c, node_child(f->node, i), lo, hi, has_hi, err);
 		if (r < 0)
 			return r;
 		if (r == 1 && c->leaf_nr)
@@ -452,4 +449,24 @@ uint64_t btree_cursor_leaf_block(const struct btree_cursor *c)
 uint32_t btree_cursor_nr(const struct btree_cursor *c)
 {
 	return c->leaf_nr;
+}
+
+int btree_cursor_peek_entry(struct btree_cursor *c, uint64_t *key, const void **value,
+			    struct pd_err *err)
+{
+	if (c->entry >= c->leaf_nr) {
+		int r = btree_cursor_next_leaf(c, err);
+
+		if (r)
+			return r;
+	}
+	*key = node_key(c->leaf, c->entry);
+	if (value)
+		*value = node_value_c(c->leaf, c->entry, c->shape.value_size);
+	return 0;
+}
+
+void btree_cursor_next_entry(struct btree_cursor *c)
+{
+	c->entry++;
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#include "btree.h"
+#include "btree-internal.h"
 #include "checksum.h"
 
 #include <errno.h>
@@ -122,20 +122,11 @@ int btree_node_check_shape(const void *node, uint64_t location,
  * Lookup
  *--------------------------------------------------------------*/
 
-/* Largest i with key[i] <= k, or -1. */
-static int lower_bound(const void *node, uint64_t k)
+int btree_too_deep(uint64_t root, struct pd_err *err)
 {
-	int lo = -1, hi = (int)node_nr_entries(node);
-
-	while (hi - lo > 1) {
-		int mid = lo + (hi - lo) / 2;
-
-		if (node_key(node, (unsigned)mid) <= k)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return lo;
+	return pd_err_set(err, -EILSEQ,
+			  "btree rooted at block %llu is deeper than %u levels (cycle?)",
+			  (unsigned long long)root, BTREE_MAX_DEPTH);
 }
 
 int btree_lookup(struct bm *bm, uint64_t root, uint32_t value_size,
@@ -162,7 +153,7 @@ int btree_lookup(struct bm *bm, uint64_t root, uint32_t value_size,
 			}
 			*bm_block_aux(blk) = value_size << 1 | 1;
 		}
-		i = lower_bound(n, key);
+		i = node_lower_bound(n, key);
 		if (i < 0) {
 			bm_unlock(blk);
 			return -ENODATA;
@@ -176,12 +167,10 @@ int btree_lookup(struct bm *bm, uint64_t root, uint32_t value_size,
 			bm_unlock(blk);
 			return found ? 0 : -ENODATA;
 		}
-		b = load_le64(node_value_c(n, (unsigned)i, 8));
+		b = node_child(n, (unsigned)i);
 		bm_unlock(blk);
 	}
-	return pd_err_set(err, -EILSEQ,
-			  "btree rooted at block %llu is deeper than %u levels (cycle?)",
-			  (unsigned long long)root, BTREE_MAX_DEPTH);
+	return btree_too_deep(root, err);
 }
 
 /*----------------------------------------------------------------
@@ -233,7 +222,7 @@ void btree_prefetch_keys(struct bm *bm, uint64_t root, const uint64_t *keys, uns
 
 				if (keys[k] >= end)
 					continue;
-				next[m] = load_le64(node_value_c(node, i, 8));
+				next[m] = node_child(node, i);
 				next_hi[m++] = end;
 				while (k < nr_keys && keys[k] < end)
 					k++;

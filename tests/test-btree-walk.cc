@@ -1242,6 +1242,98 @@ TEST(btree_cursor, cycle_ends_with_an_error)
 }
 
 //----------------------------------------------------------------
+// btree_cursor, an entry at a time
+
+// Every entry peek/next_entry yield, then the error that ended them.
+cursor_run run_entries(tree_file &f, uint64_t root)
+{
+	cursor_ptr c = make_cursor(f, root);
+	cursor_run run;
+	pd_err err{};
+	int r;
+
+	for (int guard = 0; guard < 100000; guard++) {
+		uint64_t k, k2;
+		const void *v;
+
+		r = btree_cursor_peek_entry(c.get(), &k, &v, &err);
+		if (r)
+			break;
+		// a second peek sees the same entry
+		EXPECT_EQ(0, btree_cursor_peek_entry(c.get(), &k2, nullptr, &err));
+		EXPECT_EQ(k, k2);
+		EXPECT_EQ(value_of(k), get64(v)) << "key " << k;
+		run.keys.push_back(k);
+		btree_cursor_next_entry(c.get());
+	}
+	run.end = r;
+	run.msg = r && r != -ENODATA ? err.msg : "";
+	return run;
+}
+
+TEST(btree_cursor_entry, yields_every_key_in_order_with_its_value)
+{
+	tree_file f;
+
+	build_tree_b(f);
+	cursor_run run = run_entries(f, 1);
+	EXPECT_EQ(-ENODATA, run.end);
+	EXPECT_EQ(tree_b_keys, run.keys);
+}
+
+TEST(btree_cursor_entry, skips_empty_leaves_and_stays_at_the_end)
+{
+	tree_file f;
+	pd_err err{};
+	uint64_t k;
+
+	f.internal(1, { 0, 100, 200, 300 }, { 2, 3, 4, 5 });
+	f.leaf(2, {});
+	f.leaf(3, { 100, 101 });
+	f.leaf(4, {});
+	f.leaf(5, { 300 });
+	cursor_run run = run_entries(f, 1);
+	EXPECT_EQ(-ENODATA, run.end);
+	EXPECT_EQ(vector<uint64_t>({ 100, 101, 300 }), run.keys);
+
+	f.leaf(6, {});
+	cursor_ptr c = make_cursor(f, 6);
+	EXPECT_EQ(-ENODATA, btree_cursor_peek_entry(c.get(), &k, nullptr, &err));
+	EXPECT_EQ(-ENODATA, btree_cursor_peek_entry(c.get(), &k, nullptr, &err));
+}
+
+TEST(btree_cursor_entry, next_leaf_makes_its_first_entry_current)
+{
+	tree_file f;
+	pd_err err{};
+	uint64_t k;
+
+	build_tree_b(f);
+	cursor_ptr c = make_cursor(f, 1);
+	ASSERT_EQ(0, btree_cursor_peek_entry(c.get(), &k, nullptr, &err));
+	EXPECT_EQ(tree_b_keys[0], k);
+	btree_cursor_next_entry(c.get());
+	ASSERT_EQ(0, btree_cursor_next_leaf(c.get(), &err));
+	ASSERT_EQ(0, btree_cursor_peek_entry(c.get(), &k, nullptr, &err));
+	EXPECT_EQ(btree_cursor_key(c.get(), 0), k);
+	EXPECT_EQ(5u, btree_cursor_leaf_block(c.get()));
+}
+
+TEST(btree_cursor_entry, reports_damage_after_the_entries_before_it)
+{
+	tree_file f;
+
+	f.internal(1, { 0, 100 }, { 2, 3 });
+	f.leaf(2, { 1, 2 });
+	f.leaf(3, { 100 });
+	f.corrupt(3);
+	cursor_run run = run_entries(f, 1);
+	EXPECT_EQ(vector<uint64_t>({ 1, 2 }), run.keys);
+	EXPECT_EQ(-EILSEQ, run.end);
+	EXPECT_NE("", run.msg);
+}
+
+//----------------------------------------------------------------
 // btree_lookup
 
 int lookup(tree_file &f, uint64_t root, uint64_t key, uint64_t *value,
