@@ -3,6 +3,7 @@
 #include "persistent-data/btree-write.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,9 +186,8 @@ int merge_in_pool(struct pool *p, const struct merge_opts *o,
 			/* M's leaf will hold a reference to S's data block */
 			r = sm_inc(p->data_sm, block);
 			if (r) {
-				pd_err_set(err, r, "data block %llu of device %llu is beyond the data device",
-					   (unsigned long long)block,
-					   (unsigned long long)o->snapshot);
+				pd_err_set(err, r, "data block %" PRIu64 " of device %" PRIu64 " is beyond the data device",
+					   block, o->snapshot);
 				goto out;
 			}
 		}
@@ -212,17 +212,16 @@ int merge_in_pool(struct pool *p, const struct merge_opts *o,
 	st->from_snapshot = seen;
 	if (seen != sd.mapped_blocks) {
 		r = pd_err_set(err, -EILSEQ,
-			       "device %llu: its details say %llu mappings but its tree holds %llu",
-			       (unsigned long long)o->snapshot,
-			       (unsigned long long)sd.mapped_blocks,
-			       (unsigned long long)seen);
+			       "device %" PRIu64 ": its details say %" PRIu64 " mappings but its tree holds %" PRIu64,
+			       o->snapshot,
+			       sd.mapped_blocks,
+			       seen);
 		goto out;
 	}
 	if (st->hidden > od.mapped_blocks) {
 		r = pd_err_set(err, -EILSEQ,
-			       "device %llu: its details say %llu mappings but more than that are overwritten",
-			       (unsigned long long)o->origin,
-			       (unsigned long long)od.mapped_blocks);
+			       "device %" PRIu64 ": its details say %" PRIu64 " mappings but more than that are overwritten",
+			       o->origin, od.mapped_blocks);
 		goto out;
 	}
 	st->kept_from_origin = od.mapped_blocks - st->hidden;

@@ -3,6 +3,7 @@
 #include "btree-write.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -260,9 +261,9 @@ int btree_builder_push(struct btree_builder *b, uint64_t key, const void *value_
 
 	if (b->have_last && key <= b->last_key)
 		return pd_err_set(err, -EINVAL,
-				  "btree builder: key %llu does not follow %llu",
-				  (unsigned long long)key,
-				  (unsigned long long)b->last_key);
+				  "btree builder: key %" PRIu64 " does not follow %" PRIu64,
+				  key,
+				  b->last_key);
 	/* the common case, a leaf with room: append in place */
 	if (lv->cur && node_nr_entries(lv->cur) < node_max_entries(lv->cur)) {
 		uint8_t *n = lv->cur;
@@ -310,8 +311,8 @@ int btree_builder_push_leaf(struct btree_builder *b, uint64_t leaf_block,
 	    node_max_entries(leaf) != btree_max_entries(b->info.vt.size)) {
 		tm_unlock(b->info.tm, blk);
 		return pd_err_set(err, -EINVAL,
-				  "btree builder: block %llu is not a leaf of values of %u bytes",
-				  (unsigned long long)leaf_block, b->info.vt.size);
+				  "btree builder: block %" PRIu64 " is not a leaf of values of %u bytes",
+				  leaf_block, b->info.vt.size);
 	}
 	r = btree_node_check_shape(leaf, leaf_block, &so, err);
 	nr = node_nr_entries(leaf);
@@ -324,10 +325,10 @@ int btree_builder_push_leaf(struct btree_builder *b, uint64_t leaf_block,
 		return r;
 	if (nr && b->have_last && first <= b->last_key)
 		return pd_err_set(err, -EINVAL,
-				  "btree builder: spliced leaf %llu starts at key %llu, not after %llu",
-				  (unsigned long long)leaf_block,
-				  (unsigned long long)first,
-				  (unsigned long long)b->last_key);
+				  "btree builder: spliced leaf %" PRIu64 " starts at key %" PRIu64 ", not after %" PRIu64,
+				  leaf_block,
+				  first,
+				  b->last_key);
 
 	nc = node_nr_entries(lv->cur);
 	t = node_min_entries(lv->cur);

@@ -3,6 +3,7 @@
 #include "btree-write.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 /*
@@ -65,8 +66,8 @@ static int split_one_into_two(const struct btree_info *info, struct bm_block *pa
 
 	/* the parent was split on the way down if it was full */
 	if (node_nr_entries(p) >= node_max_entries(p))
-		return pd_err_set(err, -EILSEQ, "btree insert: full parent node %llu",
-				  (unsigned long long)bm_block_location(parent));
+		return pd_err_set(err, -EILSEQ, "btree insert: full parent node %" PRIu64,
+				  bm_block_location(parent));
 	r = bw_new_node_like(info, ln, &right, err);
 	if (r)
 		return r;
@@ -324,8 +325,8 @@ int btree_insert_many(struct btree_info *info, uint64_t root, const uint64_t *ke
 			return r;
 		if (!taken)	/* the look-up and the descent disagree */
 			return pd_err_set(err, -EILSEQ,
-					  "btree insert: no room for key %llu in leaf",
-					  (unsigned long long)keys[done]);
+					  "btree insert: no room for key %" PRIu64 " in leaf",
+					  keys[done]);
 		done += taken;
 	}
 	return 0;

@@ -3,6 +3,7 @@
 #include "btree-write.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 /*
@@ -155,9 +156,8 @@ static int rebalance_child(const struct btree_info *info, void *p, unsigned i,
 		return r;
 	if (node_is_leaf(bm_block_data(s)) != node_is_leaf(cn)) {
 		r = pd_err_set(err, -EILSEQ,
-			       "btree siblings %llu and %llu are at different depths",
-			       (unsigned long long)bm_block_location(s),
-			       (unsigned long long)bm_block_location(c));
+			       "btree siblings %" PRIu64 " and %" PRIu64 " are at different depths",
+			       bm_block_location(s), bm_block_location(c));
 		tm_unlock(info->tm, s);
 		return r;
 	}
@@ -213,8 +213,8 @@ int btree_remove(struct btree_info *info, uint64_t root, uint64_t key,
 	/* absent keys must not cost a shadowed path or a rebalanced tree */
 	r = btree_lookup(tm_bm(info->tm), root, info->vt.size, key, NULL, err);
 	if (r == -ENODATA)
-		return pd_err_set(err, r, "key %llu is not in the btree",
-				  (unsigned long long)key);
+		return pd_err_set(err, r, "key %" PRIu64 " is not in the btree",
+				  key);
 	if (r)
 		return r;
 
@@ -236,9 +236,8 @@ int btree_remove(struct btree_info *info, uint64_t root, uint64_t key,
 		if (node_is_leaf(n)) {
 			if (i < 0 || node_key(n, (unsigned)i) != key) {
 				r = pd_err_set(err, -EILSEQ,
-					       "btree rooted at %llu: key %llu found by lookup but not on the write path",
-					       (unsigned long long)root,
-					       (unsigned long long)key);
+					       "btree rooted at %" PRIu64 ": key %" PRIu64 " found by lookup but not on the write path",
+					       root, key);
 				goto out;
 			}
 			r = bw_value_dec(info, node_value(n, (unsigned)i), err);
@@ -255,9 +254,8 @@ int btree_remove(struct btree_info *info, uint64_t root, uint64_t key,
 		}
 		if (i < 0) {
 			r = pd_err_set(err, -EILSEQ,
-				       "btree node %llu: key %llu below its first key",
-				       (unsigned long long)bm_block_location(cur),
-				       (unsigned long long)key);
+				       "btree node %" PRIu64 ": key %" PRIu64 " below its first key",
+				       bm_block_location(cur), key);
 			goto out;
 		}
 		r = prepare_child(info, cur, (unsigned)i, &child, err);

@@ -2,6 +2,7 @@
 #include "btree-internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,16 +60,12 @@ static int check_range(const void *n, uint64_t block, uint64_t lo, uint64_t hi,
 		return 0;
 	if (node_key(n, 0) < lo)
 		return pd_err_set(err, -EILSEQ,
-				  "parent key mismatch: parent was %llu, but lowest in node was %llu (block %llu)",
-				  (unsigned long long)lo,
-				  (unsigned long long)node_key(n, 0),
-				  (unsigned long long)block);
+				  "parent key mismatch: parent was %" PRIu64 ", but lowest in node was %" PRIu64 " (block %" PRIu64 ")",
+				  lo, node_key(n, 0), block);
 	if (has_hi && node_key(n, nr - 1) >= hi)
 		return pd_err_set(err, -EILSEQ,
-				  "parent key mismatch: next parent key was %llu, but highest in node was %llu (block %llu)",
-				  (unsigned long long)hi,
-				  (unsigned long long)node_key(n, nr - 1),
-				  (unsigned long long)block);
+				  "parent key mismatch: next parent key was %" PRIu64 ", but highest in node was %" PRIu64 " (block %" PRIu64 ")",
+				  hi, node_key(n, nr - 1), block);
 	return 0;
 }
 
@@ -134,8 +131,8 @@ static int visit(struct walker *w, uint64_t block, unsigned depth, uint64_t lo,
 		char msg[128];
 
 		snprintf(msg, sizeof(msg),
-			 "btree deeper than %u levels at block %llu (cycle?)",
-			 BTREE_MAX_DEPTH, (unsigned long long)block);
+			 "btree deeper than %u levels at block %" PRIu64 " (cycle?)",
+			 BTREE_MAX_DEPTH, block);
 		damage(w, block, lo, hi, has_hi, true, msg);
 		return 0;
 	}
@@ -164,8 +161,8 @@ static int visit(struct walker *w, uint64_t block, unsigned depth, uint64_t lo,
 			char msg[160];
 
 			snprintf(msg, sizeof(msg),
-				 "leaf at depth %u, but other leaves are at depth %d (block %llu)",
-				 depth, w->leaf_depth, (unsigned long long)block);
+				 "leaf at depth %u, but other leaves are at depth %d (block %" PRIu64 ")",
+				 depth, w->leaf_depth, block);
 			bm_unlock(blk);
 			damage(w, block, lo, hi, has_hi, true, msg);
 			return 0;
@@ -175,10 +172,8 @@ static int visit(struct walker *w, uint64_t block, unsigned depth, uint64_t lo,
 			char msg[200];
 
 			snprintf(msg, sizeof(msg),
-				 "the last key of the previous leaf was %llu and the first key of this leaf is %llu (block %llu)",
-				 (unsigned long long)w->last_key,
-				 (unsigned long long)node_key(n, 0),
-				 (unsigned long long)block);
+				 "the last key of the previous leaf was %" PRIu64 " and the first key of this leaf is %" PRIu64 " (block %" PRIu64 ")",
+				 w->last_key, node_key(n, 0), block);
 			bm_unlock(blk);
 			damage(w, block, lo, hi, has_hi, true, msg);
 			return 0;
@@ -196,9 +191,8 @@ static int visit(struct walker *w, uint64_t block, unsigned depth, uint64_t lo,
 			char msg[200];
 
 			snprintf(msg, sizeof(msg),
-				 "too few entries in btree_node: %u, expected at least %u (block %llu, max_entries = %u)",
-				 info.nr_entries, max / 3,
-				 (unsigned long long)block, max);
+				 "too few entries in btree_node: %u, expected at least %u (block %" PRIu64 ", max_entries = %u)",
+				 info.nr_entries, max / 3, block, max);
 			damage(w, block, lo, hi, has_hi, false, msg);
 		}
 	}
@@ -342,8 +336,8 @@ static int cursor_load(struct btree_cursor *c, uint64_t block, uint64_t lo,
 
 	if (depth >= BTREE_MAX_DEPTH)
 		return pd_err_set(err, -EILSEQ,
-				  "btree deeper than %u levels at block %llu (cycle?)",
-				  BTREE_MAX_DEPTH, (unsigned long long)block);
+				  "btree deeper than %u levels at block %" PRIu64 " (cycle?)",
+				  BTREE_MAX_DEPTH, block);
 	r = bm_read_lock(c->bm, block, &btree_node_validator, &blk, err);
 	if (r)
 		return r;
@@ -361,8 +355,8 @@ static int cursor_load(struct btree_cursor *c, uint64_t block, uint64_t lo,
 		if (c->leaf_depth != (int)depth) {
 			bm_unlock(blk);
 			return pd_err_set(err, -EILSEQ,
-					  "leaves at different depths in the btree (block %llu)",
-					  (unsigned long long)block);
+					  "leaves at different depths in the btree (block %" PRIu64 ")",
+					  block);
 		}
 		memcpy(c->leaf, n, MD_BLOCK_SIZE);
 		bm_unlock(blk);
@@ -371,10 +365,9 @@ static int cursor_load(struct btree_cursor *c, uint64_t block, uint64_t lo,
 		if (c->leaf_nr) {
 			if (c->have_last_key && node_key(c->leaf, 0) <= c->last_key)
 				return pd_err_set(err, -EILSEQ,
-						  "the last key of the previous leaf was %llu and the first key of this leaf is %llu (block %llu)",
-						  (unsigned long long)c->last_key,
-						  (unsigned long long)node_key(c->leaf, 0),
-						  (unsigned long long)block);
+						  "the last key of the previous leaf was %" PRIu64 " and the first key of this leaf is %" PRIu64 " (block %" PRIu64 ")",
+						  c->last_key, node_key(c->leaf, 0),
+						  block);
 			c->have_last_key = true;
 			c->last_key = node_key(c->leaf, c->leaf_nr - 1);
 		}
@@ -382,8 +375,8 @@ static int cursor_load(struct btree_cursor *c, uint64_t block, uint64_t lo,
 	}
 	if (!node_nr_entries(n) && depth) {
 		bm_unlock(blk);
-		return pd_err_set(err, -EILSEQ, "internal node with no entries (block %llu)",
-				  (unsigned long long)block);
+		return pd_err_set(err, -EILSEQ, "internal node with no entries (block %" PRIu64 ")",
+				  block);
 	}
 	{
 		struct frame *f = c->frames + c->sp++;

@@ -3,6 +3,7 @@
 #include "btree-write.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,8 +40,8 @@ static int check_node(const struct btree_info *info, const void *n, uint64_t b,
 	int r = btree_node_check_shape(n, b, &so, err);
 
 	if (!r && !node_is_leaf(n) && !node_nr_entries(n))
-		return pd_err_set(err, -EILSEQ, "internal node with no entries (block %llu)",
-				  (unsigned long long)b);
+		return pd_err_set(err, -EILSEQ, "internal node with no entries (block %" PRIu64 ")",
+				  b);
 	return r;
 }
 
@@ -65,8 +66,8 @@ int bw_block_inc(const struct btree_info *info, uint64_t b, struct pd_err *err)
 	int r = tm_inc(info->tm, b);
 
 	if (r)
-		return pd_err_set(err, r, "metadata space map: cannot increment block %llu",
-				  (unsigned long long)b);
+		return pd_err_set(err, r, "metadata space map: cannot increment block %" PRIu64,
+				  b);
 	return 0;
 }
 
@@ -75,8 +76,8 @@ int bw_block_dec(const struct btree_info *info, uint64_t b, struct pd_err *err)
 	int r = tm_dec(info->tm, b);
 
 	if (r)
-		return pd_err_set(err, r, "metadata space map: cannot decrement block %llu",
-				  (unsigned long long)b);
+		return pd_err_set(err, r, "metadata space map: cannot decrement block %" PRIu64,
+				  b);
 	return 0;
 }
 
@@ -86,12 +87,12 @@ int bw_block_count(const struct btree_info *info, uint64_t b, uint32_t *count,
 	int r = tm_ref(info->tm, b, count);
 
 	if (r)
-		return pd_err_set(err, r, "metadata space map: no count for block %llu",
-				  (unsigned long long)b);
+		return pd_err_set(err, r, "metadata space map: no count for block %" PRIu64,
+				  b);
 	if (!*count)
 		return pd_err_set(err, -EILSEQ,
-				  "metadata block %llu is in use but has a reference count of 0",
-				  (unsigned long long)b);
+				  "metadata block %" PRIu64 " is in use but has a reference count of 0",
+				  b);
 	return 0;
 }
 

@@ -2,6 +2,7 @@
 #include "metadata.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,8 +99,8 @@ int thin_metadata_open(const char *path, const struct thin_open_opts *o,
 		}
 		if (b >= md->io->nr_blocks) {
 			r = pd_err_set(err, -EILSEQ,
-				       "metadata snapshot block %llu is outside the metadata device",
-				       (unsigned long long)b);
+				       "metadata snapshot block %" PRIu64 " is outside the metadata device",
+				       b);
 			goto bad;
 		}
 		r = read_sb(md, b, &md->sb, err);
@@ -217,12 +218,12 @@ int thin_dev_iter_next(struct thin_dev_iter *it, struct thin_device *dev,
 		return -ENODATA;
 	if (dend || (!tend && tk < dk))
 		return pd_err_set(err, -EILSEQ,
-				  "mappings present for device %llu, but it isn't present in device tree",
-				  (unsigned long long)tk);
+				  "mappings present for device %" PRIu64 ", but it isn't present in device tree",
+				  tk);
 	if (tend || dk < tk)
 		return pd_err_set(err, -EILSEQ,
-				  "no mappings for device %llu",
-				  (unsigned long long)dk);
+				  "no mappings for device %" PRIu64,
+				  dk);
 
 	memset(dev, 0, sizeof(*dev));
 	dev->dev_id = dk;
@@ -252,15 +253,15 @@ int thin_lookup_device(struct bm *bm, uint64_t details_root, uint64_t mapping_ro
 	memset(dev, 0, sizeof(*dev));
 	r = btree_lookup(bm, details_root, THIN_DETAILS_VALUE_SIZE, dev_id, details, err);
 	if (r == -ENODATA)
-		return pd_err_set(err, r, "device %llu not found",
-				  (unsigned long long)dev_id);
+		return pd_err_set(err, r, "device %" PRIu64 " not found",
+				  dev_id);
 	if (r)
 		return r;
 	r = btree_lookup(bm, mapping_root, THIN_MAPPING_VALUE_SIZE, dev_id, root, err);
 	if (r == -ENODATA)
 		return pd_err_set(err, -EILSEQ,
-				  "device %llu is in the details tree but has no mapping tree",
-				  (unsigned long long)dev_id);
+				  "device %" PRIu64 " is in the details tree but has no mapping tree",
+				  dev_id);
 	if (r)
 		return r;
 	dev->dev_id = dev_id;
