@@ -2,10 +2,15 @@
 #ifndef PD_SPACE_MAP_DISK_H
 #define PD_SPACE_MAP_DISK_H
 
-/* On-disk space map structures (format doc section 6). */
+/*
+ * The on-disk space maps (format doc section 6): their structures, the
+ * writable maps (space-map-persistent.c) and the read-only loader of their
+ * counts (space-map-disk.c).
+ */
 
 #include "block-manager.h"
 #include "endian.h"
+#include "error.h"
 
 #include <string.h>
 
@@ -88,19 +93,33 @@ static inline unsigned sm_bitmap_get(const void *bitmap_block, unsigned e)
 	return (unsigned)(((w & 1u) << 1) | ((w >> 1) & 1u));
 }
 
-static inline void sm_bitmap_set(void *bitmap_block, unsigned e, unsigned v)
-{
-	uint8_t *p = (uint8_t *)bitmap_block + SM_BITMAP_HEADER_SIZE + 8u * (e / 32u);
-	unsigned shift = (e % 32u) * 2u;
-	uint64_t w = load_le64(p);
-	uint64_t pair = ((uint64_t)((v >> 1) & 1u)) | ((uint64_t)(v & 1u) << 1);
-
-	w = (w & ~(3ull << shift)) | (pair << shift);
-	store_le64(p, w);
-}
-
 extern const struct bm_validator sm_bitmap_validator;
 extern const struct bm_validator sm_index_validator;
+
+/*----------------------------------------------------------------
+ * The writable maps (space-map.h's interface)
+ *
+ * Data: a fresh map of nr_blocks free blocks, or one opened from the
+ * 128-byte root blob of a superblock; its structures are metadata blocks
+ * allocated through tm.  Metadata: created or opened on a block manager;
+ * sm_metadata_attach_tm() then gives it the transaction manager built on
+ * top of it (a fresh map gets its empty ref-count tree there).  A fresh
+ * metadata map counts block 0 (the superblock) as used.
+ *--------------------------------------------------------------*/
+
+struct space_map;
+struct tm;
+int sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out,
+		   struct pd_err *err);
+int sm_disk_open(struct tm *tm, const void *root_blob, struct space_map **out,
+		 struct pd_err *err);
+int sm_metadata_create(struct bm *bm, uint64_t nr_blocks, struct space_map **out,
+		       struct pd_err *err);
+int sm_metadata_open(struct bm *bm, const void *root_blob, struct space_map **out,
+		     struct pd_err *err);
+int sm_metadata_attach_tm(struct space_map *sm, struct tm *tm, struct pd_err *err);
+/* Makes the metadata map smaller; -ENOSPC if a block past the end is in use. */
+int sm_metadata_shrink(struct space_map *sm, uint64_t nr_blocks, struct pd_err *err);
 
 /*----------------------------------------------------------------
  * Loading a disk space map's counts into memory

@@ -29,6 +29,7 @@
 #include "u64-map.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -584,8 +585,8 @@ static int data_commit(struct sm_disk *d, struct pd_err *err)
 			continue;
 		r = load_bitmap(d, j);
 		if (r)
-			return pd_err_set(err, r, "data space map: cannot read bitmap %llu",
-					  (unsigned long long)j);
+			return pd_err_set(err, r, "data space map: cannot read bitmap %" PRIu64,
+					  j);
 		if (bs->spill_home) {
 			/* written early: its block is new in this transaction, rewrite it */
 			r = write_entries(d, j, bs->spill_home, err);
@@ -895,8 +896,8 @@ int sm_disk_open(struct tm *tm, const void *root_blob, struct space_map **out,
 
 			if (j != next || j >= d->nr_bitmaps) {
 				r = pd_err_set(err, -EILSEQ,
-					       "data space map index is damaged: entry %llu where %llu was expected",
-					       (unsigned long long)j, (unsigned long long)next);
+					       "data space map index is damaged: entry %" PRIu64 " where %" PRIu64 " was expected",
+					       j, next);
 				break;
 			}
 			d->bitmaps[j].blocknr = le64_to_cpu(ie->blocknr);
@@ -909,8 +910,8 @@ int sm_disk_open(struct tm *tm, const void *root_blob, struct space_map **out,
 	btree_cursor_destroy(c);
 	if (r == -ENODATA && next != d->nr_bitmaps)
 		r = pd_err_set(err, -EILSEQ,
-			       "data space map index is damaged: %llu of %llu bitmaps listed",
-			       (unsigned long long)next, (unsigned long long)d->nr_bitmaps);
+			       "data space map index is damaged: %" PRIu64 " of %" PRIu64 " bitmaps listed",
+			       next, d->nr_bitmaps);
 	if (r == -ENODATA)
 		r = 0;
 	if (r) {
@@ -959,8 +960,8 @@ int sm_metadata_open(struct bm *bm, const void *root_blob, struct space_map **ou
 	/* a map larger than the device is the caller's to refuse or shrink */
 	if (root.nr_blocks > SM_MD_MAX_BLOCKS)
 		return pd_err_set(err, -EILSEQ,
-				  "metadata space map size %llu is beyond the format's limit",
-				  (unsigned long long)root.nr_blocks);
+				  "metadata space map size %" PRIu64 " is beyond the format's limit",
+				  root.nr_blocks);
 	r = alloc_disk(bm, NULL, true, &d);
 	if (!r)
 		r = resize_bitmaps(d, root.nr_blocks);
@@ -986,8 +987,8 @@ int sm_metadata_open(struct bm *bm, const void *root_blob, struct space_map **ou
 			bm_unlock(blk);
 			disk_destroy(&d->sm);
 			return pd_err_set(err, -EILSEQ,
-					  "metadata space map index entry %llu is damaged (block %llu)",
-					  (unsigned long long)j, (unsigned long long)b);
+					  "metadata space map index entry %" PRIu64 " is damaged (block %" PRIu64 ")",
+					  j, b);
 		}
 		d->bitmaps[j].blocknr = b;
 		d->bitmaps[j].nr_free = le32_to_cpu(idx->entry[j].nr_free);
@@ -1012,12 +1013,12 @@ int sm_metadata_shrink(struct space_map *sm, uint64_t nr_blocks, struct pd_err *
 
 		r = disk_get_count(sm, b, &c);
 		if (r)
-			return pd_err_set(err, r, "metadata space map: cannot read the count of block %llu",
-					  (unsigned long long)b);
+			return pd_err_set(err, r, "metadata space map: cannot read the count of block %" PRIu64,
+					  b);
 		if (c)
 			return pd_err_set(err, -ENOSPC,
-					  "metadata block %llu is in use: the metadata cannot shrink to %llu blocks",
-					  (unsigned long long)b, (unsigned long long)nr_blocks);
+					  "metadata block %" PRIu64 " is in use: the metadata cannot shrink to %" PRIu64 " blocks",
+					  b, nr_blocks);
 	}
 	/* the bitmaps past the new end go; their blocks are free again */
 	for (uint64_t j = nr_bitmaps; j < d->nr_bitmaps; j++) {
@@ -1026,8 +1027,8 @@ int sm_metadata_shrink(struct space_map *sm, uint64_t nr_blocks, struct pd_err *
 		if (bs->blocknr) {
 			r = disk_dec(sm, bs->blocknr);
 			if (r)
-				return pd_err_set(err, r, "metadata space map: cannot free bitmap %llu",
-						  (unsigned long long)j);
+				return pd_err_set(err, r, "metadata space map: cannot free bitmap %" PRIu64,
+						  j);
 		}
 		drop_bitmap(d, bs);
 	}

@@ -3,6 +3,7 @@
 #include "persistent-data/count-map.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,8 +210,8 @@ int pool_create_from_counts(struct io_engine *io, const struct thin_sb *sb,
 			continue;
 		if (b >= nr_md)
 			r = pd_err_set(err, -ENOSPC,
-				       "metadata block %llu does not fit in %llu blocks",
-				       (unsigned long long)b, (unsigned long long)nr_md);
+				       "metadata block %" PRIu64 " does not fit in %" PRIu64 " blocks",
+				       b, nr_md);
 		else if ((r = sm_set_count(p->md_sm, b, c)))
 			pd_err_set(err, r, "out of memory");
 	}
@@ -362,8 +363,8 @@ static int write_root(struct pool *p, uint64_t dev_id, uint64_t root, struct pd_
 	r = btree_insert(&info, p->sb.data_mapping_root, dev_id, value,
 			 &p->sb.data_mapping_root, &inserted, err);
 	if (!r && inserted)
-		return pd_err_set(err, -EILSEQ, "device %llu has no mapping tree",
-				  (unsigned long long)dev_id);
+		return pd_err_set(err, -EILSEQ, "device %" PRIu64 " has no mapping tree",
+				  dev_id);
 	return r;
 }
 
@@ -375,7 +376,7 @@ int pool_touch_root(struct pool *p, uint64_t dev_id, struct pd_err *err)
 	r = btree_lookup(p->bm, p->sb.data_mapping_root, THIN_MAPPING_VALUE_SIZE,
 			 dev_id, value, err);
 	if (r == -ENODATA)
-		return pd_err_set(err, r, "device %llu not found", (unsigned long long)dev_id);
+		return pd_err_set(err, r, "device %" PRIu64 " not found", dev_id);
 	if (r)
 		return r;
 	return write_root(p, dev_id, load_le64(value), err);
@@ -392,7 +393,7 @@ int pool_remove_details(struct pool *p, uint64_t dev_id, struct pd_err *err)
 			     &p->sb.device_details_root, err);
 
 	if (r == -ENODATA)
-		return pd_err_set(err, r, "device %llu not found", (unsigned long long)dev_id);
+		return pd_err_set(err, r, "device %" PRIu64 " not found", dev_id);
 	return r;
 }
 
@@ -405,7 +406,7 @@ int pool_take_root(struct pool *p, uint64_t dev_id, uint64_t *root, struct pd_er
 	r = btree_lookup(p->bm, p->sb.data_mapping_root, THIN_MAPPING_VALUE_SIZE,
 			 dev_id, value, err);
 	if (r == -ENODATA)
-		return pd_err_set(err, r, "device %llu not found", (unsigned long long)dev_id);
+		return pd_err_set(err, r, "device %" PRIu64 " not found", dev_id);
 	if (r)
 		return r;
 	*root = load_le64(value);
@@ -422,13 +423,13 @@ int pool_delete_device(struct pool *p, uint64_t dev_id, struct pd_err *err)
 	r = btree_remove(&p->top_info, p->sb.data_mapping_root, dev_id,
 			 &p->sb.data_mapping_root, err);
 	if (r == -ENODATA)
-		return pd_err_set(err, r, "device %llu not found", (unsigned long long)dev_id);
+		return pd_err_set(err, r, "device %" PRIu64 " not found", dev_id);
 	if (r)
 		return r;
 	r = btree_remove(&p->details_info, p->sb.device_details_root, dev_id,
 			 &p->sb.device_details_root, err);
 	if (r == -ENODATA)
-		return pd_err_set(err, -EILSEQ, "device %llu has a mapping tree but no details",
-				  (unsigned long long)dev_id);
+		return pd_err_set(err, -EILSEQ, "device %" PRIu64 " has a mapping tree but no details",
+				  dev_id);
 	return r;
 }

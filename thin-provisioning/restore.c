@@ -5,6 +5,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,9 +81,8 @@ static int r_map_run(struct emitter *e, uint64_t origin, uint64_t data,
 	/* each leaf entry holds a reference to its data block */
 	if (data > sm_nr_blocks(dsm) || len > sm_nr_blocks(dsm) - data)
 		return pd_err_set(re->err, -EINVAL,
-				  "mapping beyond end of data device (%llu >= %llu)",
-				  (unsigned long long)(data + len - 1),
-				  (unsigned long long)sm_nr_blocks(dsm));
+				  "mapping beyond end of data device (%" PRIu64 " >= %" PRIu64 ")",
+				  (data + len - 1), sm_nr_blocks(dsm));
 	r = sm_inc_range(dsm, data, len);
 	if (r)
 		return pd_err_set(re->err, r, "data space map: %s", strerror(-r));
