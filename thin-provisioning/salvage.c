@@ -450,8 +450,10 @@ static int find_roots(struct salvager *s, bool sb_ok, const struct thin_sb *sb,
 	if (sb_ok) {
 		if (tree_kind(s->bm, sb->device_details_root, THIN_DETAILS_VALUE_SIZE))
 			sb_details = sb->device_details_root;
-		if (looks_like_top_level(s->bm, sb->data_mapping_root))
-			sb_top = sb->data_mapping_root;
+		if (looks_like_top_level(s->bm, sb->data_mapping_root) ||
+		    (tree_kind(s->bm, sb->data_mapping_root, THIN_MAPPING_VALUE_SIZE) &&
+		     !count_keys(s->bm, sb->data_mapping_root, THIN_MAPPING_VALUE_SIZE)))
+			sb_top = sb->data_mapping_root;	/* or a pool without devices */
 		if (sb->data_mapping_root && !sb_top)
 			report(s, "the superblock's mapping root %" PRIu64
 			       " does not read as the top level of a mapping tree",
