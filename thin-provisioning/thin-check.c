@@ -564,27 +564,6 @@ static void compare_counts(struct checker *c, const char *what, bool data,
  * ref-count nodes, then the superblock: a crash leaves the old metadata
  * or the repaired one), clearing NEEDS_CHECK in the same superblock.
  */
-static int fix_counts(struct space_map *sm, struct count_map *expected,
-		      struct count_map *ondisk, uint64_t *fixed)
-{
-	uint64_t n = cm_nr_blocks(ondisk);
-
-	if (cm_nr_blocks(expected) < n)
-		n = cm_nr_blocks(expected);
-	for (uint64_t b = 0; b < n; b++) {
-		uint32_t e = cm_get(expected, b), a = cm_get(ondisk, b);
-		int r;
-
-		if (a <= e)
-			continue;
-		r = sm_set_count(sm, b, e);
-		if (r)
-			return r;
-		(*fixed)++;
-	}
-	return 0;
-}
-
 static int repair_space_maps(struct checker *c)
 {
 	struct pd_err err = { 0 };
@@ -601,12 +580,13 @@ static int repair_space_maps(struct checker *c)
 		return r;
 	}
 	if (c->data_ondisk)
-		r = fix_counts(p->data_sm, c->data_expected, c->data_ondisk, &data_fixed);
+		r = pool_lower_counts(p, false, c->data_expected, c->data_ondisk,
+				      &data_fixed, &err);
 	if (!r && c->md_ondisk)
-		r = fix_counts(p->md_sm, c->md_expected, c->md_ondisk, &md_fixed);
+		r = pool_lower_counts(p, true, c->md_expected, c->md_ondisk, &md_fixed, &err);
 	if (r) {
 		pool_destroy(p);
-		cli_error("cannot repair: %s", strerror(-r));
+		cli_error("cannot repair: %s", err.msg);
 		return r;
 	}
 	p->sb.flags &= ~THIN_SB_FLAG_NEEDS_CHECK;
