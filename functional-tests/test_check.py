@@ -291,8 +291,8 @@ def _repair_leak_test(case, args):
         if '-q' in args:
             self.assertEqual(r.stdout + r.stderr, b'')
         else:
-            self.assertMentions(r.err, [r'leaked'])
-            self.assertMentions(r.err, [r'repaired 1 '])
+            self.assertMentions(r.err, [r'1 (data|metadata) blocks have leaked'])
+            self.assertMentions(r.err, [r'(?m)^fixed (data|metadata) leaks$'])
         self.assertEqual(metadata.read_flags(ours), 0, 'NEEDS_CHECK kept')
         self.assertEqual(metadata.read_flags(onex), 0)
         self.assertAllCheckersPass(ours)
@@ -325,6 +325,38 @@ for _c in UNREPAIRABLE:
              _unrepairable_test(_c, REPAIR_OPTIONS[_n]))
 
 
+class TestCheckRepairVsDebian(RepairCheckMixin, ToolTestCase):
+    """0.9.0 has --auto-repair too, for metadata leaks: ours does what
+    it does there, with its messages."""
+
+    def test_auto_repair_metadata_leak_as_debian(self):
+        case = 'metadata_count_leak'
+        ours = _flagged(damage.make(case), 'ours.meta')
+        deb = _flagged(damage.make(case), 'deb.meta')
+        r = self.run_tool([OUR_CHECK, '--auto-repair', ours])
+        rd = self.run_tool([DEBIAN_CHECK, '--auto-repair', deb])
+        self.assertExit(rd, 0)
+        self.assertExit(r, 0)
+        for line in ('fixed metadata leaks', 'cleared needs_check flag'):
+            self.assertIn(line, rd.err.splitlines())
+            self.assertIn(line, r.err.splitlines())
+        self.assertEqual(metadata.read_flags(ours), metadata.read_flags(deb))
+        self.assertAllCheckersPass(ours)
+        self.assertAllCheckersPass(deb)
+
+    def test_auto_repair_rejections_as_debian(self):
+        meta = _flagged(pools.get('snapshots').meta, 'r.meta')
+        digest = tools.file_digest(meta)
+        for extra in (['-m'], ['--super-block-only'], ['--skip-mappings'],
+                      ['--ignore-non-fatal-errors']):
+            r = self.run_tool([OUR_CHECK, '--auto-repair'] + extra + [meta])
+            rd = self.run_tool([DEBIAN_CHECK, '--auto-repair'] + extra +
+                               [meta])
+            self.assertExit(r, rd.rc, ' '.join(extra))
+            self.assertEqual(r.err.splitlines()[0], rd.err.splitlines()[0])
+        self.assertUnchanged(meta, digest)
+
+
 class TestCheckRepairExtensions(RepairCheckMixin, ToolTestCase):
     def test_auto_repair_fixes_data_over_count(self):
         """Beyond 1.x: a data block counted above its references is set to
@@ -334,7 +366,7 @@ class TestCheckRepairExtensions(RepairCheckMixin, ToolTestCase):
         ours, r, onex, r1 = self.repair_both(case, ['--auto-repair'])
         self.assertExitNonZero(r1, '1.x does not fix over-counts')
         self.assertExit(r, 0)
-        self.assertMentions(r.err, [r'repaired 1 data'])
+        self.assertMentions(r.err, [r'(?m)^fixed data leaks$'])
         self.assertAllCheckersPass(ours)
         self.assertSameDump(ours, pools.get(damage.BASE_POOL).meta)
 

@@ -596,10 +596,11 @@ static int repair_space_maps(struct checker *c)
 		cli_error("writing the repaired space maps failed: %s", err.msg);
 		return r;
 	}
+	/* 0.9's words (its --auto-repair fixes metadata leaks only) */
 	if (data_fixed)
-		say(c, 0, "repaired %" PRIu64 " data space map counts", data_fixed);
+		say(c, 0, "fixed data leaks");
 	if (md_fixed)
-		say(c, 0, "repaired %" PRIu64 " metadata space map counts", md_fixed);
+		say(c, 0, "fixed metadata leaks");
 	if (c->md.live.flags & THIN_SB_FLAG_NEEDS_CHECK)
 		say(c, 0, "cleared needs_check flag");
 	return 0;
