@@ -26,7 +26,8 @@ void cli_error(const char *fmt, ...)
 
 void cli_version(void)
 {
-	printf("%s\n", PACKAGE_VERSION);
+	/* upstream's numbering, for LVM's version gates (configure.ac) */
+	printf("%s\n", UPSTREAM_VERSION);
 }
 
 int cli_parse_u64(const char *s, uint64_t *v)

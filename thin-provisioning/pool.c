@@ -242,6 +242,32 @@ int pool_create_from_counts(struct io_engine *io, const struct thin_sb *sb,
 	return 0;
 }
 
+int pool_lower_counts(struct pool *p, bool metadata, const struct count_map *expected,
+		      const struct count_map *ondisk, uint64_t *fixed, struct pd_err *err)
+{
+	struct space_map *sm = metadata ? p->md_sm : p->data_sm;
+	uint64_t n = cm_nr_blocks(ondisk);
+
+	if (cm_nr_blocks(expected) < n)
+		n = cm_nr_blocks(expected);
+	if (sm_nr_blocks(sm) < n)
+		n = sm_nr_blocks(sm);
+	for (uint64_t b = 0; b < n; b++) {
+		uint32_t e = cm_get(expected, b), a = cm_get(ondisk, b);
+		int r;
+
+		if (a <= e)
+			continue;
+		r = sm_set_count(sm, b, e);
+		if (r)
+			return pd_err_set(err, r, "setting the count of %s block %llu: %s",
+					  metadata ? "metadata" : "data",
+					  (unsigned long long)b, strerror(-r));
+		(*fixed)++;
+	}
+	return 0;
+}
+
 int pool_resize_metadata(struct pool *p, uint64_t nr_blocks, struct pd_err *err)
 {
 	uint64_t cur = sm_nr_blocks(p->md_sm);
