@@ -134,6 +134,11 @@ int thin_sb_check_fields(const struct thin_sb *sb, uint64_t nr_md_blocks,
 					  "metadata device (%llu blocks) too small: expected %llu",
 					  (unsigned long long)nr_md_blocks,
 					  (unsigned long long)md.nr_blocks);
+		if (!sm_size_fits(data.nr_blocks, nr_md_blocks))
+			return pd_err_set(err, -EILSEQ,
+					  "superblock is corrupt: data space map of %llu blocks needs more bitmaps than the metadata device has blocks (%llu)",
+					  (unsigned long long)data.nr_blocks,
+					  (unsigned long long)nr_md_blocks);
 	}
 	return 0;
 }
