@@ -197,13 +197,158 @@ class TestMergeHeldFeatureFlags(HostileCase):
             held.incompat_flags = 1
             img.write(info['block'], held.pack())
         out = self.blank('out')
-        r = self.run_tool([MERGE, '-m', '-i', p, '-o', out, '--origin', '1',
-                           '--snapshot', '2', '-q'])
+        argv = [MERGE, '-m', '-i', p, '-o', out, '--origin', '1',
+                '--snapshot', '2', '-q']
+        # our thin_check -m refuses the held superblock's flags ...
+        r = self.run_tool(argv)
+        self.assertExit(r, 1)
+        self.assertMentions(r.err, [r'feature flags'])
+        # ... and --force merges: the output has none, and passes
+        r = self.run_tool(argv + ['--force'])
         self.assertExit(r, 0)
         self.assertExit(self.run_tool([CHECK, out]), 0)
         with md.Metadata(out) as img:
             sb = img.superblock()
             self.assertEqual((sb.compat_ro_flags, sb.incompat_flags), (0, 0))
+
+
+IN_PLACE_POOL = '''<superblock uuid="" time="1" transaction="1" flags="0" version="2" data_block_size="128" nr_data_blocks="100000">
+  <device dev_id="1" mapped_blocks="2000" transaction="0" creation_time="0" snap_time="0">
+    <range_mapping origin_begin="0" data_begin="0" length="1000" time="0"/>
+    <range_mapping origin_begin="2000" data_begin="1000" length="1000" time="0"/>
+  </device>
+  <device dev_id="2" mapped_blocks="3" transaction="0" creation_time="0" snap_time="1">
+    <single_mapping origin_block="1" data_block="5000" time="1"/>
+    <single_mapping origin_block="1500" data_block="5001" time="1"/>
+    <single_mapping origin_block="2500" data_block="5002" time="1"/>
+  </device>
+  <device dev_id="3" mapped_blocks="2" transaction="0" creation_time="0" snap_time="1">
+    <range_mapping origin_begin="0" data_begin="6000" length="2" time="0"/>
+  </device>
+</superblock>
+'''
+
+IN_PLACE = ['--in-place', '--origin', '1', '--snapshot', '2']
+
+
+class TestMergeRefusesDamagedInput(HostileCase):
+    """Damage outside O and S went on into the output (exit 0)."""
+
+    def damaged(self):
+        p = self.restore(IN_PLACE_POOL)
+        with md.Metadata(p, writable=True) as img:
+            n = img.node(img.device_roots()[3])
+            n.keys[0], n.keys[1] = n.keys[1], n.keys[0]
+            img.write_node(n)
+        return p
+
+    def test_full_output_modes_refuse(self):
+        p = self.damaged()
+        for extra in ([], ['--merged-only'], ['--rebase']):
+            with self.subTest(extra=extra):
+                out = self.blank('out')
+                digest = tools.file_digest(p)
+                r = self.run_tool([MERGE, '-i', p, '-o', out, '--origin', '1',
+                                   '--snapshot', '2'] + extra)
+                self.assertExit(r, 1)
+                self.assertEqual(len(r.err.strip().splitlines()), 1,
+                                 r.describe())
+                self.assertMentions(r.err, [r'fails thin_check'])
+                self.assertMentions(r.err, [r'mapping tree'])
+                self.assertUnchanged(p, digest)
+                self.assertEqual(tools.read_block(out, 0), bytes(4096))
+
+    def test_force_merges_and_names_the_damage(self):
+        p = self.damaged()
+        out = self.blank('out')
+        r = self.run_tool([MERGE, '-i', p, '-o', out, '--origin', '1',
+                           '--snapshot', '2', '--force'])
+        # the damage is carried over: the output fails the check, exit 1
+        self.assertExit(r, 1)
+        self.assertMentions(r.err, [r'warning.*--force.*mapping tree'])
+        self.assertMentions(r.err, [r'output .*fails thin_check'])
+        self.assertExit(self.run_tool([CHECK, out]), 1)
+        # M alone carries no damage: exit 0 and a clean output
+        out2 = self.blank('out2')
+        r = self.run_tool([MERGE, '-i', p, '-o', out2, '--origin', '1',
+                           '--snapshot', '2', '--force', '--merged-only'])
+        self.assertExit(r, 0)
+        self.assertMentions(r.err, [r'warning'])
+        self.assertExit(self.run_tool([CHECK, out2]), 0)
+
+    def test_force_is_not_for_in_place(self):
+        p = self.restore(IN_PLACE_POOL)
+        r = self.run_tool([MERGE, '-i', p, '--force'] + IN_PLACE)
+        self.assertExit(r, 1)
+
+
+class TestInPlaceChecksWhatItChanges(HostileCase):
+    """--in-place merged an O tree with a lowered inner key (exit 0)."""
+
+    def edit_origin_root(self, p, index, key):
+        with md.Metadata(p, writable=True) as img:
+            n = img.node(img.device_roots()[1])
+            self.assertFalse(n.is_leaf)
+            n.keys[index] = key
+            img.write_node(n)
+
+    def assertRefused(self, p, patterns):
+        digest = tools.file_digest(p)
+        r = self.run_tool([MERGE, '-i', p] + IN_PLACE)
+        self.assertExit(r, 1)
+        self.assertMentions(r.err, patterns)
+        self.assertUnchanged(p, digest)
+
+    def test_good_pool_merges(self):
+        p = self.restore(IN_PLACE_POOL)
+        r = self.run_tool([MERGE, '-i', p] + IN_PLACE)
+        self.assertExit(r, 0)
+        self.assertExit(self.run_tool([CHECK, p]), 0)
+        self.assertExit(self.run_tool([tools.DEBIAN['thin_check'], p]), 0)
+
+    def test_lowered_inner_key(self):
+        # the leaf before S's key 1500 holds keys up to 2007: they stray
+        # into the range [1400, ...) the lowered key gives the next leaf
+        p = self.restore(IN_PLACE_POOL)
+        self.edit_origin_root(p, 4, 1400)
+        self.assertRefused(p, [r'outside the range'])
+
+    def test_raised_inner_key(self):
+        # the leaf after S's key 1 starts below the raised key
+        p = self.restore(IN_PLACE_POOL)
+        self.edit_origin_root(p, 1, 300)
+        self.assertRefused(p, [r'outside the range'])
+
+    def test_snapshot_block_counted_free(self):
+        p = self.restore(IN_PLACE_POOL)
+        with md.Metadata(p, writable=True) as img:
+            img.set_sm_count('data', 5001, 0)
+        self.assertRefused(p, [r'counts (it )?free'])
+
+    def test_hidden_origin_block_counted_free(self):
+        p = self.restore(IN_PLACE_POOL)
+        with md.Metadata(p, writable=True) as img:
+            img.set_sm_count('data', 1, 0)
+        self.assertRefused(p, [r'counts (it )?free'])
+
+    def test_origin_leaf_counted_free(self):
+        p = self.restore(IN_PLACE_POOL)
+        with md.Metadata(p, writable=True) as img:
+            leaf = img.leaves(img.device_roots()[1])[0][0].location
+            img.set_sm_count('md', leaf, 0)
+        self.assertRefused(p, [r'counts (it )?free'])
+
+    def test_snapshot_mapped_blocks_wrong(self):
+        p = self.restore(IN_PLACE_POOL)
+        with md.Metadata(p, writable=True) as img:
+            sb = img.superblock()
+            det = img.node(sb.device_details_root)
+            i = det.keys.index(2)
+            v = bytearray(det.values[i])
+            v[0] = 7
+            det.values[i] = bytes(v)
+            img.write_node(det)
+        self.assertRefused(p, [r'details say'])
 
 
 if __name__ == '__main__':

@@ -185,7 +185,7 @@ static int check_neighbour(struct vctx *v, unsigned leaf_depth, uint32_t value_s
 				      lo, hi, has_hi, what);
 			if (r)
 				return r;
-			if (node_is_leaf(n->node) != (depth == leaf_depth))
+			if (!!node_is_leaf(n->node) != (depth == leaf_depth))
 				return pd_err_set(v->err, -EILSEQ,
 						  "%s: leaves at different depths (block %" PRIu64 ")",
 						  what, b);

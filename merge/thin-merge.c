@@ -172,6 +172,8 @@ struct check_report {
 	struct {
 		char name[64];
 		char first[PD_ERR_MSG_MAX];
+		int first_indent;
+		bool detailed;
 		unsigned nr_lines;
 	} part[MAX_PARTS];
 };
@@ -196,8 +198,20 @@ static void collect_line(void *ctx, int indent, const char *line)
 	}
 	if (!cr->nr_parts)
 		return;
-	if (!cr->part[cr->nr_parts - 1].nr_lines++)
-		snprintf(cr->part[cr->nr_parts - 1].first, PD_ERR_MSG_MAX, "%s", line);
+	{
+		__typeof__(cr->part[0]) *pt = cr->part + cr->nr_parts - 1;
+		size_t len = strlen(pt->first);
+
+		if (!pt->nr_lines++) {
+			snprintf(pt->first, PD_ERR_MSG_MAX, "%s", line);
+			pt->first_indent = indent;
+		} else if (pt->nr_lines == 2 && !pt->detailed && indent > pt->first_indent) {
+			/* "superblock is corrupt" says less than its detail line */
+			snprintf(pt->first + len, PD_ERR_MSG_MAX - len, ": %s", line);
+			pt->nr_lines = 1;
+			pt->detailed = true;
+		}
+	}
 }
 
 /* Runs the check; 0: it passes. */
@@ -837,11 +851,18 @@ int thin_merge_main(int argc, char **argv)
 	 */
 	bool full = !o.in_place && !o.dry_run;
 	struct check_report cr;
-	int checked = full ? full_check(o.input, &o, o.metadata_snap, &cr) : 0;
+	int checked = 0;
 
 	r = open_input(&o, o.metadata_snap, &md, &err);
 	if (!r)
 		r = check_devices(md, &o, !o.in_place, &od, &sd, &err);
+	if (!r && full) {
+		/* the check opens the input itself (exclusively, as thin_check does) */
+		thin_metadata_close(md);
+		md = NULL;
+		checked = full_check(o.input, &o, o.metadata_snap, &cr);
+		r = open_input(&o, o.metadata_snap, &md, &err);
+	}
 	if (r) {
 		cli_error("%s", err.msg);
 		thin_metadata_close(md);
