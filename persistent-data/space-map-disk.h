@@ -12,6 +12,7 @@
 #include "endian.h"
 #include "error.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #define SM_ROOT_BLOB_SIZE	128u
@@ -68,6 +69,20 @@ static inline void sm_root_decode(const void *blob, struct sm_root *r)
 	r->nr_allocated = le64_to_cpu(d->nr_allocated);
 	r->bitmap_root = le64_to_cpu(d->bitmap_root);
 	r->ref_count_root = le64_to_cpu(d->ref_count_root);
+}
+
+/*
+ * Whether a space map of nr_blocks blocks fits beside a metadata device
+ * of nr_md_blocks blocks: each of its bitmaps takes a metadata block, so
+ * a map needing more bitmaps than the device has blocks cannot be real.
+ * Every size read from disk or XML is checked with this before anything
+ * is allocated from it.
+ */
+static inline bool sm_size_fits(uint64_t nr_blocks, uint64_t nr_md_blocks)
+{
+	/* ceil(nr_blocks / E) <= nr_md_blocks, without overflow */
+	return nr_blocks / SM_ENTRIES_PER_BITMAP +
+	       (nr_blocks % SM_ENTRIES_PER_BITMAP ? 1u : 0u) <= nr_md_blocks;
 }
 
 static inline void sm_root_encode(const struct sm_root *r, void *blob)

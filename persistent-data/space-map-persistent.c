@@ -456,10 +456,16 @@ static int disk_new_block(struct space_map *sm, uint64_t *out)
 
 static int resize_bitmaps(struct sm_disk *d, uint64_t nr_blocks)
 {
-	uint64_t nr_bitmaps = (nr_blocks + SM_ENTRIES_PER_BITMAP - 1) / SM_ENTRIES_PER_BITMAP;
+	uint64_t nr_bitmaps = nr_blocks / SM_ENTRIES_PER_BITMAP +
+			      (nr_blocks % SM_ENTRIES_PER_BITMAP ? 1u : 0u);
 	struct bitmap_state *n;
 
+	if (nr_blocks < d->nr_blocks)
+		return -EOVERFLOW;	/* disk_extend wrapped */
 	if (d->metadata && nr_bitmaps > SM_MD_MAX_BITMAPS)
+		return -ENOSPC;
+	/* a bitmap takes a metadata block: no more of them than the device has */
+	if (!sm_size_fits(nr_blocks, bm_nr_blocks(d->bm)))
 		return -ENOSPC;
 	n = realloc(d->bitmaps, (nr_bitmaps ? nr_bitmaps : 1) * sizeof(*n));
 	if (!n)
@@ -841,6 +847,11 @@ int sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out,
 	struct sm_disk *d = NULL;
 	int r;
 
+	if (!sm_size_fits(nr_blocks, bm_nr_blocks(tm_bm(tm))))
+		return pd_err_set(err, -ENOSPC,
+				  "%llu data blocks need more space map bitmaps than the metadata device has blocks (%llu)",
+				  (unsigned long long)nr_blocks,
+				  (unsigned long long)bm_nr_blocks(tm_bm(tm)));
 	r = alloc_disk(tm_bm(tm), tm, false, &d);
 	if (!r)
 		r = resize_bitmaps(d, nr_blocks);
@@ -873,6 +884,11 @@ int sm_disk_open(struct tm *tm, const void *root_blob, struct space_map **out,
 	int r;
 
 	sm_root_decode(root_blob, &root);
+	if (!sm_size_fits(root.nr_blocks, bm_nr_blocks(tm_bm(tm))))
+		return pd_err_set(err, -EILSEQ,
+				  "data space map size %llu needs more bitmaps than the metadata device has blocks (%llu)",
+				  (unsigned long long)root.nr_blocks,
+				  (unsigned long long)bm_nr_blocks(tm_bm(tm)));
 	r = alloc_disk(tm_bm(tm), tm, false, &d);
 	if (!r)
 		r = resize_bitmaps(d, root.nr_blocks);

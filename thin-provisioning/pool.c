@@ -238,6 +238,9 @@ int pool_create_from_counts(struct io_engine *io, const struct thin_sb *sb,
 	p->sb.magic = THIN_SB_MAGIC;
 	p->sb.metadata_block_size = THIN_METADATA_BLOCK_SECTORS;
 	p->sb.metadata_nr_blocks = nr_md;
+	/* fresh metadata written by us uses no feature (a held copy's may be anything) */
+	p->sb.compat_ro_flags = 0;
+	p->sb.incompat_flags = 0;
 	*out = p;
 	return 0;
 }

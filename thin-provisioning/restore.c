@@ -406,8 +406,8 @@ int counting_emitter_create(struct restore_estimate *est, struct emitter **out)
 
 static uint64_t blocks_needed(const struct restore_estimate *est, uint64_t nr_md_blocks)
 {
-	uint64_t data_bitmaps = (est->nr_data_blocks + SM_ENTRIES_PER_BITMAP - 1) /
-				SM_ENTRIES_PER_BITMAP;
+	uint64_t data_bitmaps = est->nr_data_blocks / SM_ENTRIES_PER_BITMAP +
+				(est->nr_data_blocks % SM_ENTRIES_PER_BITMAP ? 1u : 0u);
 	uint64_t md_bitmaps = (nr_md_blocks + SM_ENTRIES_PER_BITMAP - 1) /
 			      SM_ENTRIES_PER_BITMAP;
 	uint64_t n = 1;					/* superblock */

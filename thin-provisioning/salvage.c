@@ -596,7 +596,8 @@ static int collect_ids(struct salvager *s, uint64_t details_root, uint64_t mappi
 	}
 	if (r)
 		return r;
-	qsort(s->ids, s->nr_ids, sizeof(*s->ids), cmp_u64);
+	if (s->nr_ids)
+		qsort(s->ids, s->nr_ids, sizeof(*s->ids), cmp_u64);
 	for (uint64_t i = 0; i < s->nr_ids; i++)
 		if (!n || s->ids[n - 1] != s->ids[i])
 			s->ids[n++] = s->ids[i];

@@ -132,6 +132,11 @@ int thin_sb_check_fields(const struct thin_sb *sb, uint64_t nr_md_blocks,
 					  "metadata device (%" PRIu64 " blocks) too small: expected %" PRIu64,
 					  nr_md_blocks,
 					  md.nr_blocks);
+		if (!sm_size_fits(data.nr_blocks, nr_md_blocks))
+			return pd_err_set(err, -EILSEQ,
+					  "superblock is corrupt: data space map of %" PRIu64 " blocks needs more bitmaps than the metadata device has blocks (%" PRIu64 ")",
+					  data.nr_blocks,
+					  nr_md_blocks);
 	}
 	return 0;
 }

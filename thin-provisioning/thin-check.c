@@ -96,6 +96,10 @@ struct checker {
 
 	/* which tree is walked, for damage messages */
 	enum { T_DETAILS, T_TOP, T_BOTTOM, T_OTHER } tree;
+
+	/* thin_check_quietly(): every line said, printed or not */
+	void (*report)(void *ctx, int indent, const char *line);
+	void *report_ctx;
 };
 
 static void say(struct checker *c, int indent, const char *fmt, ...)
@@ -105,6 +109,14 @@ static void say(struct checker *c, int indent, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (c->report) {
+		char line[PD_ERR_MSG_MAX];
+
+		va_start(ap, fmt);
+		vsnprintf(line, sizeof(line), fmt, ap);
+		va_end(ap);
+		c->report(c->report_ctx, indent, line);
+	}
 	if (c->o->quiet)
 		return;
 	fprintf(stderr, "%*s", indent * 2, "");
@@ -786,6 +798,12 @@ static int run_check(struct checker *c, const char *path)
 		return c->o->clear_needs_check && clear_needs_check(c) ? 1 : 0;
 
 	sm_checks = !c->o->metadata_snap && !c->o->skip_mappings;
+	/* sizes come from disk: bound them by the device before allocating */
+	if (!sm_size_fits(c->md.data_sm.nr_blocks, c->nr_md_blocks) ||
+	    (c->o->metadata_snap && c->md.metadata_sm.nr_blocks > c->nr_md_blocks)) {
+		say(c, 1, "superblock is corrupt: a space map is larger than the metadata device can describe");
+		return 1;
+	}
 	if (cm_create(c->md.metadata_sm.nr_blocks > c->nr_md_blocks ?
 		      c->md.metadata_sm.nr_blocks : c->nr_md_blocks, &c->md_expected) ||
 	    cm_create(c->md.data_sm.nr_blocks, &c->data_expected) ||
@@ -913,6 +931,22 @@ enum {
 	OPT_OVERRIDE_MAPPING_ROOT,
 	OPT_IO_ENGINE,
 };
+
+int thin_check_quietly(const char *path, enum io_engine_kind engine, bool metadata_snap,
+		       void (*report)(void *ctx, int indent, const char *line), void *ctx)
+{
+	struct opts o = { .quiet = true, .metadata_snap = metadata_snap, .engine = engine };
+	struct checker c;
+	int ret;
+
+	memset(&c, 0, sizeof(c));
+	c.o = &o;
+	c.report = report;
+	c.report_ctx = ctx;
+	ret = run_check(&c, path);
+	checker_destroy(&c);
+	return ret;
+}
 
 int thin_check_main(int argc, char **argv)
 {
