@@ -26,7 +26,8 @@ pdata_tools_SOURCES += \
 dist_man8_MANS += \
 	man8/snapshot_check.8 \
 	man8/snapshot_dump.8 \
-	man8/snapshot_merge.8
+	man8/snapshot_merge.8 \
+	man8/dm-merge.8
 
 if HAVE_GTEST
 tests_unit_tests_SOURCES += tests/test-snapshot-store.cc
