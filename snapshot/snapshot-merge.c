@@ -196,10 +196,9 @@ static int run(const struct opts *o)
 		    s->path, sc.max_old_chunk, sc.spilled_runs);
 	if (o->dd && print_dd(o, s, &sc))
 		goto out;
-	say(o, "%s %" PRIu64 " chunks (%s) in %" PRIu64 " extents to %s",
+	say(o, "%s %" PRIu64 " origin chunks (%s) in %" PRIu64 " extents",
 	    write ? "writing" : "would write", sc.distinct_chunks,
-	    snap_cli_size(sc.distinct_chunks * s->geo.chunk_bytes, b, sizeof(b)), sc.nr_extents,
-	    o->origin ? o->origin : "the origin");
+	    snap_cli_size(sc.distinct_chunks * s->geo.chunk_bytes, b, sizeof(b)), sc.nr_extents);
 
 	if (!write) {
 		say(o, "dry run: nothing written; %s",
@@ -218,9 +217,8 @@ static int run(const struct opts *o)
 		cli_error("%s (the merge can be run again: it writes the same data)", err.msg);
 		goto out;
 	}
-	say(o, "merged %" PRIu64 " chunks (%s) in %" PRIu64 " extents into %s (engine %s)",
-	    sc.distinct_chunks, snap_cli_size(st.bytes, b, sizeof(b)), st.extents, o->origin,
-	    origin->name);
+	say(o, "merged %" PRIu64 " chunks (%s) in %" PRIu64 " extents (engine %s)",
+	    sc.distinct_chunks, snap_cli_size(st.bytes, b, sizeof(b)), st.extents, origin->name);
 	if (o->verify) {
 		co.verify_only = true;
 		progress_init(&prog, "verifying", sc.distinct_chunks * s->geo.chunk_bytes, o->quiet);

@@ -184,3 +184,18 @@ def random_origin(path, size, seed=1):
             f.write(rnd.randbytes(n))
             left -= n
     return path
+
+
+_cli_fixture = None
+
+
+def cli_fixture():
+    """A valid store (4 KiB chunks, 600 entries over 3 areas, origin chunks
+    below 2048: it fits an 8 MiB origin), built once per test run."""
+    global _cli_fixture
+    if _cli_fixture is None:
+        from . import tools
+        rnd = random.Random(14)
+        st = Store(8).add_many([rnd.randrange(2048) for _ in range(600)])
+        _cli_fixture = st.write(os.path.join(tools.temp_dir('snap-'), 'cow'))
+    return _cli_fixture
