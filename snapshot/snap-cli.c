@@ -6,6 +6,16 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/stat.h>
+
+enum io_engine_kind snap_cli_engine(const char *path, bool given, enum io_engine_kind kind)
+{
+	struct stat st;
+
+	if (given)
+		return kind;
+	return !stat(path, &st) && S_ISBLK(st.st_mode) ? IO_ENGINE_ASYNC : IO_ENGINE_SYNC;
+}
 
 void snap_cli_busy(const char *path, const char *busy_hint)
 {

@@ -39,6 +39,7 @@ int snapshot_check_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	enum io_engine_kind engine = IO_ENGINE_ASYNC;
+	bool engine_given = false;
 	struct snap_scan_opts so = { .report = snap_cli_report };
 	struct snap_store *s = NULL;
 	struct snap_scan sc;
@@ -68,6 +69,7 @@ int snapshot_check_main(int argc, char **argv)
 		case OPT_IO_ENGINE:
 			if (cli_parse_engine(optarg, &engine))
 				return 1;
+			engine_given = true;
 			break;
 		default:
 			return cli_bad_usage(usage);
@@ -83,7 +85,7 @@ int snapshot_check_main(int argc, char **argv)
 		return cli_bad_usage(usage);
 	}
 	/* read-only and not exclusive: a live store may be inspected */
-	if (snap_cli_open(argv[optind], engine, 0, NULL, &s))
+	if (snap_cli_open(argv[optind], snap_cli_engine(argv[optind], engine_given, engine), 0, NULL, &s))
 		return 1;
 
 	problems = 0;

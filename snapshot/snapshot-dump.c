@@ -84,6 +84,7 @@ int snapshot_dump_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	enum io_engine_kind engine = IO_ENGINE_ASYNC;
+	bool engine_given = false;
 	struct dumper d = { .origin = "ORIGIN" };
 	struct snap_table_info info;
 	struct snap_store *s = NULL;
@@ -108,6 +109,7 @@ int snapshot_dump_main(int argc, char **argv)
 		case OPT_IO_ENGINE:
 			if (cli_parse_engine(optarg, &engine))
 				return 1;
+			engine_given = true;
 			break;
 		default:
 			return cli_bad_usage(usage);
@@ -122,7 +124,7 @@ int snapshot_dump_main(int argc, char **argv)
 		cli_error("unexpected argument '%s'", argv[optind + 1]);
 		return cli_bad_usage(usage);
 	}
-	if (snap_cli_open(argv[optind], engine, 0, NULL, &s))
+	if (snap_cli_open(argv[optind], snap_cli_engine(argv[optind], engine_given, engine), 0, NULL, &s))
 		return 1;
 	d.s = s;
 

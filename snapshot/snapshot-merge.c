@@ -25,6 +25,7 @@ struct opts {
 	bool commit, dry_run, dd, verify, quiet, force_invalid, no_excl, direct;
 	unsigned verbose;
 	enum io_engine_kind engine;
+	bool engine_given;
 	bool dm_merge;			/* called as dm-merge: its words in hints */
 };
 
@@ -43,7 +44,7 @@ static void usage(FILE *f)
 		"  {--force-invalid}    merge an invalidated (overflowed) store\n"
 		"  {--no-exclusive}     open block devices without O_EXCL\n"
 		"  {--direct}           O_DIRECT on regular files too\n"
-		"  {--io-engine} {sync|async}\n"
+		"  {--io-engine} {sync|async} (default: async on block devices, sync on files)\n"
 		"  {-q|--quiet}\n"
 		"  {-v|--verbose}\n"
 		"  {-V|--version}\n", prog_name);
@@ -117,7 +118,8 @@ static int open_origin(const struct opts *o, bool write, struct io_engine **out)
 	struct pd_err err = { 0 };
 	unsigned flags = (write ? IO_OPEN_WRITE : 0) | (o->no_excl ? 0 : IO_OPEN_EXCL) |
 			 (o->direct ? IO_OPEN_DIRECT : 0);
-	int r = io_engine_open(o->origin, o->engine, flags, out, &err);
+	int r = io_engine_open(o->origin, snap_cli_engine(o->origin, o->engine_given, o->engine),
+			       flags, out, &err);
 
 	if (r == -EBUSY) {
 		snap_cli_busy(o->origin, o->dm_merge ? "-x overrides" : "--no-exclusive overrides");
@@ -145,7 +147,7 @@ static int run(const struct opts *o)
 	unsigned cow_flags = (o->no_excl ? 0 : IO_OPEN_EXCL) | (o->direct ? IO_OPEN_DIRECT : 0);
 	int ret = 1, r;
 
-	if (snap_cli_open(o->cow, o->engine, cow_flags,
+	if (snap_cli_open(o->cow, snap_cli_engine(o->cow, o->engine_given, o->engine), cow_flags,
 			  o->dm_merge ? "-x overrides" : "--no-exclusive overrides", &s))
 		return 1;
 	if (!s->hdr.valid) {
@@ -303,6 +305,7 @@ int snapshot_merge_main(int argc, char **argv)
 		case OPT_IO_ENGINE:
 			if (cli_parse_engine(optarg, &o.engine))
 				return 1;
+			o.engine_given = true;
 			break;
 		case 'q':
 			o.quiet = true;
