@@ -5,6 +5,7 @@
  * argument of "pdata_tools CMD ...".
  */
 #include "cli.h"
+#include "snapshot/commands.h"
 #include "thin-provisioning/commands.h"
 
 #include <libgen.h>
@@ -24,6 +25,10 @@ static const struct command commands[] = {
 	{ "thin_metadata_size", thin_metadata_size_main },
 	{ "thin_repair", thin_repair_main },
 	{ "thin_restore", thin_restore_main },
+	{ "snapshot_check", snapshot_check_main },
+	{ "snapshot_dump", snapshot_dump_main },
+	{ "snapshot_merge", snapshot_merge_main },
+	{ "dm-merge", dm_merge_main },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))

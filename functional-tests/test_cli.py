@@ -15,7 +15,7 @@ import re
 import subprocess
 import unittest
 
-from lib import pools, tools
+from lib import pools, snapstore, tools
 from lib.testing import ToolTestCase
 
 VERSION_RE = re.compile(r'^\d+\.\d+\.\d+$')
@@ -26,6 +26,7 @@ TOO_SMALL = [r'too small', r'not large enough']
 class CommandSpec:
     """input_flag: None when the input is the positional argument, else the
     option naming it ('-i').  input_kind: 'metadata' (binary) or 'xml'.
+    input_kind 'snapshot': a dm-snapshot COW store (lib/snapstore.py).
     extra: the other arguments of a valid call; '{output}' becomes a fresh
     pre-allocated output file.  writes_stdout: the command's result goes to
     stdout (a write error there must be reported)."""
@@ -55,6 +56,8 @@ class CommandSpec:
         return args
 
     def valid_input(self):
+        if self.input_kind == 'snapshot':
+            return snapstore.cli_fixture()
         fx = pools.get(self.valid_pool)
         return fx.meta if self.input_kind == 'metadata' else fx.xml
 
@@ -67,6 +70,10 @@ COMMAND_SPECS = {
     'thin_repair': CommandSpec('-i', 'metadata', ['-o', '{output}']),
     'thin_merge': CommandSpec('-i', 'metadata',
                               ['-o', '{output}', '--origin', '0']),
+    'snapshot_check': CommandSpec(None, 'snapshot'),
+    'snapshot_dump': CommandSpec(None, 'snapshot', writes_stdout=True),
+    'snapshot_merge': CommandSpec('-i', 'snapshot', ['-o', '{output}']),
+    'dm-merge': CommandSpec('-i', 'snapshot', ['-o', '{output}']),
 }
 
 
@@ -312,15 +319,15 @@ def _make_class(command):
         def test_spec_present(self):
             self.fail('no CommandSpec for %s in test_cli.COMMAND_SPECS'
                       % command)
-        return type('TestCli_%s' % command, (ToolTestCase,),
+        return type('TestCli_%s' % command.replace('-', '_'), (ToolTestCase,),
                     {'test_spec_present': test_spec_present})
-    if spec.input_kind == 'metadata':
+    if spec.input_kind in ('metadata', 'snapshot'):
         bases.insert(0, MetadataInputChecks)
     else:
         bases.insert(0, XmlInputChecks)
     if spec.writes_stdout:
         bases.insert(0, StdoutChecks)
-    return type('TestCli_%s' % command, tuple(bases),
+    return type('TestCli_%s' % command.replace('-', '_'), tuple(bases),
                 {'command': command, 'spec': spec})
 
 

@@ -52,9 +52,10 @@ MIB = 1 << 20
 
 # Our commands that may be in the build dir; each becomes a link to
 # pdata_tools in the guest.
-OUR_COMMANDS = ('thin_check', 'thin_dump', 'thin_restore', 'thin_merge')
-# The modules dm-thin needs, and what they need (from modules.dep).
-WANTED_MODULES = ('dm-thin-pool',)
+OUR_COMMANDS = ('thin_check', 'thin_dump', 'thin_restore', 'thin_merge',
+                'snapshot_check', 'snapshot_dump', 'snapshot_merge', 'dm-merge')
+# The modules dm-thin, dm-snapshot and dm-delay need, and what they need (from modules.dep).
+WANTED_MODULES = ('dm-thin-pool', 'dm-snapshot', 'dm-delay')
 
 
 def log_dir():
@@ -103,6 +104,11 @@ def merge_disks(data_mib):
             ('origin', 'origin'), ('pat', 'pat')]
 
 
+def snapshot_disks():
+    return [('sorig', 32), ('sorig2', 32), ('cow', 16), ('cow2', 16),
+            ('origin', 'origin'), ('pat', 'pat')]
+
+
 def scenarios(tools):
     """The scenario table.  tools: what the build dir has (see Tools)."""
     writer = 'ours' if tools.has('thin_restore') else 'debian'
@@ -137,6 +143,16 @@ def scenarios(tools):
             merge='tool', inplace='0', rebase='0', shared='1', merged_only='0',
             sabotage='snap_time', writer=writer),
             needs=('thin_merge',), expect_fail='sharing_safe', **merge),
+        # dm-snapshot stores merged offline by snapshot_merge (snapshot.sh)
+        Scenario('snapshot_commit', 'snapshot', dict(mode='commit'), snapshot_disks(),
+                 needs=('snapshot_merge',)),
+        Scenario('snapshot_revert', 'snapshot', dict(mode='revert'), snapshot_disks(),
+                 needs=('snapshot_merge',)),
+        Scenario('snapshot_kernel_diff', 'snapshot', dict(mode='kernel'), snapshot_disks(),
+                 needs=('snapshot_merge',)),
+        # A merge that misses the table's last entry: must fail at merged_hash.
+        Scenario('snapshot_negative_control', 'snapshot', dict(mode='wrong'), snapshot_disks(),
+                 needs=('snapshot_merge',), expect_fail='merged_hash'),
     ]
 
 

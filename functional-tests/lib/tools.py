@@ -89,7 +89,8 @@ def require_oracle(path):
 # Commands the CLI matrix knows; by default those whose symlink exists in
 # the build dir are tested.
 MATRIX_COMMANDS = ('thin_check', 'thin_dump', 'thin_ls', 'thin_restore',
-                   'thin_repair', 'thin_merge')
+                   'thin_repair', 'thin_merge', 'snapshot_check',
+                   'snapshot_dump', 'snapshot_merge', 'dm-merge')
 
 
 def commands_under_test():
