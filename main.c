@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 #include "thin-provisioning/commands.h"
+#include "thincmds/commands.h"
 
 #include <libgen.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "thin_check", thin_check_main },
+	{ "thin_delta", thin_delta_main },
 	{ "thin_dump", thin_dump_main },
 	{ "thin_ls", thin_ls_main },
 	{ "thin_merge", thin_merge_main },
