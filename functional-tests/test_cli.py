@@ -67,6 +67,8 @@ COMMAND_SPECS = {
     'thin_repair': CommandSpec('-i', 'metadata', ['-o', '{output}']),
     'thin_merge': CommandSpec('-i', 'metadata',
                               ['-o', '{output}', '--origin', '0']),
+    'thin_delta': CommandSpec(extra=['--thin1', '0', '--thin2', '1'],
+                              writes_stdout=True),
 }
 
 

@@ -123,6 +123,8 @@ static int side_init(struct side *s, struct bm *bm, uint64_t root, struct delta_
 	s->depth = s->fr[s->top].level;
 	while (s->top > 0)
 		bm_unlock(s->fr[s->top--].blk);
+	if (s->depth == 1)
+		prefetch_children(s, &s->fr[0]);
 	return 0;
 }
 
@@ -130,7 +132,7 @@ enum front_kind { FRONT_END, FRONT_ENTRY, FRONT_SUBTREE };
 
 struct front {
 	enum front_kind kind;
-	uint64_t key;		/* entry */
+	uint64_t key;		/* entry: its key; subtree: its parent's key for it */
 	uint64_t value;		/* entry: block_time; subtree: its block */
 	unsigned height;	/* subtree: levels above the leaves */
 };
@@ -153,6 +155,7 @@ static void side_front(struct side *s, struct front *fr)
 		fr->key = node_key(f->node, f->idx);
 	} else {
 		fr->kind = FRONT_SUBTREE;
+		fr->key = node_key(f->node, f->idx);	/* a lower bound of its keys */
 		fr->height = s->depth > f->level + 1 ? s->depth - f->level - 1 : 0;
 	}
 }
@@ -223,21 +226,16 @@ static inline int steps_add(struct steps *st, enum delta_kind kind, uint64_t key
  * A subtree both trees share: every mapping in it is the same.  It is read
  * once, with a side of its own; keys continue the order of both trees.
  */
-static int shared_subtree(struct side *l, struct side *r, uint64_t block, unsigned height,
+static int shared_subtree(struct bm *bm, struct side *l, struct side *r, uint64_t block,
 			  struct steps *st, struct delta_stats *stats, struct pd_err *err)
 {
 	struct side s;
 	struct front f;
 	int ret;
 
-	memset(&s, 0, sizeof(s));
-	s.bm = l->bm;
-	s.top = -1;
-	s.depth = height;
-	s.st = stats;
+	ret = side_init(&s, bm, block, stats, err);
 	s.last_key = l->last_key > r->last_key ? l->last_key : r->last_key;
 	s.has_last = l->has_last || r->has_last;
-	ret = side_push(&s, block, 0, err);
 	if (stats)
 		stats->shared_subtrees++;
 	while (!ret) {
@@ -272,10 +270,13 @@ static int shared_subtree(struct side *l, struct side *r, uint64_t block, unsign
 }
 
 /*
- * The entries of the current leaves of l and r (either may be NULL: that
- * tree has ended), merged by key, until one of the leaves ends.
+ * The entries of the current leaves of l and r, merged by key, until one
+ * of the leaves ends.  Either may be NULL: that tree has ended, or what
+ * comes next in it starts at key limit or above; the other's entries
+ * below limit are then taken alone.
  */
-static int merge_leaves(struct side *l, struct side *r, struct steps *st, struct pd_err *err)
+static int merge_leaves(struct side *l, struct side *r, uint64_t limit, struct steps *st,
+			struct pd_err *err)
 {
 	struct frame *a = l ? &l->fr[l->top] : NULL;
 	struct frame *b = r ? &r->fr[r->top] : NULL;
@@ -284,8 +285,11 @@ static int merge_leaves(struct side *l, struct side *r, struct steps *st, struct
 	int ret = 0;
 
 	while (!ret && (!a || a->idx < a->nr) && (!b || b->idx < b->nr)) {
-		uint64_t ak = a ? node_key(a->node, a->idx) : UINT64_MAX;
-		uint64_t bk = b ? node_key(b->node, b->idx) : UINT64_MAX;
+		uint64_t ak = a ? node_key(a->node, a->idx) : limit;
+		uint64_t bk = b ? node_key(b->node, b->idx) : limit;
+
+		if ((!a && bk >= limit) || (!b && ak >= limit))
+			break;
 
 		if (a && (!b || ak < bk)) {
 			ret = side_take_key(l, ak, err);
@@ -327,6 +331,13 @@ int thin_delta_walk(struct bm *bm, uint64_t root1, uint64_t root2,
 	if (stats)
 		memset(stats, 0, sizeof(*stats));
 	l.top = r.top = -1;
+	if (root1 == root2) {
+		/* one tree: the same as itself, read once */
+		memset(&l, 0, sizeof(l));
+		memset(&r, 0, sizeof(r));
+		ret = shared_subtree(bm, &l, &r, root1, &st, stats, err);
+		return ret ? ret : steps_flush(&st);
+	}
 	ret = side_init(&l, bm, root1, stats, err);
 	if (!ret)
 		ret = side_init(&r, bm, root2, stats, err);
@@ -338,13 +349,26 @@ int thin_delta_walk(struct bm *bm, uint64_t root1, uint64_t root2,
 		if (fl.kind == FRONT_SUBTREE && fr.kind == FRONT_SUBTREE && fl.value == fr.value) {
 			l.fr[l.top].idx++;
 			r.fr[r.top].idx++;
-			ret = shared_subtree(&l, &r, fl.value, fl.height < fr.height ? fl.height : fr.height,
-					     &st, stats, err);
+			ret = shared_subtree(bm, &l, &r, fl.value, &st, stats, err);
 			continue;
 		}
-		/* open the taller subtree first: its children may be the other's */
+		/*
+		 * Entries that come before the other tree's next subtree are
+		 * taken alone; otherwise the subtree further behind is opened
+		 * (the taller one on a tie): its children may be the other
+		 * tree's next subtree.
+		 */
+		if (fl.kind == FRONT_ENTRY && fr.kind == FRONT_SUBTREE && fl.key < fr.key) {
+			ret = merge_leaves(&l, NULL, fr.key, &st, err);
+			continue;
+		}
+		if (fr.kind == FRONT_ENTRY && fl.kind == FRONT_SUBTREE && fr.key < fl.key) {
+			ret = merge_leaves(NULL, &r, fl.key, &st, err);
+			continue;
+		}
 		if (fl.kind == FRONT_SUBTREE &&
-		    (fr.kind != FRONT_SUBTREE || fl.height >= fr.height)) {
+		    (fr.kind != FRONT_SUBTREE || fl.key < fr.key ||
+		     (fl.key == fr.key && fl.height >= fr.height))) {
 			ret = side_expand(&l, fl.value, err);
 			continue;
 		}
@@ -354,7 +378,7 @@ int thin_delta_walk(struct bm *bm, uint64_t root1, uint64_t root2,
 		}
 		/* entries (or the end) on both sides: whole leaves at a time */
 		ret = merge_leaves(fl.kind == FRONT_END ? NULL : &l, fr.kind == FRONT_END ? NULL : &r,
-				   &st, err);
+				   UINT64_MAX, &st, err);
 	}
 	if (!ret)
 		ret = steps_flush(&st);

@@ -10,3 +10,7 @@ noinst_HEADERS += \
 	thincmds/delta.h
 dist_man8_MANS += \
 	man8/thin_delta.8
+if HAVE_GTEST
+tests_unit_tests_SOURCES += \
+	tests/test-delta.cc
+endif

@@ -43,6 +43,7 @@ static const char *const kind_tag[] = {
  * one element per kind.
  */
 struct writer {
+	FILE *out;
 	bool verbose;
 	bool open;		/* plain: a range pending; verbose: a group open */
 	enum delta_kind kind;
@@ -52,7 +53,7 @@ struct writer {
 static void plain_flush(struct writer *w)
 {
 	if (w->open)
-		printf("    <%s begin=\"%" PRIu64 "\" length=\"%" PRIu64 "\"/>\n",
+		fprintf(w->out, "    <%s begin=\"%" PRIu64 "\" length=\"%" PRIu64 "\"/>\n",
 		       kind_tag[w->kind], w->begin, w->end - w->begin);
 	w->open = false;
 }
@@ -75,17 +76,17 @@ static int write_step(void *ctx, const struct delta_step *s)
 	}
 	if (!w->open || w->kind != s->kind) {
 		if (w->open)
-			printf("    </%s>\n", kind_tag[w->kind]);
-		printf("    <%s>\n", kind_tag[s->kind]);
+			fprintf(w->out, "    </%s>\n", kind_tag[w->kind]);
+		fprintf(w->out, "    <%s>\n", kind_tag[s->kind]);
 		w->open = true;
 		w->kind = s->kind;
 	}
 	if (s->kind == DELTA_DIFFERENT)
-		printf("      <range begin=\"%" PRIu64 "\" left_data_begin=\"%" PRIu64
+		fprintf(w->out, "      <range begin=\"%" PRIu64 "\" left_data_begin=\"%" PRIu64
 		       "\" right_data_begin=\"%" PRIu64 "\" length=\"%" PRIu64 "\"/>\n",
 		       s->begin, s->left_data, s->right_data, s->len);
 	else
-		printf("      <range begin=\"%" PRIu64 "\" data_begin=\"%" PRIu64
+		fprintf(w->out, "      <range begin=\"%" PRIu64 "\" data_begin=\"%" PRIu64
 		       "\" length=\"%" PRIu64 "\"/>\n", s->begin,
 		       s->kind == DELTA_RIGHT_ONLY ? s->right_data : s->left_data, s->len);
 	return 0;
@@ -96,8 +97,51 @@ static void writer_end(struct writer *w)
 	if (!w->verbose)
 		plain_flush(w);
 	else if (w->open)
-		printf("    </%s>\n", kind_tag[w->kind]);
+		fprintf(w->out, "    </%s>\n", kind_tag[w->kind]);
 	w->open = false;
+}
+
+/*
+ * The XML goes to a temporary file first and to stdout only when the walk
+ * has succeeded: damage found half-way gives one error line and no
+ * partial output (memory stays bounded whatever the output's size).
+ * Without a temporary directory, it streams to stdout.
+ */
+static FILE *spool_open(void)
+{
+	FILE *f = tmpfile();
+
+	return f ? f : stdout;
+}
+
+static void spool_discard(FILE *f)
+{
+	if (f != stdout)
+		fclose(f);
+}
+
+static int spool_finish(FILE *f)
+{
+	char buf[65536];
+	size_t n;
+	int ret = 0;
+
+	if (f == stdout)
+		return 0;
+	if (fflush(f) || ferror(f) || fseek(f, 0, SEEK_SET)) {
+		cli_error("temporary file: %s", strerror(errno ? errno : EIO));
+		fclose(f);
+		return 1;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		if (fwrite(buf, 1, n, stdout) != n)
+			break;	/* reported by the caller's check of stdout */
+	if (ferror(f)) {
+		cli_error("temporary file: %s", strerror(errno ? errno : EIO));
+		ret = 1;
+	}
+	fclose(f);
+	return ret;
 }
 
 /* A side: a device id or a root block. */
@@ -236,21 +280,22 @@ int thin_delta_main(int argc, char **argv)
 	}
 	/* as v0.9: a held root's view has no data space map */
 	nr_data_blocks = md->held ? 0 : md->data_sm.nr_blocks;
-	printf("<superblock uuid=\"\" time=\"%" PRIu32 "\" transaction=\"%" PRIu64
+	w.out = spool_open();
+	fprintf(w.out, "<superblock uuid=\"\" time=\"%" PRIu32 "\" transaction=\"%" PRIu64
 	       "\" data_block_size=\"%" PRIu32 "\" nr_data_blocks=\"%" PRIu64 "\"",
 	       md->sb.time, md->sb.trans_id, md->sb.data_block_size, nr_data_blocks);
 	if (md->sb.metadata_snap)
-		printf(" metadata_snap=\"%" PRIu64 "\"", md->sb.metadata_snap);
-	printf(">\n  <diff %s=\"%" PRIu64 "\" %s=\"%" PRIu64 "\">\n",
+		fprintf(w.out, " metadata_snap=\"%" PRIu64 "\"", md->sb.metadata_snap);
+	fprintf(w.out, ">\n  <diff %s=\"%" PRIu64 "\" %s=\"%" PRIu64 "\">\n",
 	       w1.is_root ? "left_root" : "left", w1.v, w2.is_root ? "right_root" : "right", w2.v);
 	r = thin_delta_walk(md->bm, root1, root2, write_step, &w, NULL, &err);
+	thin_metadata_close(md);
 	if (r) {
+		spool_discard(w.out);
 		cli_error("%s", err.msg);
-		thin_metadata_close(md);
 		return 1;
 	}
 	writer_end(&w);
-	printf("  </diff>\n</superblock>\n");
-	thin_metadata_close(md);
-	return 0;
+	fprintf(w.out, "  </diff>\n</superblock>\n");
+	return spool_finish(w.out);
 }
