@@ -26,6 +26,7 @@ static const struct command commands[] = {
 	{ "thin_metadata_size", thin_metadata_size_main },
 	{ "thin_repair", thin_repair_main },
 	{ "thin_restore", thin_restore_main },
+	{ "thin_rmap", thin_rmap_main },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))

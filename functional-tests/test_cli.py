@@ -69,6 +69,8 @@ COMMAND_SPECS = {
                               ['-o', '{output}', '--origin', '0']),
     'thin_delta': CommandSpec(extra=['--thin1', '0', '--thin2', '1'],
                               writes_stdout=True),
+    'thin_rmap': CommandSpec(extra=['--region', '0..100'],
+                             writes_stdout=True),
 }
 
 

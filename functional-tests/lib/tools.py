@@ -52,7 +52,8 @@ def onex(command):
 # Commands the CLI matrix knows; by default those whose symlink exists in
 # the build dir are tested.
 MATRIX_COMMANDS = ('thin_check', 'thin_dump', 'thin_ls', 'thin_restore',
-                   'thin_repair', 'thin_merge', 'thin_delta')
+                   'thin_repair', 'thin_merge', 'thin_delta',
+                   'thin_rmap')
 
 
 def commands_under_test():
