@@ -53,7 +53,7 @@ def onex(command):
 # the build dir are tested.
 MATRIX_COMMANDS = ('thin_check', 'thin_dump', 'thin_ls', 'thin_restore',
                    'thin_repair', 'thin_merge', 'thin_delta',
-                   'thin_rmap')
+                   'thin_rmap', 'thin_metadata_pack', 'thin_metadata_unpack')
 
 
 def commands_under_test():
