@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "snapshot/commands.h"
 #include "thin-provisioning/commands.h"
+#include "thincmds/commands.h"
 
 #include <libgen.h>
 #include <stdio.h>
@@ -19,12 +20,16 @@ struct command {
 
 static const struct command commands[] = {
 	{ "thin_check", thin_check_main },
+	{ "thin_delta", thin_delta_main },
 	{ "thin_dump", thin_dump_main },
 	{ "thin_ls", thin_ls_main },
 	{ "thin_merge", thin_merge_main },
+	{ "thin_metadata_pack", thin_metadata_pack_main },
 	{ "thin_metadata_size", thin_metadata_size_main },
+	{ "thin_metadata_unpack", thin_metadata_unpack_main },
 	{ "thin_repair", thin_repair_main },
 	{ "thin_restore", thin_restore_main },
+	{ "thin_rmap", thin_rmap_main },
 	{ "snapshot_check", snapshot_check_main },
 	{ "snapshot_dump", snapshot_dump_main },
 	{ "snapshot_merge", snapshot_merge_main },

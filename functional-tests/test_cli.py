@@ -32,8 +32,12 @@ class CommandSpec:
     stdout (a write error there must be reported)."""
 
     def __init__(self, input_flag=None, input_kind='metadata', extra=(),
-                 writes_stdout=False, valid_pool='snapshots'):
+                 writes_stdout=False, valid_pool='snapshots',
+                 reads_damaged=False):
         self.input_flag = input_flag
+        # copies whatever metadata blocks there are (thin_metadata_pack,
+        # as 1.x): a zeroed superblock is no error
+        self.reads_damaged = reads_damaged
         self.input_kind = input_kind
         self.extra = list(extra)
         self.writes_stdout = writes_stdout
@@ -59,6 +63,8 @@ class CommandSpec:
         if self.input_kind == 'snapshot':
             return snapstore.cli_fixture()
         fx = pools.get(self.valid_pool)
+        if self.input_kind == 'pack':
+            return _pack_of(fx.meta)
         return fx.meta if self.input_kind == 'metadata' else fx.xml
 
 
@@ -74,7 +80,30 @@ COMMAND_SPECS = {
     'snapshot_dump': CommandSpec(None, 'snapshot', writes_stdout=True),
     'snapshot_merge': CommandSpec('-i', 'snapshot', ['-o', '{output}']),
     'dm-merge': CommandSpec('-i', 'snapshot', ['-o', '{output}']),
+    'thin_delta': CommandSpec(extra=['--thin1', '0', '--thin2', '1'],
+                              writes_stdout=True),
+    'thin_rmap': CommandSpec(extra=['--region', '0..100'],
+                             writes_stdout=True),
+    'thin_metadata_pack': CommandSpec('-i', 'metadata', ['-o', '{output}'],
+                                      reads_damaged=True),
+    'thin_metadata_unpack': CommandSpec('-i', 'pack', ['-o', '{output}']),
 }
+
+
+_packs = {}
+
+
+def _pack_of(meta):
+    """A pack of meta, made once by 1.x's thin_metadata_pack."""
+    if meta not in _packs:
+        p = os.path.join(tools.temp_dir('cli-pack-'), 'valid.pack')
+        r = tools.run(tools.onex('thin_metadata_pack') + ['-i', meta, '-o', p])
+        if r.rc != 0:
+            raise RuntimeError('1.x thin_metadata_pack failed: %s' % r.err)
+        os.chmod(os.path.dirname(p), 0o755)
+        os.chmod(p, 0o644)
+        _packs[meta] = p
+    return _packs[meta]
 
 
 def _xml_file(path):
@@ -275,6 +304,11 @@ class MetadataInputChecks:
         with open(p, 'r+b') as f:
             f.write(bytes(4096))
         r = self.run_tool(self.argv(p, d))
+        if self.spec.reads_damaged:
+            onex = tools.run(tools.onex(self.command) +
+                             self.spec.argv('', p, tools.temp_dir())[1:])
+            self.assertExit(r, onex.rc, 'as 1.x')
+            return
         self.assertExit(r, 1)
         self.assertNonEmpty(r.err)
 

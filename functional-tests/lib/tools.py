@@ -90,7 +90,8 @@ def require_oracle(path):
 # the build dir are tested.
 MATRIX_COMMANDS = ('thin_check', 'thin_dump', 'thin_ls', 'thin_restore',
                    'thin_repair', 'thin_merge', 'snapshot_check',
-                   'snapshot_dump', 'snapshot_merge', 'dm-merge')
+                   'snapshot_dump', 'snapshot_merge', 'dm-merge', 'thin_delta',
+                   'thin_rmap', 'thin_metadata_pack', 'thin_metadata_unpack')
 
 
 def commands_under_test():
