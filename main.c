@@ -5,6 +5,7 @@
  * argument of "pdata_tools CMD ...".
  */
 #include "cli.h"
+#include "cache/commands.h"
 #include "thin-provisioning/commands.h"
 
 #include <libgen.h>
@@ -17,6 +18,11 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{ "cache_check", cache_check_main },
+	{ "cache_dump", cache_dump_main },
+	{ "cache_metadata_size", cache_metadata_size_main },
+	{ "cache_repair", cache_repair_main },
+	{ "cache_restore", cache_restore_main },
 	{ "thin_check", thin_check_main },
 	{ "thin_dump", thin_dump_main },
 	{ "thin_ls", thin_ls_main },

@@ -103,6 +103,83 @@ int array_get(struct bm *bm, uint64_t root, uint32_t value_size, uint64_t index,
 	return 0;
 }
 
+struct array_reader {
+	struct bm *bm;
+	uint64_t root;
+	uint32_t value_size;
+	uint32_t max;
+	uint64_t bi;		/* block index held, UINT64_MAX: none */
+	uint32_t nr;		/* entries in it */
+	uint8_t *values;
+};
+
+int array_reader_create(struct bm *bm, uint64_t root, uint32_t value_size,
+			struct array_reader **out, struct pd_err *err)
+{
+	struct array_reader *r;
+
+	if (!value_size || value_size > 4096 - ARRAY_BLOCK_HEADER_SIZE)
+		return pd_err_set(err, -EINVAL, "bad array value size %u", value_size);
+	r = calloc(1, sizeof(*r));
+	if (!r || !(r->values = malloc(4096))) {
+		free(r);
+		return pd_err_set(err, -ENOMEM, "out of memory");
+	}
+	r->bm = bm;
+	r->root = root;
+	r->value_size = value_size;
+	r->max = array_max_entries(value_size);
+	r->bi = UINT64_MAX;
+	*out = r;
+	return 0;
+}
+
+int array_reader_get(struct array_reader *r, uint64_t index, void *value_out,
+		     struct pd_err *err)
+{
+	uint64_t bi = index / r->max;
+
+	if (bi != r->bi) {
+		struct bm_block *blk;
+		const struct array_block_disk *h;
+		uint8_t le[8];
+		int ret;
+
+		r->bi = UINT64_MAX;
+		ret = btree_lookup(r->bm, r->root, 8, bi, le, err);
+		if (ret)
+			return ret;
+		ret = bm_read_lock(r->bm, load_le64(le), &array_block_validator, &blk, err);
+		if (ret)
+			return ret;
+		h = bm_block_data(blk);
+		if (le32_to_cpu(h->value_size) != r->value_size ||
+		    le32_to_cpu(h->max_entries) != r->max ||
+		    le32_to_cpu(h->nr_entries) > r->max) {
+			bm_unlock(blk);
+			return pd_err_set(err, -EILSEQ, "array block %" PRIu64 ": bad header",
+					  load_le64(le));
+		}
+		r->nr = le32_to_cpu(h->nr_entries);
+		memcpy(r->values, (const uint8_t *)h + ARRAY_BLOCK_HEADER_SIZE,
+		       (size_t)r->nr * r->value_size);
+		bm_unlock(blk);
+		r->bi = bi;
+	}
+	if (index % r->max >= r->nr)
+		return pd_err_set(err, -ENODATA, "array index %" PRIu64 " out of bounds", index);
+	memcpy(value_out, r->values + (size_t)(index % r->max) * r->value_size, r->value_size);
+	return 0;
+}
+
+void array_reader_destroy(struct array_reader *r)
+{
+	if (!r)
+		return;
+	free(r->values);
+	free(r);
+}
+
 struct walker {
 	struct bm *bm;
 	uint32_t value_size;

@@ -111,6 +111,19 @@ struct array_walk_ops {
 int array_walk(struct bm *bm, uint64_t root, uint32_t value_size, uint64_t nr_entries,
 	       const struct array_walk_ops *ops, void *ctx, struct pd_err *err);
 
+/*
+ * Random or sequential reads of one array: keeps a copy of the last
+ * array block read, so a run of nearby indexes costs one lookup per
+ * block.  Memory: one block.  Strict: damage is an error.
+ */
+struct array_reader;
+int array_reader_create(struct bm *bm, uint64_t root, uint32_t value_size,
+			struct array_reader **out, struct pd_err *err);
+/* -ENODATA past the end. */
+int array_reader_get(struct array_reader *r, uint64_t index, void *value_out,
+		     struct pd_err *err);
+void array_reader_destroy(struct array_reader *r);	/* accepts NULL */
+
 /*----------------------------------------------------------------
  * Write side
  *--------------------------------------------------------------*/
