@@ -14,7 +14,7 @@
 #include "cache/commands.h"
 #include "persistent-data/array.h"
 #include "persistent-data/bitset.h"
-#include "persistent-data/count-map.h"
+#include "persistent-data/ref-check.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -42,63 +42,9 @@ static void usage(FILE *f)
 
 struct checker {
 	struct cache_md *md;
-	bool quiet;
-	struct count_map *expected;
-	uint8_t *seen;
-	uint64_t nr_md;
-	int fatal;
-	char first[PD_ERR_MSG_MAX + 64];
+	struct ref_check rc;
 	uint32_t version;
 };
-
-static void problem(struct checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void problem(struct checker *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (c->fatal++)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(c->first, sizeof(c->first), fmt, ap);
-	va_end(ap);
-}
-
-static int ref(struct checker *c, uint64_t b)
-{
-	if (b >= c->nr_md) {
-		problem(c, "reference to metadata block %" PRIu64 " beyond the end of the metadata (%" PRIu64 " blocks)",
-			b, c->nr_md);
-		return 0;
-	}
-	return cm_inc(c->expected, b);
-}
-
-static int node(void *ctx, const struct btree_node_info *n)
-{
-	struct checker *c = ctx;
-	uint8_t bit = (uint8_t)(1u << (n->block & 7));
-
-	if (n->block < c->nr_md) {
-		if (c->seen[n->block >> 3] & bit)
-			return BTREE_WALK_SKIP;
-		c->seen[n->block >> 3] |= bit;
-	}
-	if (!n->leaf)
-		for (uint32_t i = 0; i < n->nr_entries; i++) {
-			int r = ref(c, load_le64(node_value_c(n->data, i, 8)));
-
-			if (r)
-				return r;
-		}
-	return 0;
-}
-
-static int ablock(void *ctx, uint64_t index, uint64_t block)
-{
-	(void)index;
-	return ref(ctx, block);
-}
 
 struct what {
 	struct checker *c;
@@ -110,19 +56,21 @@ static void damage(void *ctx, uint64_t lo, uint64_t hi, const char *msg)
 	struct what *w = ctx;
 
 	if (hi == UINT64_MAX)
-		problem(w->c, "%s damaged from entry %" PRIu64 ": %s", w->name, lo, msg);
+		ref_check_problem(&w->c->rc, "%s damaged from entry %" PRIu64 ": %s", w->name, lo, msg);
 	else
-		problem(w->c, "%s damaged (entries %" PRIu64 "-%" PRIu64 "): %s", w->name, lo, hi, msg);
+		ref_check_problem(&w->c->rc, "%s damaged (entries %" PRIu64 "-%" PRIu64 "): %s",
+				  w->name, lo, hi, msg);
 }
 
 static int w_node(void *ctx, const struct btree_node_info *n)
 {
-	return node(((struct what *)ctx)->c, n);
+	return ref_check_node(&((struct what *)ctx)->c->rc, n);
 }
 
 static int w_ablock(void *ctx, uint64_t index, uint64_t block)
 {
-	return ablock(((struct what *)ctx)->c, index, block);
+	(void)index;
+	return ref_check_ref(&((struct what *)ctx)->c->rc, block);
 }
 
 static int mapping_values(void *ctx, uint64_t first, uint32_t nr, const void *values)
@@ -135,16 +83,17 @@ static int mapping_values(void *ctx, uint64_t first, uint32_t nr, const void *va
 		uint32_t f = cache_mapping_flags(v);
 
 		if (f & ~allowed)
-			problem(w->c, "invalid flags %#x in the mapping of cache block %" PRIu64, f,
-				first + i);
+			ref_check_problem(&w->c->rc, "invalid flags %#x in the mapping of cache block %" PRIu64,
+					  f, first + i);
 		else if (!(f & CACHE_M_VALID) && v)
-			problem(w->c, "unmapped cache block %" PRIu64 " has an origin block", first + i);
+			ref_check_problem(&w->c->rc, "unmapped cache block %" PRIu64 " has an origin block",
+					  first + i);
 	}
 	return 0;
 }
 
-static void walk_array(struct checker *c, const char *name, uint64_t root, uint32_t vs,
-		       uint64_t nr, int (*values)(void *, uint64_t, uint32_t, const void *))
+static int walk_array(struct checker *c, const char *name, uint64_t root, uint32_t vs,
+		      uint64_t nr, int (*values)(void *, uint64_t, uint32_t, const void *))
 {
 	struct what w = { c, name };
 	struct array_walk_ops o = {
@@ -153,33 +102,15 @@ static void walk_array(struct checker *c, const char *name, uint64_t root, uint3
 	struct pd_err err;
 	int r;
 
-	r = ref(c, root);
+	r = ref_check_ref(&c->rc, root);
 	if (!r)
 		r = array_walk(c->md->bm, root, vs, nr, &o, &w, &err);
+	if (r == -ENOMEM)
+		return r;
 	if (r)
-		problem(c, "%s: %s", name, r == -ENOMEM ? "out of memory" : err.msg);
+		ref_check_problem(&c->rc, "%s: %s", name, err.msg);
+	return 0;
 }
-
-/* Space map loading: its own blocks are references too. */
-static void sm_damage(void *ctx, const char *msg)
-{
-	problem(ctx, "metadata space map: %s", msg);
-}
-
-static int sm_ref(void *ctx, uint64_t b)
-{
-	return ref(ctx, b);
-}
-
-static int sm_node(void *ctx, const struct btree_node_info *n)
-{
-	return node(ctx, n);
-}
-
-struct fix {
-	uint64_t *leaked;
-	uint64_t nr;
-};
 
 static void fix_encode(void *ctx, void *block, const void *blob)
 {
@@ -190,7 +121,7 @@ static void fix_encode(void *ctx, void *block, const void *blob)
 }
 
 /* Frees leaked blocks and clears needs_check in one transaction. */
-static int repair(struct checker *c, const struct fix *f, struct pd_err *err)
+static int repair(struct checker *c, struct pd_err *err)
 {
 	struct cache_sb sb = c->md->sb;
 	struct pd_store *s;
@@ -199,8 +130,8 @@ static int repair(struct checker *c, const struct fix *f, struct pd_err *err)
 	r = pd_store_open(c->md->io, sb.metadata_sm_root, 0, &s, err);
 	if (r)
 		return r;
-	for (uint64_t i = 0; !r && i < f->nr; i++)
-		r = sm_set_count(s->md_sm, f->leaked[i], 0);
+	for (uint64_t i = 0; !r && i < c->rc.nr_leaked; i++)
+		r = sm_set_count(s->md_sm, c->rc.leaked[i], 0);
 	if (r)
 		pd_err_set(err, r, "cannot free the leaked blocks");
 	sb.flags &= ~CACHE_SB_NEEDS_CHECK;
@@ -233,10 +164,9 @@ int cache_check_main(int argc, char **argv)
 	bool sb_only = false, skip_maps = false, skip_hints = false, skip_discards = false;
 	bool clear = false, ignore_nf = false, auto_repair = false;
 	struct checker c = { 0 };
-	struct count_map *ondisk = NULL;
-	struct fix f = { 0 };
 	struct pd_err err = { 0 };
 	struct sm_root smr;
+	bool quiet = false;
 	int ch, r, ret = 1;
 
 	optind = 1;
@@ -249,7 +179,7 @@ int cache_check_main(int argc, char **argv)
 			cli_version();
 			return 0;
 		case 'q':
-			c.quiet = true;
+			quiet = true;
 			break;
 		case OPT_SB_ONLY:
 			sb_only = true;
@@ -283,96 +213,62 @@ int cache_check_main(int argc, char **argv)
 	}
 	r = cache_md_open(argv[optind], clear || auto_repair, &c.md, &err);
 	if (r) {
-		if (!c.quiet)
+		if (!quiet)
 			cli_error("%s", err.msg);
 		return 1;
 	}
 	c.version = c.md->sb.version;
 	sm_root_decode(c.md->sb.metadata_sm_root, &smr);
-	c.nr_md = smr.nr_blocks;
-	if (sb_only)
-		goto verdict;
-
-	if (cm_create(c.nr_md, &c.expected) || !(c.seen = calloc(c.nr_md / 8 + 1, 1)) ||
-	    cm_create(c.nr_md, &ondisk)) {
+	if (ref_check_init(&c.rc, smr.nr_blocks)) {
 		cli_error("out of memory");
 		goto out;
 	}
-	ref(&c, 0);
-	walk_array(&c, "mapping array", c.md->sb.mapping_root, 8, c.md->sb.cache_blocks,
-		   skip_maps ? NULL : mapping_values);
-	if (c.md->sb.hint_root)
-		walk_array(&c, "hint array", c.md->sb.hint_root,
-			   c.md->sb.policy_hint_size ? c.md->sb.policy_hint_size : 4,
-			   c.md->sb.cache_blocks, NULL);
-	if (c.md->sb.discard_root)
-		walk_array(&c, "discard bitset", c.md->sb.discard_root, 8,
-			   bitset_nr_words(c.md->sb.discard_nr_blocks), NULL);
-	if (c.version >= 2)
-		walk_array(&c, "dirty bitset", c.md->sb.dirty_root, 8,
-			   bitset_nr_words(c.md->sb.cache_blocks), NULL);
+	if (sb_only)
+		goto verdict;
+
+	r = ref_check_ref(&c.rc, 0);
+	if (!r)
+		r = walk_array(&c, "mapping array", c.md->sb.mapping_root, 8, c.md->sb.cache_blocks,
+			       skip_maps ? NULL : mapping_values);
+	if (!r && c.md->sb.hint_root)
+		r = walk_array(&c, "hint array", c.md->sb.hint_root,
+			       c.md->sb.policy_hint_size ? c.md->sb.policy_hint_size : 4,
+			       c.md->sb.cache_blocks, NULL);
+	if (!r && c.md->sb.discard_root)
+		r = walk_array(&c, "discard bitset", c.md->sb.discard_root, 8,
+			       bitset_nr_words(c.md->sb.discard_nr_blocks), NULL);
+	if (!r && c.version >= 2)
+		r = walk_array(&c, "dirty bitset", c.md->sb.dirty_root, 8,
+			       bitset_nr_words(c.md->sb.cache_blocks), NULL);
 	(void)skip_hints;
 	(void)skip_discards;
-	{
-		struct sm_load_hooks h = {
-			.ctx = &c, .node = sm_node, .ref = sm_ref, .damage = sm_damage,
-		};
-
-		r = sm_disk_load(c.md->bm, &smr, true, ondisk, &h, &err);
-		if (r < 0)
-			problem(&c, "metadata space map: %s", err.msg);
-	}
-	if (!c.fatal) {
-		uint64_t bad = 0, first_bad = 0;
-
-		for (uint64_t b = 0; b < c.nr_md; b++) {
-			uint32_t e = cm_get(c.expected, b), a = cm_get(ondisk, b);
-
-			if (e == a)
-				continue;
-			if (!e) {
-				uint64_t *n = realloc(f.leaked, sizeof(*n) * (f.nr + 1));
-
-				if (!n) {
-					cli_error("out of memory");
-					goto out;
-				}
-				f.leaked = n;
-				f.leaked[f.nr++] = b;
-			} else if (!bad++) {
-				first_bad = b;
-			}
-		}
-		if (bad)
-			problem(&c, "%" PRIu64 " metadata blocks have bad reference counts (first: block %" PRIu64 ")",
-				bad, first_bad);
+	if (!r)
+		r = ref_check_compare(&c.rc, c.md->bm, c.md->sb.metadata_sm_root);
+	if (r) {
+		cli_error("out of memory");
+		goto out;
 	}
 
 verdict:
-	if (c.fatal) {
-		if (!c.quiet)
-			cli_error("%s", c.first);
+	if (c.rc.problems) {
+		if (!quiet)
+			cli_error("%s", c.rc.first);
 		goto out;
 	}
-	if (f.nr && !c.quiet && !clear && !auto_repair)
-		cli_error("%" PRIu64 " metadata blocks have leaked", f.nr);
-	if ((clear || auto_repair) &&
-	    (f.nr || (c.md->sb.flags & CACHE_SB_NEEDS_CHECK))) {
-		if (!clear && !f.nr)
-			;	/* --auto-repair alone leaves needs_check */
-		else if (repair(&c, &f, &err)) {
-			if (!c.quiet)
+	if (c.rc.nr_leaked && !quiet && !clear && !auto_repair)
+		cli_error("%" PRIu64 " metadata blocks have leaked", c.rc.nr_leaked);
+	if ((clear && (c.rc.nr_leaked || (c.md->sb.flags & CACHE_SB_NEEDS_CHECK))) ||
+	    (auto_repair && c.rc.nr_leaked)) {
+		if (repair(&c, &err)) {
+			if (!quiet)
 				cli_error("%s", err.msg);
 			goto out;
 		}
-		f.nr = 0;
+		c.rc.nr_leaked = 0;
 	}
-	ret = f.nr && !ignore_nf ? 1 : 0;
+	ret = c.rc.nr_leaked && !ignore_nf ? 1 : 0;
 out:
-	free(f.leaked);
-	cm_destroy(ondisk);
-	cm_destroy(c.expected);
-	free(c.seen);
+	ref_check_exit(&c.rc);
 	cache_md_close(c.md);
 	return ret;
 }
