@@ -24,7 +24,9 @@ BUILD_DIR = os.environ.get('THINP_BUILD_DIR') or SRC_DIR
 DEBIAN = {name: '/usr/sbin/' + name for name in (
     'thin_check', 'thin_dump', 'thin_restore', 'thin_repair', 'thin_ls',
     'thin_delta', 'thin_rmap', 'thin_trim', 'thin_metadata_size',
-    'pdata_tools')}
+    'cache_check', 'cache_dump', 'cache_restore', 'cache_repair',
+    'cache_metadata_size', 'cache_writeback', 'era_check', 'era_dump',
+    'era_restore', 'era_invalidate', 'pdata_tools')}
 ONEX_PDATA_TOOLS = '/opt/thinp-1x/usr/sbin/pdata_tools'
 
 DEFAULT_TIMEOUT = 30.0
