@@ -198,9 +198,9 @@ SB_DAMAGE = {
 }
 
 
-def _verdict(argv):
-    r = tools.run(argv)
-    return r
+# Damage the oracles miss: a metadata space map larger than the device
+# (the kernel would allocate past its end).  We reject it.
+STRICTER = {'sm_nr_blocks_huge'}
 
 
 class CacheDamage(CacheTests):
@@ -208,7 +208,7 @@ class CacheDamage(CacheTests):
         model = cacheera.CacheModel(2500, fill=0.8, seed=11)
         return self.ours_restore(self.xml('d', model), 2)
 
-    def _judge(self, meta, what):
+    def _judge(self, meta, what, stricter=False):
         ours = self.run_tool([tools.ours('cache_check'), meta])
         deb = tools.run([DEB['cache_check'], meta])
         onex = tools.run(tools.onex('cache_check') + [meta])
@@ -216,7 +216,7 @@ class CacheDamage(CacheTests):
             self.assertExit(ours, 1, what)
             self.assertEqual(len(ours.err.strip().splitlines()), 1,
                              '%s: one line expected\n%s' % (what, ours.err))
-        if (deb.rc == 0) == (onex.rc == 0):
+        if (deb.rc == 0) == (onex.rc == 0) and not stricter:
             self.assertEqual(ours.rc == 0, deb.rc == 0,
                              '%s: 0.9 and 1.x agree (%s), we do not\n%s'
                              % (what, 'clean' if deb.rc == 0 else 'damaged',
@@ -238,7 +238,7 @@ class CacheDamage(CacheTests):
                 f.write(struct.pack(fmt, val))
             if stamp:
                 cacheera.restamp(meta, cacheera.CACHE_SB_XOR)
-            rc = self._judge(meta, name)
+            rc = self._judge(meta, name, name in STRICTER)
             if name != 'mapping_root_is_superblock':
                 self.assertEqual(rc, 1, name)
 
