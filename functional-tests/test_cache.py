@@ -198,9 +198,11 @@ SB_DAMAGE = {
 }
 
 
-# Damage the oracles miss: a metadata space map larger than the device
-# (the kernel would allocate past its end).  We reject it.
-STRICTER = {'sm_nr_blocks_huge'}
+# Damage the oracles miss, which we reject: a metadata space map larger
+# than the device (the kernel would allocate past its end) and a
+# superblock naming another block as its own (the kernel's validator
+# refuses it, so the cache would not activate).
+STRICTER = {'sm_nr_blocks_huge', 'wrong_blocknr'}
 
 
 class CacheDamage(CacheTests):
