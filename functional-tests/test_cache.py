@@ -201,8 +201,9 @@ SB_DAMAGE = {
 # Damage the oracles miss, which we reject: a metadata space map larger
 # than the device (the kernel would allocate past its end) and a
 # superblock naming another block as its own (the kernel's validator
-# refuses it, so the cache would not activate).
-STRICTER = {'sm_nr_blocks_huge', 'wrong_blocknr'}
+# refuses it, so the cache would not activate), and incompatible feature
+# flags the kernel does not know (it refuses them too).
+STRICTER = {'sm_nr_blocks_huge', 'wrong_blocknr', 'incompat_flags'}
 
 
 class CacheDamage(CacheTests):
