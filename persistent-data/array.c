@@ -209,8 +209,16 @@ static void damage(struct walker *w, uint64_t lo_block, uint64_t hi_block, const
 static int walk_node(void *ctx, const struct btree_node_info *n)
 {
 	struct walker *w = ctx;
+	int r = w->ops->node ? w->ops->node(w->ctx, n) : 0;
 
-	return w->ops->node ? w->ops->node(w->ctx, n) : 0;
+	/* a subtree the caller skips (already seen) is not missing */
+	if (r == BTREE_WALK_SKIP && n->lo <= w->next) {
+		uint64_t end = n->has_hi ? n->hi : UINT64_MAX;
+
+		if (end > w->next)
+			w->next = end;
+	}
+	return r;
 }
 
 static void walk_damage(void *ctx, const struct btree_damage *d)

@@ -86,6 +86,8 @@ struct array_walk_ops {
 	 * NULL; may return BTREE_WALK_SKIP).  Counting references: the
 	 * root is the owner's, an internal node's values are its children,
 	 * and ablock() below is the leaf's reference to an array block.
+	 * The entries under a skipped node are neither visited nor
+	 * reported missing.
 	 */
 	int (*node)(void *ctx, const struct btree_node_info *n);
 	/*
