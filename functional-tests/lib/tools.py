@@ -54,7 +54,10 @@ def onex(command):
 # Commands the CLI matrix knows; by default those whose symlink exists in
 # the build dir are tested.
 MATRIX_COMMANDS = ('thin_check', 'thin_dump', 'thin_ls', 'thin_restore',
-                   'thin_repair', 'thin_merge')
+                   'thin_repair', 'thin_merge',
+                   'cache_check', 'cache_dump', 'cache_restore', 'cache_repair',
+                   'cache_metadata_size', 'cache_writeback',
+                   'era_check', 'era_dump', 'era_restore', 'era_invalidate')
 
 
 def commands_under_test():
