@@ -9,3 +9,5 @@ pdata_tools_SOURCES += \
 	cache/cache-repair.c \
 	cache/cache-metadata-size.c
 COMMANDS += cache_check cache_dump cache_restore cache_repair cache_metadata_size
+dist_man8_MANS += man8/cache_check.8 man8/cache_dump.8 man8/cache_restore.8 \
+	man8/cache_repair.8 man8/cache_metadata_size.8

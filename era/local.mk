@@ -8,3 +8,4 @@ pdata_tools_SOURCES += \
 	era/era-restore.c \
 	era/era-invalidate.c
 COMMANDS += era_check era_dump era_restore era_invalidate
+dist_man8_MANS += man8/era_check.8 man8/era_dump.8 man8/era_restore.8 man8/era_invalidate.8
