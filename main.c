@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 #include "snapshot/commands.h"
+#include "cache/commands.h"
 #include "thin-provisioning/commands.h"
 #include "thincmds/commands.h"
 
@@ -19,6 +20,15 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{ "cache_check", cache_check_main },
+	{ "cache_dump", cache_dump_main },
+	{ "cache_metadata_size", cache_metadata_size_main },
+	{ "cache_repair", cache_repair_main },
+	{ "cache_restore", cache_restore_main },
+	{ "era_check", era_check_main },
+	{ "era_dump", era_dump_main },
+	{ "era_invalidate", era_invalidate_main },
+	{ "era_restore", era_restore_main },
 	{ "thin_check", thin_check_main },
 	{ "thin_delta", thin_delta_main },
 	{ "thin_dump", thin_dump_main },

@@ -15,7 +15,7 @@ import re
 import subprocess
 import unittest
 
-from lib import pools, snapstore, tools
+from lib import cacheera, pools, snapstore, tools
 from lib.testing import ToolTestCase
 
 VERSION_RE = re.compile(r'^\d+\.\d+\.\d+$')
@@ -52,7 +52,7 @@ class CommandSpec:
                     f.truncate(8 << 20)
                 os.chmod(a, 0o666)
             args.append(a)
-        if input_path is not None:
+        if input_path is not None and self.input_kind != 'none':
             if self.input_flag:
                 args += [self.input_flag, input_path]
             else:
@@ -62,6 +62,12 @@ class CommandSpec:
     def valid_input(self):
         if self.input_kind == 'snapshot':
             return snapstore.cli_fixture()
+        if self.input_kind == 'none':
+            return None
+        if self.valid_pool in ('cache', 'era'):
+            meta, xml = (cacheera.cache_fixture() if self.valid_pool == 'cache'
+                         else cacheera.era_fixture())
+            return meta if self.input_kind == 'metadata' else xml
         fx = pools.get(self.valid_pool)
         if self.input_kind == 'pack':
             return _pack_of(fx.meta)
@@ -87,6 +93,21 @@ COMMAND_SPECS = {
     'thin_metadata_pack': CommandSpec('-i', 'metadata', ['-o', '{output}'],
                                       reads_damaged=True),
     'thin_metadata_unpack': CommandSpec('-i', 'pack', ['-o', '{output}']),
+    'cache_check': CommandSpec(valid_pool='cache'),
+    'cache_dump': CommandSpec(writes_stdout=True, valid_pool='cache'),
+    'cache_restore': CommandSpec('-i', 'xml', ['-o', '{output}'], valid_pool='cache'),
+    'cache_repair': CommandSpec('-i', 'metadata', ['-o', '{output}'], valid_pool='cache'),
+    'cache_metadata_size': CommandSpec(input_kind='none', extra=['--nr-blocks', '1000'],
+                                       writes_stdout=True),
+    'cache_writeback': CommandSpec('--metadata-device', 'metadata',
+                                   ['--origin-device', '{output}', '--fast-device',
+                                    '{output}', '--no-metadata-update'],
+                                   valid_pool='cache'),
+    'era_check': CommandSpec(valid_pool='era'),
+    'era_dump': CommandSpec(writes_stdout=True, valid_pool='era'),
+    'era_restore': CommandSpec('-i', 'xml', ['-o', '{output}'], valid_pool='era'),
+    'era_invalidate': CommandSpec(extra=['--written-since', '1'], writes_stdout=True,
+                                  valid_pool='era'),
 }
 
 
@@ -329,6 +350,17 @@ class XmlInputChecks:
         self.assertNonEmpty(r.err)
 
 
+class NoInputChecks:
+    """Commands without an input (cache_metadata_size): the input checks
+    do not apply."""
+
+    def _no_input(self):
+        self.skipTest('%s reads no input' % self.command)
+
+    test_no_input = test_input_not_found = test_input_is_directory = _no_input
+    test_read_only_input = _no_input
+
+
 class StdoutChecks:
     def test_stdout_write_error(self):
         """Output to a full device (/dev/full): the write error must be
@@ -357,6 +389,8 @@ def _make_class(command):
                     {'test_spec_present': test_spec_present})
     if spec.input_kind in ('metadata', 'snapshot'):
         bases.insert(0, MetadataInputChecks)
+    elif spec.input_kind == 'none':
+        bases.insert(0, NoInputChecks)
     else:
         bases.insert(0, XmlInputChecks)
     if spec.writes_stdout:
