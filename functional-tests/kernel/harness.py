@@ -48,7 +48,12 @@ MIB = 1 << 20
 
 # Our commands that may be in the build dir; each becomes a link to
 # pdata_tools in the guest.
-OUR_COMMANDS = ('thin_check', 'thin_dump', 'thin_restore', 'thin_merge')
+OUR_COMMANDS = ('thin_check', 'thin_dump', 'thin_restore', 'thin_merge', 'thin_repair')
+# Our scripts that may be in the source dir: (guest name, path under SRC).
+OUR_SCRIPTS = (('thin_merge_lvm', 'lvm/thin_merge_lvm'),)
+# Debian packages of the LVM scenarios: lvm2 and the libraries its
+# programs need that a host may lack (the others come from the host).
+LVM_DEBS = ('lvm2', 'libdevmapper-event1.02.1', 'libdevmapper1.02.1', 'libaio1', 'libedit2')
 # The modules dm-thin needs, and what they need (from modules.dep).
 WANTED_MODULES = ('dm-thin-pool',)
 
@@ -74,8 +79,14 @@ class SetupError(Exception):
 # Scenarios
 
 class Scenario:
-    def __init__(self, name, script, params, disks, needs=(), expect_fail=None):
+    def __init__(self, name, script, params, disks, needs=(), expect_fail=None,
+                 debs=(), modules=()):
         self.name = name
+        # Debian packages unpacked into the guest (with the libraries their
+        # programs need) and kernel modules loaded, beyond the base image:
+        # the image holds the union over the scenarios that run.
+        self.debs = tuple(debs)
+        self.modules = tuple(modules)
         self.script = script
         self.params = params
         # (name, MiB) for blank sparse disks, or (name, 'origin'|'pat')
@@ -102,7 +113,18 @@ def scenarios(tools):
         params.update({k: str(v) for k, v in p.items()})
         return Scenario(name, params=params, needs=needs, **merge)
 
+    # Debian's lvm2 as the client of our tools (guest/lvm.sh): its
+    # packages in the guest, dm-snapshot loaded (lvcreate -s wants it).
+    lvm = dict(debs=LVM_DEBS, modules=('dm-snapshot',),
+               needs=('thin_check', 'thin_dump', 'thin_repair'))
+
+    def lv(name, script, disks=(('pv', 256),), needs=(), **p):
+        return Scenario(name, script, {k: str(v) for k, v in p.items()},
+                        list(disks) + [('pat', 'pat')], needs=lvm['needs'] + tuple(needs),
+                        debs=lvm['debs'], modules=lvm['modules'])
+
     return [
+        lv('lvm_activate', 'lvm_activate'),
         # The writer is Debian's thin_restore until ours is built: the name says so.
         Scenario('restore' if writer == 'ours' else 'restore_debian_writer', 'restore',
                  dict(writer=writer), [('meta', 16), ('meta2', 16), ('data', 64), ('pat', 'pat')]),
@@ -305,6 +327,8 @@ class Tools:
         if not os.access(self.ours, os.X_OK):
             raise SetupError('%s not built' % self.ours)
         self.commands = [c for c in OUR_COMMANDS if os.path.lexists(os.path.join(BUILD, c))]
+        self.scripts = {n: os.path.join(SRC, rel) for n, rel in OUR_SCRIPTS
+                        if os.path.exists(os.path.join(SRC, rel))}
         self.merge_help = ''
         if 'thin_merge' in self.commands:
             r = sh([os.path.join(BUILD, 'thin_merge'), '--help'], timeout=30)
@@ -313,11 +337,13 @@ class Tools:
     def has(self, need):
         if need.startswith('--'):
             return need in self.merge_help
-        return need in self.commands
+        return need in self.commands or need in self.scripts
 
     def missing_reason(self, need):
         if need.startswith('--'):
             return 'our thin_merge has no %s option (thin_merge --help does not list it)' % need
+        if need in dict(OUR_SCRIPTS):
+            return 'our %s is not written yet (no %s)' % (need, os.path.join(SRC, dict(OUR_SCRIPTS)[need]))
         return 'our %s is not built yet (no %s)' % (need, os.path.join(BUILD, need))
 
 
@@ -326,7 +352,7 @@ class Guest:
     (user-mode-linux, the kernel as a process) or 'qemu' (Debian's
     linux-image under qemu in software emulation)."""
 
-    def __init__(self, workdir, tools, route):
+    def __init__(self, workdir, tools, route, debs=(), modules=()):
         self.workdir = workdir
         self.tools = tools
         self.route = route
@@ -337,6 +363,8 @@ class Guest:
             else:
                 self._fetch_qemu()
             self._fetch_userland()
+            self._fetch_extra_debs(debs)
+        self.modules = tuple(self.modules) + tuple(m for m in modules if m not in self.modules)
         self.initrd = os.path.join(workdir, 'initrd-%s.cpio' % route)
         self._build_initrd()
 
@@ -424,6 +452,50 @@ class Guest:
             self.debian, ', upstream 1.x %s' % self.upstream if self.upstream else
             ' (no upstream 1.x: ../shared/tools/fetch-thinp-1x.sh fetches it)'))
 
+    # Parts of a package that a guest never needs.
+    EXTRA_DEB_SKIP = ('usr/share/doc', 'usr/share/man', 'usr/share/lintian', 'usr/share/bug',
+                      'usr/share/initramfs-tools', 'lib/systemd', 'lib/udev', 'usr/lib/tmpfiles.d')
+
+    def _fetch_extra_debs(self, debs):
+        """Packages some scenarios need (e.g. lvm2), unpacked: every file
+        goes to the guest at its path, and the programs' libraries come
+        from these packages first, then from the host."""
+        self.extra_trees = []
+        got = []
+        for pkg in debs:
+            tree, deb = fetch_deb(pkg)
+            self.extra_trees.append(tree)
+            got.append(deb)
+        if got:
+            self.describe.append('extra packages: %s' % ', '.join(got))
+
+    def _extra_files(self, files, links):
+        """Adds the extra packages' files and links; returns their programs."""
+        programs = []
+        for tree in self.extra_trees:
+            for root, dnames, fnames in os.walk(tree):
+                rel_root = os.path.relpath(root, tree)
+                if rel_root.startswith(self.EXTRA_DEB_SKIP):
+                    dnames[:] = []
+                    continue
+                for n in fnames + [d for d in dnames if os.path.islink(os.path.join(root, d))]:
+                    host = os.path.join(root, n)
+                    guest = '/' + os.path.normpath(os.path.join(rel_root, n))
+                    if n == '.unpacked':
+                        continue
+                    if os.path.islink(host):
+                        links[guest] = os.readlink(host)
+                    elif os.path.isfile(host):
+                        files[guest] = host
+                        if os.access(host, os.X_OK) and re.search(r'/s?bin/', guest):
+                            programs.append(host)
+        return programs
+
+    def _extra_libdirs(self):
+        return [os.path.join(t, d) for t in self.extra_trees
+                for d in ('lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu')
+                if os.path.isdir(os.path.join(t, d))]
+
     @staticmethod
     def _is_debian_tools(path):
         if not os.access(path, os.X_OK):
@@ -453,7 +525,13 @@ class Guest:
         files['/thinp/debian/pdata_tools'] = self.debian
         for c in ('thin_check', 'thin_dump', 'thin_restore'):
             links['/thinp/debian/' + c] = 'pdata_tools'
+        for n, host in self.tools.scripts.items():
+            files['/thinp/ours/' + n] = host
         binaries = [(self.dmsetup, self.dm_libdirs), (self.tools.ours, []), (self.debian, [])]
+        for prog in self._extra_files(files, links):
+            with open(prog, 'rb') as f:
+                if f.read(4) == b'\x7fELF':
+                    binaries.append((prog, self._extra_libdirs() + self.dm_libdirs))
         if self.upstream:
             files['/thinp/upstream/pdata_tools'] = self.upstream
             for c in ('thin_check', 'thin_dump'):
@@ -469,7 +547,8 @@ class Guest:
             files['/thinp/modules/' + n] = os.path.join(self.moddir, k)
             names.append(n)
         files['/init'] = os.path.join(HERE, 'guest/init')
-        files['/thinp/lib.sh'] = os.path.join(HERE, 'guest/lib.sh')
+        for h in glob.glob(os.path.join(HERE, 'guest/*.sh')):
+            files['/thinp/' + os.path.basename(h)] = h
         for s in glob.glob(os.path.join(HERE, 'guest/scenarios/*.sh')):
             files['/thinp/scenarios/' + os.path.basename(s)] = s
         extra = {'/thinp/modules/order': ('\n'.join(names) + '\n').encode()}
@@ -704,7 +783,7 @@ def run_scenario(guest, sc, shared_disks, workdir, logs):
     return r
 
 
-def make_guest(workdir, tools, logs):
+def make_guest(workdir, tools, logs, table=()):
     """A guest whose kernel boots and has dm-thin: user-mode-linux, or
     qemu when user-mode-linux cannot run here (THINP_KERNEL_ROUTE=auto),
     or the route asked for.  Raises Skip when no route's packages can be
@@ -715,7 +794,9 @@ def make_guest(workdir, tools, logs):
         if route not in ('uml', 'qemu'):
             raise SetupError('THINP_KERNEL_ROUTE=%s: not uml, qemu or auto' % route)
         try:
-            g = Guest(workdir, tools, route)
+            g = Guest(workdir, tools, route,
+                      debs=sorted(set(d for s in table for d in s.debs)),
+                      modules=list(dict.fromkeys(m for s in table for m in s.modules)))
         except Skip as e:
             skips.append(str(e))
             continue
@@ -772,7 +853,7 @@ def main(argv):
             print('--shell takes one scenario name (see --list)')
             return 1
         workdir = tempfile.mkdtemp(prefix='thinp-kernel.')
-        guest = make_guest(workdir, tools, log_dir())
+        guest = make_guest(workdir, tools, log_dir(), table)
         shared = {'origin': os.path.join(workdir, 'origin.img'),
                   'pat': os.path.join(workdir, 'pat.img')}
         shared['origin_md5'] = pattern_file(shared['origin'], ORIGIN_MIB, SEED)
@@ -800,7 +881,7 @@ def main(argv):
     try:
         if runnable:
             try:
-                guest = make_guest(workdir, tools, logs)
+                guest = make_guest(workdir, tools, logs, runnable)
             except Skip as e:
                 for s in runnable:
                     r = Result(s.name)
