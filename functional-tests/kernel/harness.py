@@ -125,6 +125,7 @@ def scenarios(tools):
 
     return [
         lv('lvm_activate', 'lvm_activate'),
+        lv('lvm_repair', 'lvm_repair'),
         # The writer is Debian's thin_restore until ours is built: the name says so.
         Scenario('restore' if writer == 'ours' else 'restore_debian_writer', 'restore',
                  dict(writer=writer), [('meta', 16), ('meta2', 16), ('data', 64), ('pat', 'pat')]),
