@@ -126,6 +126,19 @@ def scenarios(tools):
     return [
         lv('lvm_activate', 'lvm_activate'),
         lv('lvm_repair', 'lvm_repair'),
+        # thin_merge_lvm (lvm/thin_merge_lvm) on LVM's external-origin workflow
+        lv('lvm_merge', 'lvm_merge', disks=(('pv', 96),), needs=('thin_merge', 'thin_merge_lvm'),
+           mode='plain'),
+        lv('lvm_merge_refusals', 'lvm_merge', disks=(('pv', 96),),
+           needs=('thin_merge', 'thin_merge_lvm'), mode='refuse'),
+        # killed at each step, then run again; a saved copy of the PV resets it
+        lv('lvm_merge_killed_early', 'lvm_merge', disks=(('pv', 96), ('pvsave', 96)),
+           needs=('thin_merge', 'thin_merge_lvm'), mode='kill', points='backup,create,merge'),
+        lv('lvm_merge_killed_late', 'lvm_merge', disks=(('pv', 96), ('pvsave', 96)),
+           needs=('thin_merge', 'thin_merge_lvm'), mode='kill', points='swap,commit,cleanup'),
+        # a step fails: rolled back to the old state
+        lv('lvm_merge_rollback', 'lvm_merge', disks=(('pv', 96), ('pvsave', 96)),
+           needs=('thin_merge', 'thin_merge_lvm'), mode='fail', points='backup,create,merge,swap,commit'),
         # The writer is Debian's thin_restore until ours is built: the name says so.
         Scenario('restore' if writer == 'ours' else 'restore_debian_writer', 'restore',
                  dict(writer=writer), [('meta', 16), ('meta2', 16), ('data', 64), ('pat', 'pat')]),
