@@ -80,8 +80,10 @@ class SetupError(Exception):
 
 class Scenario:
     def __init__(self, name, script, params, disks, needs=(), expect_fail=None,
-                 debs=(), modules=()):
+                 debs=(), modules=(), timeout=1):
         self.name = name
+        # a multiple of the per-guest timeout (scenarios running many commands)
+        self.timeout = TIMEOUT * timeout
         # Debian packages unpacked into the guest (with the libraries their
         # programs need) and kernel modules loaded, beyond the base image:
         # the image holds the union over the scenarios that run.
@@ -118,10 +120,10 @@ def scenarios(tools):
     lvm = dict(debs=LVM_DEBS, modules=('dm-snapshot',),
                needs=('thin_check', 'thin_dump', 'thin_repair'))
 
-    def lv(name, script, disks=(('pv', 256),), needs=(), **p):
+    def lv(name, script, disks=(('pv', 256),), needs=(), timeout=1, **p):
         return Scenario(name, script, {k: str(v) for k, v in p.items()},
                         list(disks) + [('pat', 'pat')], needs=lvm['needs'] + tuple(needs),
-                        debs=lvm['debs'], modules=lvm['modules'])
+                        debs=lvm['debs'], modules=lvm['modules'], timeout=timeout)
 
     return [
         lv('lvm_activate', 'lvm_activate'),
@@ -130,15 +132,15 @@ def scenarios(tools):
         lv('lvm_merge', 'lvm_merge', disks=(('pv', 96),), needs=('thin_merge', 'thin_merge_lvm'),
            mode='plain'),
         lv('lvm_merge_refusals', 'lvm_merge', disks=(('pv', 96),),
-           needs=('thin_merge', 'thin_merge_lvm'), mode='refuse'),
+           needs=('thin_merge', 'thin_merge_lvm'), mode='refuse', timeout=2),
         # killed at each step, then run again; a saved copy of the PV resets it
         lv('lvm_merge_killed_early', 'lvm_merge', disks=(('pv', 96), ('pvsave', 96)),
-           needs=('thin_merge', 'thin_merge_lvm'), mode='kill', points='backup,create,merge'),
+           needs=('thin_merge', 'thin_merge_lvm'), mode='kill', points='backup,create,merge', timeout=2),
         lv('lvm_merge_killed_late', 'lvm_merge', disks=(('pv', 96), ('pvsave', 96)),
-           needs=('thin_merge', 'thin_merge_lvm'), mode='kill', points='swap,commit,cleanup'),
+           needs=('thin_merge', 'thin_merge_lvm'), mode='kill', points='swap,commit,cleanup', timeout=2),
         # a step fails: rolled back to the old state
         lv('lvm_merge_rollback', 'lvm_merge', disks=(('pv', 96), ('pvsave', 96)),
-           needs=('thin_merge', 'thin_merge_lvm'), mode='fail', points='backup,create,merge,swap,commit'),
+           needs=('thin_merge', 'thin_merge_lvm'), mode='fail', points='backup,create,merge,swap,commit', timeout=2),
         # The writer is Debian's thin_restore until ours is built: the name says so.
         Scenario('restore' if writer == 'ours' else 'restore_debian_writer', 'restore',
                  dict(writer=writer), [('meta', 16), ('meta2', 16), ('data', 64), ('pat', 'pat')]),
@@ -719,7 +721,7 @@ def run_guest(guest, sc, shared_disks, workdir, logpath, interactive=False):
             except ProcessLookupError:
                 pass
 
-        timer = threading.Timer(TIMEOUT, kill)
+        timer = threading.Timer(sc.timeout, kill)
         timer.start()
         try:
             for raw in p.stdout:
@@ -765,7 +767,7 @@ def run_guest(guest, sc, shared_disks, workdir, logpath, interactive=False):
     if seen['pass'] and seen['end']:
         return None, None, steps
     if timed_out:
-        return 'timeout', 'guest killed after %d s (last step: %s)' % (TIMEOUT, seen['step']), steps
+        return 'timeout', 'guest killed after %d s (last step: %s)' % (sc.timeout, seen['step']), steps
     if not seen['booted']:
         return 'boot', 'the guest did not boot (exit status %s)' % p.returncode, steps
     return 'crash', 'the guest stopped without a result (last step: %s, exit status %s)' % (
