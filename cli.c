@@ -26,7 +26,8 @@ void cli_error(const char *fmt, ...)
 
 void cli_version(void)
 {
-	printf("%s\n", PACKAGE_VERSION);
+	/* upstream's numbering, for LVM's version gates (configure.ac) */
+	printf("%s\n", UPSTREAM_VERSION);
 }
 
 int cli_parse_u64(const char *s, uint64_t *v)
@@ -156,4 +157,16 @@ void progress_done(struct progress *p)
 		return;
 	fprintf(stderr, "\r%*s\r", 60 + (int)strlen(p->label), "");
 	fflush(stderr);
+}
+
+int cli_drop_empty_operands(int argc, char **argv)
+{
+	int n = optind;
+
+	for (int i = optind; i < argc; i++)
+		if (argv[i][0])
+			argv[n++] = argv[i];
+	if (n < argc)
+		argv[n] = NULL;
+	return n;
 }

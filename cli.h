@@ -47,6 +47,16 @@ enum {
 struct sb_overrides;
 int cli_parse_sb_override(int opt, const char *arg, struct sb_overrides *ov);
 
+/*
+ * After a command's getopt loop: drops the empty strings among the
+ * operands argv[optind..argc) and returns the new argc.  LVM before
+ * 2.03.22 passes its configured options as they are, by default one empty
+ * string ("thin_repair '' -i X -o Y"); like the upstream tools, every
+ * command ignores it.  An empty option value ("--unit ''") is the
+ * option's, and stays.
+ */
+int cli_drop_empty_operands(int argc, char **argv);
+
 /* For getopt: prints usage to stderr and returns 1. */
 int cli_bad_usage(void (*usage)(FILE *));
 

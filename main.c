@@ -35,23 +35,6 @@ static void list_commands(FILE *f)
 		fprintf(f, "  %s\n", commands[i].name);
 }
 
-/*
- * LVM before 2.03.22 passes its configured options as they are, by
- * default one empty string ("thin_repair '' -i X -o Y").  Like the
- * upstream tools, every command ignores empty arguments: they are
- * dropped here, before getopt sees them.  Returns the new argc.
- */
-static int drop_empty_args(int argc, char **argv)
-{
-	int n = 1;
-
-	for (int i = 1; i < argc; i++)
-		if (argv[i][0])
-			argv[n++] = argv[i];
-	argv[n] = NULL;
-	return n;
-}
-
 static int run(const char *name, int argc, char **argv)
 {
 	for (unsigned i = 0; i < NR_COMMANDS; i++)
@@ -59,7 +42,6 @@ static int run(const char *name, int argc, char **argv)
 			int r;
 
 			prog_name = commands[i].name;
-			argc = drop_empty_args(argc, argv);
 			r = commands[i].main(argc, argv);
 			if (cli_close_stdout())
 				r = 1;

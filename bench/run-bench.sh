@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Benchmarks of our commands against thin-provisioning-tools 0.9.0 (Debian,
-# /usr/sbin) and 1.x (/opt/thinp-1x).  Not a test: `make check` never runs it.
+# and 1.x, as scripts/fetch-oracles.sh unpacks them).  Not a test: `make check` never runs it.
 #
 #   bench/run-bench.sh BUILD_DIR [small|full] [BENCH...]
 #
@@ -59,8 +59,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 GEN_POOL="$HERE/gen-pool.py"
 PYTHON3=${PYTHON3:-python3}
 GNU_TIME=/usr/bin/time
-DEBIAN_SBIN=/usr/sbin
-ONEX=/opt/thinp-1x/usr/sbin/pdata_tools
+ORACLE_DIR=${THINP_ORACLE_DIR:-/var/cache/thinp-tools/oracles}	# scripts/fetch-oracles.sh
+DEBIAN_SBIN=$ORACLE_DIR/0.9/usr/sbin
+ONEX=$ORACLE_DIR/1x/usr/sbin/pdata_tools
 BENCH_DIR=${BENCH_DIR:-/var/tmp/thinp-bench}
 BENCH_RUNS=${BENCH_RUNS:-3}
 BENCH_CACHE=${BENCH_CACHE:-auto}

@@ -52,8 +52,20 @@ def main(argv):
         failed_ids.add(t.id())
     for t in result.unexpectedSuccesses:
         failed_ids.add(t.id())
+    # A skip for a missing oracle is a failure in CI: CI must never go
+    # green by skipping what it was meant to compare.
+    ci = os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
+    oracle_skips = [(t, why) for t, why in result.skipped
+                    if why.startswith(tools.ORACLE_SKIP)]
+    if oracle_skips:
+        print('%d test(s) skipped for a missing oracle, e.g. %s: %s' % (
+            len(oracle_skips), oracle_skips[0][0].id(), oracle_skips[0][1]))
+        if ci:
+            print('CI=true: a missing oracle fails the run')
+            for t, _ in oracle_skips:
+                failed_ids.add(t.id())
     failed = len(failed_ids)
-    skipped = len(result.skipped)
+    skipped = len(result.skipped) - (len(oracle_skips) if ci else 0)
     passed = max(result.testsRun - skipped - failed, 0)
     if filters and not tests:
         print('warning: no test matches %s' % ' '.join(filters))

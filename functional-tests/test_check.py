@@ -224,13 +224,238 @@ class TestClearNeedsCheckFlag(CheckMixin, ToolTestCase):
     def test_rejected_with_metadata_snap(self):
         self._rejected_combination(['-m'])
 
-    def test_rejected_with_ignore_non_fatal_errors(self):
-        self._rejected_combination(['--ignore-non-fatal-errors'])
 
     def test_rejected_with_override_mapping_root(self):
         with metadata.Metadata(pools.get('held_snapshot').meta) as img:
             root = img.superblock().data_mapping_root
         self._rejected_combination(['--override-mapping-root', str(root)])
+
+
+# ----------------------------------------------------------------
+# Repairs: --clear-needs-check-flag and --auto-repair (issue #12), each
+# against 1.x on a copy of the same input
+
+LEAK_CASES = ('metadata_count_leak', 'data_count_leak')
+REPAIR_OPTIONS = {
+    'clear': ['--clear-needs-check-flag'],
+    'quiet_clear': ['-q', '--clear-needs-check-flag'],     # LVM's default
+    'auto_repair': ['--auto-repair'],
+    'clear_ignore': ['--clear-needs-check-flag', '--ignore-non-fatal-errors'],
+}
+# faults no repair may touch: the input stays as it was, exit 1 (1.x: non-0)
+UNREPAIRABLE = ('metadata_count_plus_one', 'metadata_count_minus_one',
+                'data_count_minus_one', 'bottom_leaf_bitflip',
+                'device_missing_from_details', 'mapped_blocks_wrong')
+
+
+def _flagged(src, name):
+    d = tools.temp_dir()
+    meta = tools.sparse_copy(src, os.path.join(d, name))
+    metadata.set_needs_check(meta)
+    return meta
+
+
+class RepairCheckMixin(CheckMixin):
+    def assertAllCheckersPass(self, meta):
+        for argv in ([OUR_CHECK], ONEX_CHECK, [DEBIAN_CHECK]):
+            self.assertExit(self.run_tool(argv + [meta]), 0,
+                            '%s on the repaired metadata' % argv[-1])
+
+    def assertSameDump(self, meta, base):
+        """Repairs touch space maps only: Debian's dump is unchanged."""
+        dump = tools.DEBIAN['thin_dump']
+        got = self.run_tool([dump, meta])
+        self.assertExit(got, 0)
+        expected = pools.oracle([dump, base])
+        self.assertSameBytes(got.stdout, expected.stdout, 'thin_dump')
+
+    def repair_both(self, case, args):
+        """Ours and 1.x on two flagged copies of the same damaged input."""
+        ours = _flagged(damage.make(case), case + '.meta')
+        onex = _flagged(damage.make(case), case + '.1x.meta')
+        r = self.run_tool([OUR_CHECK] + args + [ours])
+        r1 = self.run_tool(ONEX_CHECK + args + [onex])
+        return ours, r, onex, r1
+
+
+class TestCheckRepair(RepairCheckMixin, ToolTestCase):
+    """test_<options>_repairs|refuses_<case>, test_clear_with_*,
+    test_auto_repair_rejected_with_*: each compared with 1.x."""
+
+
+def _repair_leak_test(case, args):
+    def test(self):
+        ours, r, onex, r1 = self.repair_both(case, args)
+        self.assertExit(r1, 0, '1.x repairs a leak with %s' % args)
+        self.assertExit(r, 0)
+        if '-q' in args:
+            self.assertEqual(r.stdout + r.stderr, b'')
+        else:
+            self.assertMentions(r.err, [r'1 (data|metadata) blocks have leaked'])
+            self.assertMentions(r.err, [r'(?m)^fixed (data|metadata) leaks$'])
+        self.assertEqual(metadata.read_flags(ours), 0, 'NEEDS_CHECK kept')
+        self.assertEqual(metadata.read_flags(onex), 0)
+        self.assertAllCheckersPass(ours)
+        self.assertSameDump(ours, pools.get(damage.BASE_POOL).meta)
+        # a second run finds nothing to do and writes nothing
+        digest = tools.file_digest(ours)
+        self.assertExit(self.run_tool([OUR_CHECK] + args + [ours]), 0)
+        self.assertUnchanged(ours, digest)
+    return test
+
+
+def _unrepairable_test(case, args):
+    def test(self):
+        ours, r, onex, r1 = self.repair_both(case, args)
+        self.assertExitNonZero(r1, '1.x must refuse %s' % case)
+        self.assertExit(r, 1)
+        self.assertEqual(metadata.read_flags(ours), 1, 'NEEDS_CHECK cleared')
+        self.assertTrue(_rest_of_file(ours) == _rest_of_file(damage.make(case)),
+                        'blocks other than 0 were modified')
+    return test
+
+
+for _c in LEAK_CASES:
+    for _n, _a in REPAIR_OPTIONS.items():
+        _add(TestCheckRepair, 'test_%s_repairs_%s' % (_n, _c),
+             _repair_leak_test(_c, _a))
+for _c in UNREPAIRABLE:
+    for _n in ('clear', 'auto_repair'):
+        _add(TestCheckRepair, 'test_%s_refuses_%s' % (_n, _c),
+             _unrepairable_test(_c, REPAIR_OPTIONS[_n]))
+
+
+class TestCheckRepairVsDebian(RepairCheckMixin, ToolTestCase):
+    """0.9.0 has --auto-repair too, for metadata leaks: ours does what
+    it does there, with its messages."""
+
+    def test_auto_repair_metadata_leak_as_debian(self):
+        case = 'metadata_count_leak'
+        ours = _flagged(damage.make(case), 'ours.meta')
+        deb = _flagged(damage.make(case), 'deb.meta')
+        r = self.run_tool([OUR_CHECK, '--auto-repair', ours])
+        rd = self.run_tool([DEBIAN_CHECK, '--auto-repair', deb])
+        self.assertExit(rd, 0)
+        self.assertExit(r, 0)
+        for line in ('fixed metadata leaks', 'cleared needs_check flag'):
+            self.assertIn(line, rd.err.splitlines())
+            self.assertIn(line, r.err.splitlines())
+        self.assertEqual(metadata.read_flags(ours), metadata.read_flags(deb))
+        self.assertAllCheckersPass(ours)
+        self.assertAllCheckersPass(deb)
+
+    def test_auto_repair_rejections_as_debian(self):
+        meta = _flagged(pools.get('snapshots').meta, 'r.meta')
+        digest = tools.file_digest(meta)
+        for extra in (['-m'], ['--super-block-only'], ['--skip-mappings'],
+                      ['--ignore-non-fatal-errors']):
+            r = self.run_tool([OUR_CHECK, '--auto-repair'] + extra + [meta])
+            rd = self.run_tool([DEBIAN_CHECK, '--auto-repair'] + extra +
+                               [meta])
+            self.assertExit(r, rd.rc, ' '.join(extra))
+            self.assertEqual(r.err.splitlines()[0], rd.err.splitlines()[0])
+        self.assertUnchanged(meta, digest)
+
+
+class TestCheckRepairExtensions(RepairCheckMixin, ToolTestCase):
+    def test_auto_repair_fixes_data_over_count(self):
+        """Beyond 1.x: a data block counted above its references is set to
+        its references (1.x leaves it, exit non-0); every checker passes
+        afterwards."""
+        case = 'data_count_plus_one'
+        ours, r, onex, r1 = self.repair_both(case, ['--auto-repair'])
+        self.assertExitNonZero(r1, '1.x does not fix over-counts')
+        self.assertExit(r, 0)
+        self.assertMentions(r.err, [r'(?m)^fixed data leaks$'])
+        self.assertAllCheckersPass(ours)
+        self.assertSameDump(ours, pools.get(damage.BASE_POOL).meta)
+
+    def test_leak_repair_keeps_held_snapshot(self):
+        """A leak in a pool holding a metadata snapshot: repaired, and the
+        snapshot still dumps as before."""
+        fx = pools.get('held_snapshot')
+        d = tools.temp_dir()
+        meta = tools.sparse_copy(fx.meta, os.path.join(d, 'held.meta'))
+        with metadata.Metadata(meta, writable=True) as img:
+            sb = img.superblock()
+            img.set_sm_count('md', img.find_free_metadata_block(sb), 1, sb)
+        held_before = self.run_tool([tools.DEBIAN['thin_dump'], '-m', meta])
+        self.assertExit(self.run_tool([OUR_CHECK, meta]), 1)
+        self.assertExit(self.run_tool([OUR_CHECK, '--auto-repair', meta]), 0)
+        self.assertAllCheckersPass(meta)
+        held_after = self.run_tool([tools.DEBIAN['thin_dump'], '-m', meta])
+        self.assertExit(held_after, 0)
+        self.assertSameBytes(held_after.stdout, held_before.stdout,
+                             'held snapshot dump')
+
+
+def _partial_clear_test(case, extra, expect_rc):
+    """--clear-needs-check-flag with a partial examination: the flag is
+    cleared when what was examined is clean, as 1.x does; nothing else is
+    written."""
+    def test(self):
+        src = damage.make(case) if case else pools.get('snapshots').meta
+        ours = _flagged(src, 'ours.meta')
+        onex = _flagged(src, 'onex.meta')
+        rest = _rest_of_file(ours)
+        args = ['--clear-needs-check-flag'] + extra
+        r = self.run_tool([OUR_CHECK] + args + [ours])
+        r1 = self.run_tool(ONEX_CHECK + args + [onex])
+        self.assertExit(r, expect_rc)
+        self.assertEqual(r1.rc != 0, expect_rc != 0, '1.x: ' + r1.describe())
+        self.assertEqual(metadata.read_flags(ours), 1 if expect_rc else 0)
+        self.assertEqual(metadata.read_flags(onex), 1 if expect_rc else 0)
+        self.assertTrue(_rest_of_file(ours) == rest,
+                        'blocks other than 0 were modified')
+    return test
+
+
+for _c, _x, _rc in (
+        (None, ['--super-block-only'], 0),
+        (None, ['--skip-mappings'], 0),
+        ('metadata_count_leak', ['--super-block-only'], 0),
+        ('metadata_count_leak', ['--skip-mappings'], 0),
+        ('bottom_leaf_bitflip', ['--skip-mappings'], 0),
+        ('bottom_leaf_bitflip', ['--super-block-only'], 0),
+        ('details_leaf_bitflip', ['--skip-mappings'], 1)):
+    _add(TestCheckRepair, 'test_clear_with_%s_on_%s' % (
+        _x[0].lstrip('-').replace('-', '_'), _c or 'clean'), _partial_clear_test(_c, _x, _rc))
+
+
+def _auto_repair_rejected_test(extra):
+    def test(self):
+        meta = _flagged(pools.get('held_snapshot').meta, 'r.meta')
+        digest = tools.file_digest(meta)
+        r = self.run_tool([OUR_CHECK, '--auto-repair'] + extra + [meta])
+        r1 = self.run_tool(ONEX_CHECK + ['--auto-repair'] + extra + [meta])
+        self.assertExitNonZero(r1, '1.x rejects the combination')
+        self.assertExit(r, 1)
+        self.assertNonEmpty(r.err)
+        self.assertUnchanged(meta, digest)
+    return test
+
+
+for _x in (['-m'], ['--super-block-only'], ['--skip-mappings'],
+           ['--ignore-non-fatal-errors']):
+    _add(TestCheckRepair, 'test_auto_repair_rejected_with_%s' % (
+        _x[0].lstrip('-').replace('-', '_')), _auto_repair_rejected_test(_x))
+
+
+class TestCheckSuperblockOnlyOutput(CheckMixin, ToolTestCase):
+    def test_prints_transaction_and_free_blocks_as_1x(self):
+        for name in ('snapshots', 'held_snapshot', 'empty_pool'):
+            meta = pools.get(name).meta
+            r = self.check(['--super-block-only'], meta, 0)
+            r1 = pools.oracle(ONEX_CHECK + ['--super-block-only', meta])
+            full = self.check([], meta, 0)
+            self.assertRegex(r.out, r'^TRANSACTION_ID=[0-9]+\n'
+                             r'METADATA_FREE_BLOCKS=[0-9]+\n$')
+            self.assertEqual(r.out, r1.out, '1.x --super-block-only')
+            self.assertEqual(r.out, full.out, 'the full check')
+
+    def test_quiet_prints_nothing(self):
+        self.check(['-q', '--super-block-only'], pools.get('snapshots').meta,
+                   0, quiet=True)
 
 
 # ----------------------------------------------------------------

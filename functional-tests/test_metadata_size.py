@@ -1,18 +1,28 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""thin_metadata_size: the same stdout and exit code as Debian's 0.9.0.
+"""thin_metadata_size: 0.9.0's options, layout and messages, 1.x's numbers.
 
 test_oracle__<case>: our thin_metadata_size and /usr/sbin/thin_metadata_size
-run with the same options must print the same stdout and exit with the
-same code; where 0.9's message is sensible, stderr must be the same too.
+run with the same options: errors give the same exit code and stdout (and
+stderr where 0.9's message is sensible); a success prints the model's line
+(0.9's layout around 1.x's estimate and number format, issue #12).  Block
+sizes follow the kernel (a multiple of 128 sectors, 64 KiB to 1 GiB) as
+1.x does, not 0.9's powers of two.
+
+test_vs_1x__<case>: the number (-n, --numeric-only=short|long) is 1.x's,
+and a block size is accepted exactly when 1.x and the kernel's rule
+accept it.
 
 test_beyond_oracle__<case>: where 0.9 is wrong (units above exa, which wrap
 around to 0 or garbage in 64 bits; numbers beyond 2^63; a size that is
 not a number), our output is compared with a model of the formula of the
 format doc, section 13.1, computed with Python's unbounded integers.
-test_model__<case> checks that model against the oracle on every oracle
-case that succeeds, so a model bug cannot hide.
+test_model__<case> checks that model, in its 0.9 mode (0.9's estimate and
+number format), against 0.9 on every oracle case that succeeds, so a
+model bug cannot hide.
 """
 
+import decimal
+import functools
 import math
 import os
 import re
@@ -23,10 +33,16 @@ from lib.testing import ToolTestCase
 
 OURS = tools.ours('thin_metadata_size')
 ORACLE = tools.DEBIAN['thin_metadata_size']
+ONEX = tools.onex('thin_metadata_size')
 PROG = 'thin_metadata_size'
 
-need_oracle = unittest.skipUnless(os.access(ORACLE, os.X_OK),
-                                  'no Debian 0.9 oracle at ' + ORACLE)
+def need_oracle(fn):
+    """Skips the test, with the reason, when the oracle is missing."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kw):
+        tools.require_oracle(ORACLE)
+        return fn(*args, **kw)
+    return wrapper
 
 
 def _add(cls, name, fn):
@@ -69,9 +85,33 @@ def c_format(r):
     return ('%0.2e' if r - whole < 1e-2 else '%0.2f') % r
 
 
-def model(args):
+def onex_format(r):
+    """1.x: whole numbers as they are, two decimals from 1 up, and below 1
+    the shortest decimal that reads back as r, without an exponent."""
+    if r == math.floor(r):
+        return '%.0f' % r
+    if r >= 1:
+        return '%.2f' % r
+    exact = decimal.Decimal(r)
+    for digits in range(1, 18):
+        q = exact.quantize(decimal.Decimal(1).scaleb(
+            exact.adjusted() - digits + 1), rounding=decimal.ROUND_HALF_UP)
+        if float(q) == r:
+            return format(q.normalize(), 'f')
+    return format(exact, 'f')
+
+
+MAX_METADATA_BLOCKS = 255 * 16320
+
+
+def kernel_block_ok(sectors):
+    return sectors % 128 == 0 and 128 <= sectors <= 2097152
+
+
+def model(args, legacy=False):
     """Expected stdout for a valid command line made of '-b X', '-s X',
-    '-m X', '-u X' and '-n[short|long]'; None for anything else."""
+    '-m X', '-u X' and '-n[short|long]'; None for anything else.
+    legacy: 0.9's rules (power-of-two blocks, its estimate and format)."""
     sizes = {}
     labels = {}
     out_unit = 1
@@ -120,11 +160,20 @@ def model(args):
         else:
             return None
     b, s, t = sizes.get('-b', 0), sizes.get('-s', 0), sizes.get('-m', 0)
-    if not b or not s or not t or b & (b - 1) or s <= b:
+    if not b or not s or not t or s <= b:
         return None
-    blocks = 2 * s // b // 252 + t
-    r = (1.0 + float(blocks)) * 4096.0 / float(unit_factor(out_unit))
-    num = c_format(r)
+    if legacy:
+        if b & (b - 1):
+            return None
+        blocks = 2 * s // b // 252 + t
+        r = (1.0 + float(blocks)) * 4096.0 / float(unit_factor(out_unit))
+        num = c_format(r)
+    else:
+        if not kernel_block_ok(b):
+            return None
+        blocks = min(1 + -(-(s // b) // 126) + t, MAX_METADATA_BLOCKS)
+        r = float(blocks) * 4096.0 / float(unit_factor(out_unit))
+        num = onex_format(r)
     if numeric is None:
         return ('%s - %s %s estimated metadata area size for '
                 '"--block-size=%s --pool-size=%s --max-thins=%s"\n' % (
@@ -153,7 +202,8 @@ ORACLE_CASES = [
         'bytes', 'sectors', 'kibibytes', 'kilo', 'me', 'meg', 'gibi',
         'gigabytes', 'tebi', 'ter', 'pebibytes', 'peta', 'ebibytes', 'exa')
 ] + [
-    ('unit_empty_is_bytes', BASE + ['-u', ''], True),
+    # (an empty argument is dropped: '-u ""' is -u without its argument)
+    ('unit_empty_is_bytes', BASE + ['--unit='], True),
     ('unit_given_twice_last_wins', BASE + ['-u', 'k', '-u', 'G'], True),
     # input units of the block size
     ('block_bytes', ['-b', '65536b', '-s', '1t', '-m', '10'], True),
@@ -261,9 +311,13 @@ ORACLE_CASES = [
 ]
 
 
+BLOCK_RULE = [r'^%s - block size must be a multiple of 64 KiB$' % PROG,
+              r'^%s - maximum block size is 1 GiB$' % PROG]
+
+
 class TestMetadataSizeOracle(ToolTestCase):
-    """test_oracle__<case>: identical stdout and exit code (and stderr
-    where flagged) to Debian's thin_metadata_size 0.9.0."""
+    """test_oracle__<case>: 0.9.0's exit code, stdout (and stderr where
+    flagged) on errors; the model's line on success."""
 
 
 def _make_oracle_test(args, same_stderr):
@@ -271,6 +325,28 @@ def _make_oracle_test(args, same_stderr):
     def test(self):
         ours = self.run_tool([OURS] + args)
         theirs = self.run_tool([ORACLE] + args)
+        expected = model(args)
+        if expected is not None:
+            self.assertExit(ours, 0)
+            self.assertEqual(ours.out, expected)
+            self.assertEqual(ours.stderr, b'')
+            return
+        if ours.rc == 0 and theirs.rc == 0:
+            # outside the model (help, long options...): 0.9's text, with
+            # the number of the estimate (checked by the model and
+            # against 1.x elsewhere) masked
+            def mask(text):
+                return re.sub(r'^(%s - )?[0-9][0-9.e+-]*' % PROG, r'\1N',
+                              text, flags=re.M)
+            self.assertEqual(mask(ours.out), mask(theirs.out))
+            self.assertEqual(ours.stderr, theirs.stderr)
+            return
+        if theirs.rc == 0 or b'2^^N' in theirs.stderr:
+            # a block size 0.9 and the kernel judge differently
+            self.assertExit(ours, 1)
+            self.assertEqual(ours.stdout, b'')
+            self.assertMentions(ours.err.strip(), BLOCK_RULE)
+            return
         self.assertExit(ours, theirs.rc, 'the oracle exits %d' % theirs.rc)
         self.assertSameBytes(ours.stdout, theirs.stdout, 'stdout')
         if same_stderr:
@@ -296,13 +372,13 @@ def _make_model_test(args):
     def test(self):
         theirs = self.run_tool([ORACLE] + args)
         self.assertExit(theirs, 0)
-        self.assertEqual(model(args), theirs.out)
+        self.assertEqual(model(args, legacy=True), theirs.out)
     return test
 
 
 _nr_model_cases = 0
 for _name, _args, _same_err in ORACLE_CASES:
-    if model(_args) is not None:
+    if model(_args, legacy=True) is not None:
         _nr_model_cases += 1
         _add(TestMetadataSizeModel, 'test_model__' + _name,
              _make_model_test(_args))
@@ -331,7 +407,8 @@ BEYOND_CASES = [
     ('pool_zettabyte', ['-b', '1g', '-s', '1Z', '-m', '1'], 0, None),
     ('pool_yobibyte', ['-b', '1g', '-s', '1y', '-m', '1'], 0, None),
     ('pool_yottabyte', ['-b', '64k', '-s', '1Y', '-m', '1'], 0, None),
-    ('block_zebibyte', ['-b', '1z', '-s', '2z', '-m', '1'], 0, None),
+    ('block_zebibyte', ['-b', '1z', '-s', '2z', '-m', '1'], 1,
+     r'maximum block size is 1 GiB'),
     ('thins_zebi', ['-b', '64k', '-s', '1t', '-m', '1z', '-u', 'z'],
      0, None),
     # numbers beyond 2^63 (0.9 clamps them)
@@ -341,7 +418,7 @@ BEYOND_CASES = [
                        '18446744073709551615'], 0, None),
     ('thins_20_digits', ['-b', '64k', '-s', '1t', '-m',
                          '99999999999999999999', '-n'], 0, None),
-    ('largest_values', ['-b', '1', '-s', str(TWO_127 - 1), '-m',
+    ('largest_values', ['-b', '128', '-s', str(TWO_127 - 1), '-m',
                         str(TWO_127 - 1)], 0, None),
     # too large
     ('thins_2_127', ['-b', '64k', '-s', '1t', '-m', str(TWO_127)], 1,
@@ -366,7 +443,7 @@ BEYOND_CASES = [
      r'not a number'),
     ('pool_unit_only', ['-b', '64k', '-s', 't', '-m', '10'], 1,
      r'not a number'),
-    ('thins_empty', ['-b', '64k', '-s', '1t', '-m', ''], 1, r'not a number'),
+    # (-m '' is -m without its argument: empty arguments are dropped)
     ('unit_only_then_number', ['-b', 'k', '-b', '64k', '-s', '1t',
                                '-m', '1'], 1, r'not a number'),
 ]
@@ -399,6 +476,104 @@ for _name, _args, _rc, _pattern in BEYOND_CASES:
 
 # ----------------------------------------------------------------
 # The CLI conventions of the suite
+
+# ----------------------------------------------------------------
+# Against 1.x (issue #12): its number, its block size rule.  Only
+# arguments both parse alike: sectors and the units b s k m g (1.x reads
+# an upper-case unit as decimal, as 0.9 does, but rejects 64K as a block
+# size where its kibibyte check is concerned, so those are left out).
+
+VS_1X_SIZES = [
+    ('64k', '1t', '1000'), ('128', '2147483648', '1'), ('384', '1t', '10'),
+    ('1m', '10t', '100'), ('2m', '1p', '7'), ('1g', '1p', '1'),
+    ('64k', '100t', '7'), ('64k', '1000g', '7'), ('64k', '3g', '7'),
+    ('192k', '7777777', '3'), ('2097152', '1p', '1000000'),
+    ('64k', '1t', '0'),
+]
+VS_1X_UNITS = 'bskKmMgGtTpe'
+VS_1X_BLOCKS = ['64', '100', '127', '128', '192', '256', '384', '640',
+                '1000', '2097024', '2097152', '2097280', '4194304', '64k',
+                '96k', '1m', '1g', '2g']
+
+
+class TestMetadataSizeVs1x(ToolTestCase):
+    """test_vs_1x__<case>: the same number as 1.x, and the same verdict
+    on a block size."""
+
+    def onex(self, args):
+        return self.run_tool(ONEX + args)
+
+
+def _vs_1x_number_test(b, s, m, unit, numeric):
+    def test(self):
+        args = ['-b', b, '-s', s, '-m', m, '-u', unit, numeric]
+        theirs = self.onex(args)
+        ours = self.run_tool([OURS] + args)
+        if m == '0':
+            # 1.x accepts no thins at all; 0.9 and we want at least one
+            self.assertExit(theirs, 0)
+            self.assertExit(ours, 1)
+            self.assertMentions(ours.err, [r'max thins required'])
+            return
+        self.assertExit(theirs, 0)
+        self.assertExit(ours, 0)
+        self.assertEqual(ours.out, theirs.out)
+    return test
+
+
+for _b, _s, _m in VS_1X_SIZES:
+    for _u in VS_1X_UNITS:
+        _add(TestMetadataSizeVs1x, 'test_vs_1x__b%s_s%s_m%s_u%s%s' % (
+            _b, _s, _m, _u, '_upper' if _u.isupper() else ''),
+            _vs_1x_number_test(_b, _s, _m, _u, '-n'))
+    for _n in ('short', 'long'):
+        _add(TestMetadataSizeVs1x, 'test_vs_1x__b%s_s%s_m%s_%s' % (
+            _b, _s, _m, _n),
+            _vs_1x_number_test(_b, _s, _m, 's', '--numeric-only=' + _n))
+
+
+def _vs_1x_block_test(b):
+    def test(self):
+        args = ['-b', b, '-s', '1p', '-m', '3', '-n']
+        theirs = self.onex(args)
+        ours = self.run_tool([OURS] + args)
+        n = int(b[:-1]) * {'k': 2, 'm': 2048, 'g': 2 ** 21}[b[-1]] \
+            if b[-1].isalpha() else int(b)
+        self.assertEqual(ours.rc == 0, kernel_block_ok(n),
+                         'the kernel rule: ' + ours.describe())
+        self.assertEqual(ours.rc == 0, theirs.rc == 0, theirs.describe())
+        if ours.rc:
+            self.assertExit(ours, 1)
+            self.assertMentions(ours.err.strip(), BLOCK_RULE)
+            self.assertEqual(ours.err.strip().split(' - ', 1)[1],
+                             theirs.err.strip(), 'the 1.x message')
+        else:
+            self.assertEqual(ours.out, theirs.out)
+    return test
+
+
+for _b in VS_1X_BLOCKS:
+    _add(TestMetadataSizeVs1x, 'test_vs_1x__block_%s' % _b,
+         _vs_1x_block_test(_b))
+
+
+class TestMetadataSizeNeverBelow1x(ToolTestCase):
+    def test_estimate_is_one_block_above_09_when_leaves_are_partial(self):
+        """0.9 rounds the leaves down: on the issue's example it is one
+        4 KiB block (8 sectors) under 1.x; we give 1.x's."""
+        args = BASE + ['-n']
+        ours = int(self.run_tool([OURS] + args).out)
+        onex = int(self.run_tool(ONEX + args).out)
+        old = int(self.run_tool([ORACLE] + args).out)
+        self.assertEqual(ours, onex)
+        self.assertEqual(ours, old + 8)
+
+    def test_capped_at_the_largest_metadata_device(self):
+        args = ['-b', '64k', '-s', '1e', '-m', '10', '-n']
+        ours = int(self.run_tool([OURS] + args).out)
+        self.assertEqual(ours, MAX_METADATA_BLOCKS * 8)
+        self.assertEqual(ours, int(self.run_tool(ONEX + args).out))
+
 
 class TestMetadataSizeCli(ToolTestCase):
     def test_version_is_bare(self):

@@ -3,6 +3,7 @@
 #include "persistent-data/btree-write.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,9 +186,8 @@ int merge_in_pool(struct pool *p, const struct merge_opts *o,
 			/* M's leaf will hold a reference to S's data block */
 			r = sm_inc(p->data_sm, block);
 			if (r) {
-				pd_err_set(err, r, "data block %llu of device %llu is beyond the data device",
-					   (unsigned long long)block,
-					   (unsigned long long)o->snapshot);
+				pd_err_set(err, r, "data block %" PRIu64 " of device %" PRIu64 " is beyond the data device",
+					   block, o->snapshot);
 				goto out;
 			}
 		}
@@ -212,17 +212,16 @@ int merge_in_pool(struct pool *p, const struct merge_opts *o,
 	st->from_snapshot = seen;
 	if (seen != sd.mapped_blocks) {
 		r = pd_err_set(err, -EILSEQ,
-			       "device %llu: its details say %llu mappings but its tree holds %llu",
-			       (unsigned long long)o->snapshot,
-			       (unsigned long long)sd.mapped_blocks,
-			       (unsigned long long)seen);
+			       "device %" PRIu64 ": its details say %" PRIu64 " mappings but its tree holds %" PRIu64,
+			       o->snapshot,
+			       sd.mapped_blocks,
+			       seen);
 		goto out;
 	}
 	if (st->hidden > od.mapped_blocks) {
 		r = pd_err_set(err, -EILSEQ,
-			       "device %llu: its details say %llu mappings but more than that are overwritten",
-			       (unsigned long long)o->origin,
-			       (unsigned long long)od.mapped_blocks);
+			       "device %" PRIu64 ": its details say %" PRIu64 " mappings but more than that are overwritten",
+			       o->origin, od.mapped_blocks);
 		goto out;
 	}
 	st->kept_from_origin = od.mapped_blocks - st->hidden;
@@ -253,76 +252,57 @@ out:
  * Read-only walk
  *--------------------------------------------------------------*/
 
-struct side {
-	struct btree_cursor *c;
-	uint32_t i;
-	bool end;
-};
-
-static int side_fill(struct side *s, struct pd_err *err)
+/* The cursor's current mapping; *end past its last one. */
+static int peek(struct btree_cursor *c, uint64_t *key, uint64_t *value, bool *end,
+		struct pd_err *err)
 {
-	int r;
+	const void *v;
+	int r = btree_cursor_peek_entry(c, key, &v, err);
 
-	while (!s->end && s->i >= btree_cursor_nr(s->c)) {
-		r = btree_cursor_next_leaf(s->c, err);
-		if (r == -ENODATA) {
-			s->end = true;
-			return 0;
-		}
-		if (r)
-			return r;
-		s->i = 0;
+	*end = r == -ENODATA;
+	if (*end) {
+		*key = UINT64_MAX;
+		return 0;
 	}
-	return 0;
-}
-
-static uint64_t side_key(const struct side *s)
-{
-	return node_key(btree_cursor_leaf(s->c), s->i);
-}
-
-static uint64_t side_value(const struct side *s)
-{
-	return load_le64(node_value_c(btree_cursor_leaf(s->c), s->i, 8));
+	if (!r)
+		*value = load_le64(v);
+	return r;
 }
 
 int merge_walk(struct bm *bm, uint64_t origin_root, uint64_t snapshot_root,
 	       const struct merge_visitor *v, struct pd_err *err)
 {
-	struct side o = { 0 }, s = { 0 };
+	struct btree_cursor *o = NULL, *s = NULL;
 	int r;
 
-	r = btree_cursor_create(bm, origin_root, THIN_MAPPING_VALUE_SIZE, &o.c, err);
+	r = btree_cursor_create(bm, origin_root, THIN_MAPPING_VALUE_SIZE, &o, err);
 	if (!r)
-		r = btree_cursor_create(bm, snapshot_root, THIN_MAPPING_VALUE_SIZE, &s.c, err);
-	/* the cursors start before their first leaf */
-	o.i = s.i = 1;
+		r = btree_cursor_create(bm, snapshot_root, THIN_MAPPING_VALUE_SIZE, &s, err);
 	while (!r) {
-		uint64_t ko, ks;
+		uint64_t ko, ks, vo = 0, vs = 0;
+		bool oend, send;
 
-		r = side_fill(&o, err);
+		r = peek(o, &ko, &vo, &oend, err);
 		if (!r)
-			r = side_fill(&s, err);
-		if (r || (o.end && s.end))
+			r = peek(s, &ks, &vs, &send, err);
+		if (r || (oend && send))
 			break;
-		ko = o.end ? UINT64_MAX : side_key(&o);
-		ks = s.end ? UINT64_MAX : side_key(&s);
-		if (!s.end && (o.end || ks <= ko)) {
-			if (!o.end && ks == ko) {
-				r = v->mapping(v->ctx, ko, side_value(&o), MERGE_HIDDEN);
-				o.i++;
+		if (!send && (oend || ks <= ko)) {
+			if (!oend && ks == ko) {
+				r = v->mapping(v->ctx, ko, vo, MERGE_HIDDEN);
+				btree_cursor_next_entry(o);
 				if (r)
 					break;
 			}
-			r = v->mapping(v->ctx, ks, side_value(&s), MERGE_FROM_SNAPSHOT);
-			s.i++;
+			r = v->mapping(v->ctx, ks, vs, MERGE_FROM_SNAPSHOT);
+			btree_cursor_next_entry(s);
 		} else {
-			r = v->mapping(v->ctx, ko, side_value(&o), MERGE_FROM_ORIGIN);
-			o.i++;
+			r = v->mapping(v->ctx, ko, vo, MERGE_FROM_ORIGIN);
+			btree_cursor_next_entry(o);
 		}
 	}
-	btree_cursor_destroy(o.c);
-	btree_cursor_destroy(s.c);
+	btree_cursor_destroy(o);
+	btree_cursor_destroy(s);
 	return r;
 }
 

@@ -62,6 +62,19 @@ void merge_details(const struct thin_device *o, const struct thin_device *s,
 int merge_in_pool(struct pool *p, const struct merge_opts *o,
 		  struct merge_stats *st, struct pd_err *err);
 
+/*
+ * The in-place merge's check, run before merge_in_pool() on an inactive
+ * pool: the details and top-level paths of O and S, S's whole tree
+ * (every node read once, its mapping count as its details say), and for
+ * each of S's keys the path down O's tree, every node's keys within the
+ * range its parent gives it, with the leaves beside each O leaf it
+ * changes; the metadata space map must count every node read, and the
+ * data space map every data block S maps and every O block S hides.
+ * The cost follows S.  -EILSEQ (or -ENODATA: no such device) with a
+ * message naming what is wrong.
+ */
+int merge_validate_in_place(struct pool *p, const struct merge_opts *o, struct pd_err *err);
+
 enum merge_source {
 	MERGE_FROM_SNAPSHOT,	/* in M, from S */
 	MERGE_FROM_ORIGIN,	/* in M, from O */

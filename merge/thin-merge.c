@@ -48,6 +48,7 @@ static void usage(FILE *f)
 		"  {--in-place}\n"
 		"  {--merged-only}\n"
 		"  {--dry-run}\n"
+		"  {--force}\n"
 		"  {--io-engine} {sync|async}\n"
 		"  {-q|--quiet}\n"
 		"  {-V|--version}\n", prog_name);
@@ -57,7 +58,7 @@ struct opts {
 	const char *input, *output;
 	struct merge_opts m;
 	bool have_origin, have_snapshot;
-	bool metadata_snap, in_place, merged_only, dry_run, quiet;
+	bool metadata_snap, in_place, merged_only, dry_run, quiet, force;
 	enum io_engine_kind engine;
 	bool engine_given;
 };
@@ -157,6 +158,90 @@ static int open_input(const struct opts *o, bool snap, struct thin_metadata **md
 				  "%s: the metadata has the NEEDS_CHECK flag set: run thin_check (and thin_repair) first",
 				  o->input);
 	return 0;
+}
+
+/*
+ * The full check of the input (full-output modes) and, under --force, of
+ * the output: thin_check's own code, quietly, with the damage it finds
+ * gathered by part (superblock, devices tree, mapping tree, space maps).
+ */
+#define MAX_PARTS 8
+
+struct check_report {
+	unsigned nr_parts;
+	struct {
+		char name[64];
+		char first[PD_ERR_MSG_MAX];
+		int first_indent;
+		bool detailed;
+		unsigned nr_lines;
+	} part[MAX_PARTS];
+};
+
+static void collect_line(void *ctx, int indent, const char *line)
+{
+	struct check_report *cr = ctx;
+
+	if (!indent) {
+		const char *name = line;
+
+		if (cr->nr_parts == MAX_PARTS)
+			return;
+		if (!strncmp(name, "examining ", 10))
+			name += 10;
+		else if (!strncmp(name, "checking ", 9))
+			name += 9;
+		snprintf(cr->part[cr->nr_parts].name, sizeof(cr->part[0].name), "%s", name);
+		cr->part[cr->nr_parts].nr_lines = 0;
+		cr->nr_parts++;
+		return;
+	}
+	if (!cr->nr_parts)
+		return;
+	{
+		__typeof__(cr->part[0]) *pt = cr->part + cr->nr_parts - 1;
+		size_t len = strlen(pt->first);
+
+		if (!pt->nr_lines++) {
+			snprintf(pt->first, PD_ERR_MSG_MAX, "%s", line);
+			pt->first_indent = indent;
+		} else if (pt->nr_lines == 2 && !pt->detailed && indent > pt->first_indent) {
+			/* "superblock is corrupt" says less than its detail line */
+			snprintf(pt->first + len, PD_ERR_MSG_MAX - len, ": %s", line);
+			pt->nr_lines = 1;
+			pt->detailed = true;
+		}
+	}
+}
+
+/* Runs the check; 0: it passes. */
+static int full_check(const char *path, const struct opts *o, bool snap,
+		      struct check_report *cr)
+{
+	memset(cr, 0, sizeof(*cr));
+	return thin_check_quietly(path, o->engine, snap, collect_line, cr);
+}
+
+/* "mapping tree (device 3: ...), space map counts (...)" */
+static void damaged_parts(const struct check_report *cr, char *buf, size_t n)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < cr->nr_parts && used + 1 < n; i++) {
+		int w;
+
+		if (!cr->part[i].nr_lines)
+			continue;
+		w = snprintf(buf + used, n - used, "%s%s (%s%s)", used ? ", " : "",
+			     cr->part[i].name, cr->part[i].first,
+			     cr->part[i].nr_lines > 1 ? ", ..." : "");
+		if (w < 0)
+			break;
+		used += (size_t)w < n - used ? (size_t)w : n - used - 1;
+	}
+	if (!used)
+		snprintf(buf, n, "the metadata cannot be read as a whole");
 }
 
 /*----------------------------------------------------------------
@@ -543,6 +628,9 @@ static int merge_in_place(const struct opts *o, struct merge_stats *st, struct p
 		r = pd_err_set(err, -EUCLEAN,
 			       "%s: the metadata has the NEEDS_CHECK flag set: run thin_check (and thin_repair) first",
 			       o->input);
+	/* everything the transaction reads or changes, before it writes */
+	if (!r)
+		r = merge_validate_in_place(p, &o->m, err);
 	if (!r && o->m.snapshot != o->m.origin)
 		r = run_merge(p, o, st, err);
 	pool_destroy(p);
@@ -601,6 +689,7 @@ enum {
 	OPT_MERGED_ONLY,
 	OPT_DRY_RUN,
 	OPT_IO_ENGINE,
+	OPT_FORCE,
 };
 
 static int parse_id(const char *s, uint64_t *id)
@@ -628,6 +717,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "merged-only", no_argument, NULL, OPT_MERGED_ONLY },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "io-engine", required_argument, NULL, OPT_IO_ENGINE },
+		{ "force", no_argument, NULL, OPT_FORCE },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -675,6 +765,9 @@ static int parse(int argc, char **argv, struct opts *o)
 		case OPT_DRY_RUN:
 			o->dry_run = true;
 			break;
+		case OPT_FORCE:
+			o->force = true;
+			break;
 		case OPT_IO_ENGINE:
 			if (cli_parse_engine(optarg, &o->engine))
 				return 1;
@@ -684,6 +777,7 @@ static int parse(int argc, char **argv, struct opts *o)
 			return cli_bad_usage(usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 	if (optind < argc) {
 		cli_error("unexpected argument '%s'", argv[optind]);
 		usage(stderr);
@@ -710,6 +804,8 @@ static int parse(int argc, char **argv, struct opts *o)
 			why = "--in-place keeps the pool: it cannot be combined with --merged-only";
 		else if (!o->have_snapshot)
 			why = "--in-place needs --snapshot";
+		else if (o->force)
+			why = "--in-place never merges damaged metadata: --force is for a merge to an output";
 		if (why) {
 			cli_error("%s", why);
 			return 1;
@@ -746,14 +842,45 @@ int thin_merge_main(int argc, char **argv)
 		return 1;
 	}
 
-	/* read and check everything involved before anything is written */
+	/*
+	 * Read and check everything involved before anything is written.  A
+	 * full-output mode reads the whole input anyway: it refuses input
+	 * that fails thin_check's full check (the held root's under -m), as
+	 * its damage would go on into the output.  --in-place checks what it
+	 * reads and changes instead (merge_validate_in_place()), at a cost
+	 * that follows S.
+	 */
+	bool full = !o.in_place && !o.dry_run;
+	struct check_report cr;
+	int checked = 0;
+
 	r = open_input(&o, o.metadata_snap, &md, &err);
 	if (!r)
 		r = check_devices(md, &o, !o.in_place, &od, &sd, &err);
+	if (!r && full) {
+		/* the check opens the input itself (exclusively, as thin_check does) */
+		thin_metadata_close(md);
+		md = NULL;
+		checked = full_check(o.input, &o, o.metadata_snap, &cr);
+		r = open_input(&o, o.metadata_snap, &md, &err);
+	}
 	if (r) {
 		cli_error("%s", err.msg);
 		thin_metadata_close(md);
 		return 1;
+	}
+	if (checked) {
+		char parts[1024];
+
+		damaged_parts(&cr, parts, sizeof(parts));
+		if (!o.force) {
+			cli_error("%s: the input fails thin_check, and its damage would go into the output: %s (run thin_check; --force merges anyway)",
+				  o.input, parts);
+			thin_metadata_close(md);
+			return 1;
+		}
+		fprintf(stderr, "%s: warning: --force: merging damaged input; damaged: %s\n",
+			prog_name, parts);
 	}
 	if (o.metadata_snap && !o.quiet)
 		fprintf(stderr, "%s: warning: reading the metadata snapshot: writes to the pool after it was taken are not in the output\n",
@@ -779,6 +906,15 @@ int thin_merge_main(int argc, char **argv)
 	thin_metadata_close(md);
 	if (r) {
 		cli_error("%s", err.msg);
+		return 1;
+	}
+	/* never exit 0 having written metadata thin_check rejects */
+	if (checked && full_check(o.output, &o, false, &cr)) {
+		char parts[1024];
+
+		damaged_parts(&cr, parts, sizeof(parts));
+		cli_error("%s: the output was written but fails thin_check, as the input did: %s",
+			  o.output, parts);
 		return 1;
 	}
 	return 0;

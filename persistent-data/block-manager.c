@@ -2,6 +2,7 @@
 #include "block-manager.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -116,9 +117,8 @@ static int write_entries(struct bm *bm, struct bm_block **v, unsigned n,
 			for (unsigned i = 0; i < k; i++)
 				if (reqs[i].result)
 					return pd_err_set(err, reqs[i].result,
-						"write error on metadata block %llu: %s",
-						(unsigned long long)reqs[i].block,
-						strerror(-reqs[i].result));
+						"write error on metadata block %" PRIu64 ": %s",
+						reqs[i].block, strerror(-reqs[i].result));
 		}
 		for (unsigned i = 0; i < k; i++)
 			v[i]->dirty = false;
@@ -267,9 +267,8 @@ static int read_entry(struct bm *bm, uint64_t b, struct bm_block **out,
 
 	if (b >= bm->io->nr_blocks)
 		return pd_err_set(err, -EINVAL,
-				  "block %llu is beyond the end of the metadata device (%llu blocks)",
-				  (unsigned long long)b,
-				  (unsigned long long)bm->io->nr_blocks);
+				  "block %" PRIu64 " is beyond the end of the metadata device (%" PRIu64 " blocks)",
+				  b, bm->io->nr_blocks);
 	r = get_free_entry(bm, &e, err);
 	if (r)
 		return r;
@@ -281,8 +280,8 @@ static int read_entry(struct bm *bm, uint64_t b, struct bm_block **out,
 		e->location = UINT64_MAX;
 		lru_add_tail(bm, e);
 		hash_insert(bm, e);
-		return pd_err_set(err, r, "io error reading metadata block %llu: %s",
-				  (unsigned long long)b, strerror(-r));
+		return pd_err_set(err, r, "io error reading metadata block %" PRIu64 ": %s",
+				  b, strerror(-r));
 	}
 	bm->stats.reads++;
 	hash_insert(bm, e);
@@ -298,16 +297,15 @@ static int lock(struct bm *bm, uint64_t b, const struct bm_validator *v,
 
 	if (e) {
 		if (e->write_locked || (write && e->read_locks))
-			return pd_err_set(err, -EBUSY, "metadata block %llu is already locked",
-					  (unsigned long long)b);
+			return pd_err_set(err, -EBUSY, "metadata block %" PRIu64 " is already locked",
+					  b);
 		bm->stats.hits++;
 		lru_del(e);
 	} else if (zero) {
 		if (b >= bm->io->nr_blocks)
 			return pd_err_set(err, -EINVAL,
-					  "block %llu is beyond the end of the metadata device (%llu blocks)",
-					  (unsigned long long)b,
-					  (unsigned long long)bm->io->nr_blocks);
+					  "block %" PRIu64 " is beyond the end of the metadata device (%" PRIu64 " blocks)",
+					  b, bm->io->nr_blocks);
 		r = get_free_entry(bm, &e, err);
 		if (r)
 			return r;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#include "btree.h"
+#include "btree-internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,18 +40,13 @@ static void child_range(const struct frame *f, unsigned i, uint64_t *lo,
 	}
 }
 
-static uint64_t child_block(const struct frame *f, unsigned i)
-{
-	return load_le64((const uint8_t *)node_values_c(f->node) + 8u * i);
-}
-
 static void prefetch_children(struct bm *bm, const struct frame *f)
 {
 	uint64_t blocks[256];
 	unsigned n = f->nr < 256 ? f->nr : 256;
 
 	for (unsigned i = 0; i < n; i++)
-		blocks[i] = child_block(f, i);
+		blocks[i] = node_child(f->node, i);
 	bm_prefetch(bm, blocks, n);
 }
 
@@ -64,16 +60,12 @@ static int check_range(const void *n, uint64_t block, uint64_t lo, uint64_t hi,
 		return 0;
 	if (node_key(n, 0) < lo)
 		return pd_err_set(err, -EILSEQ,
-				  "parent key mismatch: parent was %llu, but lowest in node was %llu (block %llu)",
-				  (unsigned long long)lo,
-				  (unsigned long long)node_key(n, 0),
-				  (unsigned long long)block);
+				  "parent key mismatch: parent was %" PRIu64 ", but lowest in node was %" PRIu64 " (block %" PRIu64 ")",
+				  lo, node_key(n, 0), block);
 	if (has_hi && node_key(n, nr - 1) >= hi)
 		return pd_err_set(err, -EILSEQ,
-				  "parent key mismatch: next parent key was %llu, but highest in node was %llu (block %llu)",
-				  (unsigned long long)hi,
-				  (unsigned long long)node_key(n, nr - 1),
-				  (unsigned long long)block);
+				  "parent key mismatch: next parent key was %" PRIu64 ", but highest in node was %" PRIu64 " (block %" PRIu64 ")",
+				  hi, node_key(n, nr - 1), block);
 	return 0;
 }
 
@@ -139,8 +131,8 @@ static int visit(struct walker *w, uint64_t block, unsigned depth, uint64_t lo,
 		char msg[128];
 
 		snprintf(msg, sizeof(msg),
-			 "btree deeper than %u levels at block %llu (cycle?)",
-			 BTREE_MAX_DEPTH, (unsigned long long)block);
+			 "btree deeper than %u levels at block %" PRIu64 " (cycle?)",
+			 BTREE_MAX_DEPTH, block);
 		damage(w, block, lo, hi, has_hi, true, msg);
 		return 0;
 	}
@@ -169,8 +161,8 @@ static int visit(struct walker *w, uint64_t block, unsigned depth, uint64_t lo,
 			char msg[160];
 
 			snprintf(msg, sizeof(msg),
-				 "leaf at depth %u, but other leaves are at depth %d (block %llu)",
-				 depth, w->leaf_depth, (unsigned long long)block);
+				 "leaf at depth %u, but other leaves are at depth %d (block %" PRIu64 ")",
+				 depth, w->leaf_depth, block);
 			bm_unlock(blk);
 			damage(w, block, lo, hi, has_hi, true, msg);
 			return 0;
@@ -180,10 +172,8 @@ static int visit(struct walker *w, uint64_t block, unsigned depth, uint64_t lo,
 			char msg[200];
 
 			snprintf(msg, sizeof(msg),
-				 "the last key of the previous leaf was %llu and the first key of this leaf is %llu (block %llu)",
-				 (unsigned long long)w->last_key,
-				 (unsigned long long)node_key(n, 0),
-				 (unsigned long long)block);
+				 "the last key of the previous leaf was %" PRIu64 " and the first key of this leaf is %" PRIu64 " (block %" PRIu64 ")",
+				 w->last_key, node_key(n, 0), block);
 			bm_unlock(blk);
 			damage(w, block, lo, hi, has_hi, true, msg);
 			return 0;
@@ -195,15 +185,14 @@ static int visit(struct walker *w, uint64_t block, unsigned depth, uint64_t lo,
 	}
 
 	if (w->o->check_fill && depth) {
-		uint32_t max = le32_to_cpu(node_header_c(n)->max_entries);
+		uint32_t max = node_max_entries(n);
 
 		if (info.nr_entries < max / 3) {
 			char msg[200];
 
 			snprintf(msg, sizeof(msg),
-				 "too few entries in btree_node: %u, expected at least %u (block %llu, max_entries = %u)",
-				 info.nr_entries, max / 3,
-				 (unsigned long long)block, max);
+				 "too few entries in btree_node: %u, expected at least %u (block %" PRIu64 ", max_entries = %u)",
+				 info.nr_entries, max / 3, block, max);
 			damage(w, block, lo, hi, has_hi, false, msg);
 		}
 	}
@@ -277,7 +266,7 @@ int btree_walk(struct bm *bm, uint64_t root, const struct btree_walk_opts *o,
 		}
 		i = f->idx++;
 		child_range(f, i, &lo, &hi, &has_hi);
-		r = visit(&w, child_block(f, i), w.sp, lo, hi, has_hi);
+		r = visit(&w, node_child(f->node, i), w.sp, lo, hi, has_hi);
 	}
 	free_frames(w.frames);
 	/* a callback that failed usually said why: keep its message */
@@ -301,6 +290,7 @@ struct btree_cursor {
 	uint8_t *leaf;
 	uint64_t leaf_block;
 	uint32_t leaf_nr;
+	uint32_t entry;		/* the current entry of the leaf */
 	uint64_t last_key;
 	bool have_last_key;
 };
@@ -346,8 +336,8 @@ static int cursor_load(struct btree_cursor *c, uint64_t block, uint64_t lo,
 
 	if (depth >= BTREE_MAX_DEPTH)
 		return pd_err_set(err, -EILSEQ,
-				  "btree deeper than %u levels at block %llu (cycle?)",
-				  BTREE_MAX_DEPTH, (unsigned long long)block);
+				  "btree deeper than %u levels at block %" PRIu64 " (cycle?)",
+				  BTREE_MAX_DEPTH, block);
 	r = bm_read_lock(c->bm, block, &btree_node_validator, &blk, err);
 	if (r)
 		return r;
@@ -365,8 +355,8 @@ static int cursor_load(struct btree_cursor *c, uint64_t block, uint64_t lo,
 		if (c->leaf_depth != (int)depth) {
 			bm_unlock(blk);
 			return pd_err_set(err, -EILSEQ,
-					  "leaves at different depths in the btree (block %llu)",
-					  (unsigned long long)block);
+					  "leaves at different depths in the btree (block %" PRIu64 ")",
+					  block);
 		}
 		memcpy(c->leaf, n, MD_BLOCK_SIZE);
 		bm_unlock(blk);
@@ -375,10 +365,9 @@ static int cursor_load(struct btree_cursor *c, uint64_t block, uint64_t lo,
 		if (c->leaf_nr) {
 			if (c->have_last_key && node_key(c->leaf, 0) <= c->last_key)
 				return pd_err_set(err, -EILSEQ,
-						  "the last key of the previous leaf was %llu and the first key of this leaf is %llu (block %llu)",
-						  (unsigned long long)c->last_key,
-						  (unsigned long long)node_key(c->leaf, 0),
-						  (unsigned long long)block);
+						  "the last key of the previous leaf was %" PRIu64 " and the first key of this leaf is %" PRIu64 " (block %" PRIu64 ")",
+						  c->last_key, node_key(c->leaf, 0),
+						  block);
 			c->have_last_key = true;
 			c->last_key = node_key(c->leaf, c->leaf_nr - 1);
 		}
@@ -386,8 +375,8 @@ static int cursor_load(struct btree_cursor *c, uint64_t block, uint64_t lo,
 	}
 	if (!node_nr_entries(n) && depth) {
 		bm_unlock(blk);
-		return pd_err_set(err, -EILSEQ, "internal node with no entries (block %llu)",
-				  (unsigned long long)block);
+		return pd_err_set(err, -EILSEQ, "internal node with no entries (block %" PRIu64 ")",
+				  block);
 	}
 	{
 		struct frame *f = c->frames + c->sp++;
@@ -409,6 +398,7 @@ int btree_cursor_next_leaf(struct btree_cursor *c, struct pd_err *err)
 {
 	int r;
 
+	c->entry = 0;
 	if (!c->started) {
 		c->started = true;
 		r = cursor_load(c, c->root, 0, 0, false, err);
@@ -429,7 +419,7 @@ int btree_cursor_next_leaf(struct btree_cursor *c, struct pd_err *err)
 		}
 		i = f->idx++;
 		child_range(f, i, &lo, &hi, &has_hi);
-		r = cursor_load(c, child_block(f, i), lo, hi, has_hi, err);
+		r = cursor_load(c, node_child(f->node, i), lo, hi, has_hi, err);
 		if (r < 0)
 			return r;
 		if (r == 1 && c->leaf_nr)
@@ -452,4 +442,24 @@ uint64_t btree_cursor_leaf_block(const struct btree_cursor *c)
 uint32_t btree_cursor_nr(const struct btree_cursor *c)
 {
 	return c->leaf_nr;
+}
+
+int btree_cursor_peek_entry(struct btree_cursor *c, uint64_t *key, const void **value,
+			    struct pd_err *err)
+{
+	if (c->entry >= c->leaf_nr) {
+		int r = btree_cursor_next_leaf(c, err);
+
+		if (r)
+			return r;
+	}
+	*key = node_key(c->leaf, c->entry);
+	if (value)
+		*value = node_value_c(c->leaf, c->entry, c->shape.value_size);
+	return 0;
+}
+
+void btree_cursor_next_entry(struct btree_cursor *c)
+{
+	c->entry++;
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#include "btree.h"
+#include "btree-internal.h"
 #include "checksum.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,34 +25,34 @@ static int node_check(const struct bm_validator *v, const void *data,
 	(void)v;
 	if (blocknr != location)
 		return pd_err_set(err, -EILSEQ,
-				  "block number mismatch: actually %llu, claims %llu",
-				  (unsigned long long)location,
-				  (unsigned long long)blocknr);
+				  "block number mismatch: actually %" PRIu64 ", claims %" PRIu64,
+				  location,
+				  blocknr);
 	want = block_csum(data, CSUM_XOR_BTREE_NODE);
 	if (want != block_stored_csum(data)) {
 		if (block_csum_type(data))
 			return pd_err_set(err, -EILSEQ,
-					  "not a btree node (block %llu)",
-					  (unsigned long long)location);
+					  "not a btree node (block %" PRIu64 ")",
+					  location);
 		return pd_err_set(err, -EILSEQ,
-				  "bad checksum in btree node (block %llu)",
-				  (unsigned long long)location);
+				  "bad checksum in btree node (block %" PRIu64 ")",
+				  location);
 	}
 	if (vs > MD_BLOCK_SIZE ||
 	    (uint64_t)BTREE_NODE_HEADER_SIZE + (8ull + vs) * max > MD_BLOCK_SIZE)
-		return pd_err_set(err, -EILSEQ, "max entries too large: %u (block %llu)",
-				  max, (unsigned long long)location);
+		return pd_err_set(err, -EILSEQ, "max entries too large: %u (block %" PRIu64 ")",
+				  max, location);
 	if (nr > max)
-		return pd_err_set(err, -EILSEQ, "bad nr_entries: %u < %u (block %llu)",
-				  nr, max, (unsigned long long)location);
+		return pd_err_set(err, -EILSEQ, "bad nr_entries: %u < %u (block %" PRIu64 ")",
+				  nr, max, location);
 	if ((flags & (BTREE_FLAG_INTERNAL | BTREE_FLAG_LEAF)) ==
 	    (BTREE_FLAG_INTERNAL | BTREE_FLAG_LEAF))
 		return pd_err_set(err, -EILSEQ,
-				  "btree node is both internal and leaf (block %llu)",
-				  (unsigned long long)location);
+				  "btree node is both internal and leaf (block %" PRIu64 ")",
+				  location);
 	if (!(flags & (BTREE_FLAG_INTERNAL | BTREE_FLAG_LEAF)))
-		return pd_err_set(err, -EILSEQ, "unknown node type (block %llu)",
-				  (unsigned long long)location);
+		return pd_err_set(err, -EILSEQ, "unknown node type (block %" PRIu64 ")",
+				  location);
 	return 0;
 }
 
@@ -82,38 +83,37 @@ int btree_node_check_shape(const void *node, uint64_t location,
 	uint32_t nr = le32_to_cpu(h->nr_entries);
 	uint32_t vs = le32_to_cpu(h->value_size);
 	uint32_t want_vs = (flags & BTREE_FLAG_LEAF) ? o->value_size : 8u;
-	unsigned long long b = (unsigned long long)location;
+	uint64_t b = location;
 
 	if (flags & ~(BTREE_FLAG_INTERNAL | BTREE_FLAG_LEAF) || !flags)
-		return pd_err_set(err, -EILSEQ, "unknown node type (block %llu)", b);
+		return pd_err_set(err, -EILSEQ, "unknown node type (block %" PRIu64 ")", b);
 	if (flags == (BTREE_FLAG_INTERNAL | BTREE_FLAG_LEAF))
 		return pd_err_set(err, -EILSEQ,
-				  "btree node is both internal and leaf (block %llu)", b);
+				  "btree node is both internal and leaf (block %" PRIu64 ")", b);
 	if (vs != want_vs)
 		return pd_err_set(err, -EILSEQ,
-				  "value size mismatch: expected %u, but got %u (block %llu).",
+				  "value size mismatch: expected %u, but got %u (block %" PRIu64 ").",
 				  want_vs, vs, b);
 	if (max % 3 && !o->allow_max_not_div3)
 		return pd_err_set(err, -EILSEQ,
-				  "max entries is not divisible by 3: %u (block %llu)", max, b);
+				  "max entries is not divisible by 3: %u (block %" PRIu64 ")", max, b);
 	/* lax (1.x --ignore-non-fatal-errors): anything that fits the block */
 	if (o->allow_max_not_div3 ?
 	    (uint64_t)BTREE_NODE_HEADER_SIZE + (8ull + vs) * max > MD_BLOCK_SIZE :
 	    max > btree_max_entries(vs))
-		return pd_err_set(err, -EILSEQ, "max entries too large: %u (block %llu)",
+		return pd_err_set(err, -EILSEQ, "max entries too large: %u (block %" PRIu64 ")",
 				  max, b);
 	if (o->exact_max && max != btree_max_entries(vs))
 		return pd_err_set(err, -EILSEQ,
-				  "max entries is %u, not the format's %u (block %llu)",
+				  "max entries is %u, not the format's %u (block %" PRIu64 ")",
 				  max, btree_max_entries(vs), b);
 	for (uint32_t i = 1; i < nr; i++) {
 		uint64_t prev = node_key(node, i - 1), k = node_key(node, i);
 
 		if (k <= prev)
 			return pd_err_set(err, -EILSEQ,
-					  "keys are out of order, %llu <= %llu (block %llu)",
-					  (unsigned long long)k,
-					  (unsigned long long)prev, b);
+					  "keys are out of order, %" PRIu64 " <= %" PRIu64 " (block %" PRIu64 ")",
+					  k, prev, b);
 	}
 	return 0;
 }
@@ -122,20 +122,11 @@ int btree_node_check_shape(const void *node, uint64_t location,
  * Lookup
  *--------------------------------------------------------------*/
 
-/* Largest i with key[i] <= k, or -1. */
-static int lower_bound(const void *node, uint64_t k)
+int btree_too_deep(uint64_t root, struct pd_err *err)
 {
-	int lo = -1, hi = (int)node_nr_entries(node);
-
-	while (hi - lo > 1) {
-		int mid = lo + (hi - lo) / 2;
-
-		if (node_key(node, (unsigned)mid) <= k)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return lo;
+	return pd_err_set(err, -EILSEQ,
+			  "btree rooted at block %" PRIu64 " is deeper than %u levels (cycle?)",
+			  root, BTREE_MAX_DEPTH);
 }
 
 int btree_lookup(struct bm *bm, uint64_t root, uint32_t value_size,
@@ -162,7 +153,7 @@ int btree_lookup(struct bm *bm, uint64_t root, uint32_t value_size,
 			}
 			*bm_block_aux(blk) = value_size << 1 | 1;
 		}
-		i = lower_bound(n, key);
+		i = node_lower_bound(n, key);
 		if (i < 0) {
 			bm_unlock(blk);
 			return -ENODATA;
@@ -176,12 +167,10 @@ int btree_lookup(struct bm *bm, uint64_t root, uint32_t value_size,
 			bm_unlock(blk);
 			return found ? 0 : -ENODATA;
 		}
-		b = load_le64(node_value_c(n, (unsigned)i, 8));
+		b = node_child(n, (unsigned)i);
 		bm_unlock(blk);
 	}
-	return pd_err_set(err, -EILSEQ,
-			  "btree rooted at block %llu is deeper than %u levels (cycle?)",
-			  (unsigned long long)root, BTREE_MAX_DEPTH);
+	return btree_too_deep(root, err);
 }
 
 /*----------------------------------------------------------------
@@ -233,7 +222,7 @@ void btree_prefetch_keys(struct bm *bm, uint64_t root, const uint64_t *keys, uns
 
 				if (keys[k] >= end)
 					continue;
-				next[m] = load_le64(node_value_c(node, i, 8));
+				next[m] = node_child(node, i);
 				next_hi[m++] = end;
 				while (k < nr_keys && keys[k] < end)
 					k++;

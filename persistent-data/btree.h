@@ -156,4 +156,21 @@ static inline uint64_t btree_cursor_key(const struct btree_cursor *c, unsigned i
 	return node_key(btree_cursor_leaf(c), i);
 }
 
+/*
+ * Entry at a time, for merging two trees' key streams.  peek gives the
+ * current entry: its key, and (value may be NULL) its value, value_size
+ * raw LE bytes valid until the cursor moves to another leaf.  When the
+ * current leaf has no entry left (at the start, after next_entry stepped
+ * past its last one) it moves to the next non-empty leaf first, so
+ * repeated peeks see the same entry.  Returns 0, -ENODATA past the last
+ * entry (and on every later call), or an error after which only
+ * btree_cursor_destroy() may follow.  next_entry steps past the entry the
+ * last peek returned (only after a peek that returned 0).  The leaf
+ * calls above still work: btree_cursor_next_leaf() makes the new leaf's
+ * first entry the current one.
+ */
+int btree_cursor_peek_entry(struct btree_cursor *c, uint64_t *key, const void **value,
+			    struct pd_err *err);
+void btree_cursor_next_entry(struct btree_cursor *c);
+
 #endif

@@ -3,6 +3,7 @@
 #include "container-of.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,15 +178,15 @@ static int copy_batch(struct overlay_engine *o, struct io_req *reqs, unsigned n,
 		for (unsigned i = 0; i < n; i++)
 			if (reqs[i].result)
 				return pd_err_set(err, reqs[i].result,
-						  "read error on input block %llu: %s",
-						  (unsigned long long)reqs[i].block,
+						  "read error on input block %" PRIu64 ": %s",
+						  reqs[i].block,
 						  strerror(-reqs[i].result));
 	if (io_write_many(o->upper, reqs, n))
 		for (unsigned i = 0; i < n; i++)
 			if (reqs[i].result)
 				return pd_err_set(err, reqs[i].result,
-						  "write error on output block %llu: %s",
-						  (unsigned long long)reqs[i].block,
+						  "write error on output block %" PRIu64 ": %s",
+						  reqs[i].block,
 						  strerror(-reqs[i].result));
 	return 0;
 }

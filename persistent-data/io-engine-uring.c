@@ -2,155 +2,73 @@
 /*
  * The io_uring engine.
  *
- * A batch (at most IO_MAX_BATCH requests, larger ones are split) is queued
- * on the submission ring and handed to the kernel with one io_uring_enter()
- * that also waits for all of its completions.  Completions that need more
- * work (the rest of a short transfer, an interrupted or refused transfer)
- * are queued again for another round, until every request has its result.
+ * A round (io-engine-async.h has the batching and retries) is queued on
+ * the submission ring and handed to the kernel with one io_uring_enter()
+ * that also waits for all of its completions.
  *
  * The engine is not thread-safe: one ring, one batch at a time.
  */
-#include "io-engine.h"
+#include "io-engine-async.h"
+#include "container-of.h"
 
 #include <errno.h>
 #include <liburing.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#ifndef container_of
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
-#endif
-
-/*
- * How often one request (or one submission) may fail with a transient
- * error (-EAGAIN, -EINTR, -ENOMEM) before we give up; a bound rather than
- * a loop forever against a kernel that keeps refusing.
- */
-#define URING_RETRY_MAX 1000u
-
-/*----------------------------------------------------------------*/
-
-struct uring_slot {
-	struct io_req *req;
-	uint32_t done;		/* bytes transferred so far */
-	unsigned retries;
-	bool was_direct;	/* last submitted while the fd had O_DIRECT */
-	bool in_flight;		/* submitted, completion not reaped yet */
-};
 
 struct uring_engine {
-	struct io_engine e;
+	struct io_async a;
 	struct io_uring ring;
-	/*
-	 * Set when the ring itself failed (not a transfer): requests may
-	 * still sit in it, so it is never used again and every later
-	 * request fails with -EIO.
-	 */
-	bool broken;
-
-	struct uring_slot slots[IO_MAX_BATCH];
-	struct uring_slot *todo[IO_MAX_BATCH];	/* to submit this round */
-	struct uring_slot *again[IO_MAX_BATCH];	/* to submit next round */
-	unsigned nr_again;
 };
 
-static inline struct uring_engine *to_uring(struct io_engine *e)
+static inline struct uring_engine *to_uring(struct io_async *a)
 {
-	return container_of(e, struct uring_engine, e);
+	return container_of(a, struct uring_engine, a);
 }
 
-static bool transient(int r)
+static bool transient(long r)
 {
 	return r == -EAGAIN || r == -EINTR || r == -ENOMEM;
 }
 
-/*
- * Accounts a completion of res bytes (or -errno) for slot s.
- * Returns true when the slot must be submitted again.
- */
-static bool slot_complete(struct io_engine *e, struct uring_slot *s, int res)
-{
-	if (res > 0) {
-		s->done += (uint32_t)res;
-		if (s->done >= MD_BLOCK_SIZE) {
-			s->req->result = 0;
-			return false;
-		}
-		return true;	/* short transfer: ask for the rest */
-	}
-
-	/* End of file inside a block below nr_blocks: the file shrank. */
-	if (res == 0) {
-		s->req->result = -EIO;
-		return false;
-	}
-
-	if (transient(res) && ++s->retries <= URING_RETRY_MAX)
-		return true;
-
-	/*
-	 * The file system accepted O_DIRECT at open but refuses the
-	 * transfer: go on without it.  Another request of the batch may
-	 * have dropped it already; either way the retry is buffered, so a
-	 * second -EINVAL is final.
-	 */
-	if (res == -EINVAL && s->was_direct &&
-	    (!e->direct || !io_engine_drop_direct(e)))
-		return true;
-
-	s->req->result = res;
-	return false;
-}
-
-static void slot_fail(struct uring_slot *s, int r)
-{
-	s->in_flight = false;
-	s->req->result = r;
-}
-
-static bool uring_prep(struct uring_engine *u, struct uring_slot *s, bool write)
+static bool uring_prep(struct uring_engine *u, struct io_async_slot *s, bool write)
 {
 	/* The ring has IO_MAX_BATCH entries and is empty between rounds. */
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
-	char *buf = (char *)s->req->buf + s->done;
-	unsigned len = MD_BLOCK_SIZE - s->done;
-	uint64_t off = (s->req->block << MD_BLOCK_SHIFT) + s->done;
+	uint64_t off;
+	uint32_t len;
+	char *buf;
 
 	if (!sqe)
 		return false;
+	io_async_slot_span(s, &buf, &len, &off);
 	if (write)
-		io_uring_prep_write(sqe, u->e.fd, buf, len, off);
+		io_uring_prep_write(sqe, u->a.e.fd, buf, len, off);
 	else
-		io_uring_prep_read(sqe, u->e.fd, buf, len, off);
+		io_uring_prep_read(sqe, u->a.e.fd, buf, len, off);
 	io_uring_sqe_set_data(sqe, s);
-	s->was_direct = u->e.direct;
+	s->was_direct = u->a.e.direct;
 	s->in_flight = true;
 	return true;
 }
 
-/*
- * One round: submit the nr slots of u->todo and reap every completion.
- * Slots that need another round end up in u->again.
- */
-static void uring_round(struct uring_engine *u, bool write, unsigned nr)
+/* One round (io-engine-async.h). */
+static void uring_round(struct io_async *a, bool write, unsigned nr)
 {
+	struct uring_engine *u = to_uring(a);
 	unsigned sent = 0, reaped, tries = 0, left;
 	int r = 0;
 
-	u->nr_again = 0;
 	for (unsigned i = 0; i < nr; i++) {
-		struct uring_slot *s = u->todo[i];
+		struct io_async_slot *s = a->todo[i];
 
-		if (u->broken || !uring_prep(u, s, write)) {
-			u->broken = true;
-			slot_fail(s, -EIO);
+		if (a->broken || !uring_prep(u, s, write)) {
+			a->broken = true;
+			io_async_fail(s, -EIO);
 			continue;
 		}
 		/* keep todo[] in submission-queue order */
-		u->todo[sent++] = s;
+		a->todo[sent++] = s;
 	}
 
 	/*
@@ -162,13 +80,13 @@ static void uring_round(struct uring_engine *u, bool write, unsigned nr)
 	while ((left = io_uring_sq_ready(&u->ring)) > 0) {
 		r = io_uring_submit_and_wait(&u->ring, sent);
 		if ((r >= 0 || transient(r) || r == -EBUSY) &&
-		    ++tries <= URING_RETRY_MAX)
+		    ++tries <= IO_ASYNC_RETRY_MAX)
 			continue;
 
 		/* The ring refuses work: fail what it did not take. */
-		u->broken = true;
+		a->broken = true;
 		for (unsigned i = sent - left; i < sent; i++)
-			slot_fail(u->todo[i], r < 0 ? r : -EIO);
+			io_async_fail(a->todo[i], r < 0 ? r : -EIO);
 		sent -= left;
 		break;
 	}
@@ -176,12 +94,12 @@ static void uring_round(struct uring_engine *u, bool write, unsigned nr)
 	tries = 0;
 	for (reaped = 0; reaped < sent; reaped++) {
 		struct io_uring_cqe *cqe;
-		struct uring_slot *s;
+		struct io_async_slot *s;
 		int res;
 
 		r = io_uring_wait_cqe(&u->ring, &cqe);
 		if (r < 0) {
-			if (transient(r) && ++tries <= URING_RETRY_MAX) {
+			if (transient(r) && ++tries <= IO_ASYNC_RETRY_MAX) {
 				reaped--;
 				continue;
 			}
@@ -190,101 +108,24 @@ static void uring_round(struct uring_engine *u, bool write, unsigned nr)
 			 * The kernel may still own some buffers: never use
 			 * this ring again.
 			 */
-			u->broken = true;
+			a->broken = true;
 			for (unsigned i = 0; i < sent; i++)
-				if (u->todo[i]->in_flight)
-					slot_fail(u->todo[i], -EIO);
+				if (a->todo[i]->in_flight)
+					io_async_fail(a->todo[i], -EIO);
 			return;
 		}
 		s = io_uring_cqe_get_data(cqe);
 		res = cqe->res;
 		io_uring_cqe_seen(&u->ring, cqe);
 
-		s->in_flight = false;
-		if (slot_complete(&u->e, s, res))
-			u->again[u->nr_again++] = s;
+		io_async_complete(a, s, res);
 	}
 }
 
-static int first_error(const struct io_req *reqs, unsigned n)
+static void uring_teardown(struct io_async *a)
 {
-	for (unsigned i = 0; i < n; i++)
-		if (reqs[i].result)
-			return reqs[i].result;
-	return 0;
+	io_uring_queue_exit(&to_uring(a)->ring);
 }
-
-static int uring_xfer(struct io_engine *e, struct io_req *reqs, unsigned n,
-		      bool write)
-{
-	struct uring_engine *u = to_uring(e);
-
-	for (unsigned base = 0; base < n; base += IO_MAX_BATCH) {
-		unsigned chunk = n - base < IO_MAX_BATCH ? n - base : IO_MAX_BATCH;
-		unsigned nr = 0;
-
-		for (unsigned i = 0; i < chunk; i++) {
-			struct io_req *r = reqs + base + i;
-			struct uring_slot *s;
-
-			r->result = 0;
-			if (r->block >= e->nr_blocks) {
-				r->result = -EINVAL;
-				continue;
-			}
-			s = u->slots + nr;
-			memset(s, 0, sizeof(*s));
-			s->req = r;
-			u->todo[nr++] = s;
-		}
-
-		while (nr) {
-			uring_round(u, write, nr);
-			nr = u->nr_again;
-			memcpy(u->todo, u->again, nr * sizeof(*u->todo));
-		}
-	}
-	return first_error(reqs, n);
-}
-
-static int uring_read_many(struct io_engine *e, struct io_req *reqs, unsigned n)
-{
-	if (n == 1)
-		return io_engine_xfer_sync(e, reqs, n, false);	/* no gain from the ring */
-	return uring_xfer(e, reqs, n, false);
-}
-
-static int uring_write_many(struct io_engine *e, struct io_req *reqs, unsigned n)
-{
-	if (n == 1)
-		return io_engine_xfer_sync(e, reqs, n, true);	/* no gain from the ring */
-	return uring_xfer(e, reqs, n, true);
-}
-
-/*
- * Every write of ours has completed before write_many() returned, so a
- * plain fdatasync() covers them; no need to go through the ring.
- */
-static int uring_flush(struct io_engine *e)
-{
-	return fdatasync(e->fd) < 0 ? -errno : 0;
-}
-
-static void uring_destroy(struct io_engine *e)
-{
-	struct uring_engine *u = to_uring(e);
-
-	io_uring_queue_exit(&u->ring);
-	close(e->fd);
-	free(u);
-}
-
-static const struct io_engine_ops uring_ops = {
-	.read_many = uring_read_many,
-	.write_many = uring_write_many,
-	.flush = uring_flush,
-	.destroy = uring_destroy,
-};
 
 /*----------------------------------------------------------------*/
 
@@ -334,9 +175,12 @@ int io_engine_uring_create(const struct io_engine *base, struct io_engine **out,
 				  "io_uring is not usable: the kernel lacks IORING_OP_READ/WRITE (Linux 5.6)");
 	}
 
-	u->e = *base;
-	u->e.ops = &uring_ops;
-	u->e.name = "io_uring";
-	*out = &u->e;
+	u->a.e = *base;
+	u->a.e.ops = &io_async_ops;
+	u->a.e.name = "io_uring";
+	u->a.round = uring_round;
+	u->a.transient = transient;
+	u->a.teardown = uring_teardown;
+	*out = &u->a.e;
 	return 0;
 }

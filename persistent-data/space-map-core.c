@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
  * The in-memory space map: counts in a count map, allocation from a
- * cursor.  It has no on-disk form of its own (commit only makes freed
- * blocks reusable); metadata built with it is written by the disk maps.
+ * cursor.  It has no on-disk form (commit only makes freed blocks
+ * reusable).  No command uses it: the unit tests run the btree write side
+ * and the transaction manager over it.
  */
 #include "container-of.h"
 #include "count-map.h"

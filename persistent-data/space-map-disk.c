@@ -3,6 +3,7 @@
 #include "checksum.h"
 
 #include <errno.h>
+#include <inttypes.h>
 
 static int check_blocknr_csum(const void *data, uint64_t location, uint32_t xor,
 			      const char *what, struct pd_err *err)
@@ -10,11 +11,11 @@ static int check_blocknr_csum(const void *data, uint64_t location, uint32_t xor,
 	uint64_t blocknr = load_le64((const uint8_t *)data + 8);
 
 	if (blocknr != location)
-		return pd_err_set(err, -EILSEQ, "bad block nr in %s (block %llu)",
-				  what, (unsigned long long)location);
+		return pd_err_set(err, -EILSEQ, "bad block nr in %s (block %" PRIu64 ")",
+				  what, location);
 	if (block_csum(data, xor) != block_stored_csum(data))
-		return pd_err_set(err, -EILSEQ, "bad checksum in %s (block %llu)",
-				  what, (unsigned long long)location);
+		return pd_err_set(err, -EILSEQ, "bad checksum in %s (block %" PRIu64 ")",
+				  what, location);
 	return 0;
 }
 
@@ -161,14 +162,13 @@ static int index_leaf(void *ctx, const struct btree_node_info *n)
 		const struct sm_index_entry_disk *ie = node_value_c(n->data, i, SM_INDEX_ENTRY_SIZE);
 
 		if (k >= nr_bitmaps) {
-			ldamage(l, "data space map index entry %llu is beyond the last bitmap (%llu bitmaps)",
-				(unsigned long long)k, (unsigned long long)nr_bitmaps);
+			ldamage(l, "data space map index entry %" PRIu64 " is beyond the last bitmap (%" PRIu64 " bitmaps)",
+				k, nr_bitmaps);
 			continue;
 		}
 		if (k != l->next_index)
-			ldamage(l, "data space map index entries %llu to %llu are missing",
-				(unsigned long long)l->next_index,
-				(unsigned long long)k - 1);
+			ldamage(l, "data space map index entries %" PRIu64 " to %" PRIu64 " are missing",
+				l->next_index, k - 1);
 		l->next_index = k + 1;
 		load_bitmap(l, k, le64_to_cpu(ie->blocknr));
 		if (l->error)
@@ -191,19 +191,18 @@ static int refcount_leaf(void *ctx, const struct btree_node_info *n)
 		uint32_t c = load_le32(node_value_c(n->data, i, SM_REF_COUNT_VALUE_SIZE));
 
 		if (b >= l->root->nr_blocks) {
-			ldamage(l, "ref count tree entry for block %llu beyond the end of the space map (%llu blocks)",
-				(unsigned long long)b,
-				(unsigned long long)l->root->nr_blocks);
+			ldamage(l, "ref count tree entry for block %" PRIu64 " beyond the end of the space map (%" PRIu64 " blocks)",
+				b, l->root->nr_blocks);
 			continue;
 		}
 		if (cm_get(l->counts, b) < 3) {
-			ldamage(l, "ref count tree holds block %llu (count %u) but its bitmap entry is %u",
-				(unsigned long long)b, c, cm_get(l->counts, b));
+			ldamage(l, "ref count tree holds block %" PRIu64 " (count %u) but its bitmap entry is %u",
+				b, c, cm_get(l->counts, b));
 			continue;
 		}
 		if (c < 3)
-			ldamage(l, "ref count tree holds count %u for block %llu (it should hold counts of 3 or more only)",
-				c, (unsigned long long)b);
+			ldamage(l, "ref count tree holds count %u for block %" PRIu64 " (it should hold counts of 3 or more only)",
+				c, b);
 		l->nr_tree_entries++;
 		if (cm_set(l->counts, b, c)) {
 			l->error = -ENOMEM;
@@ -236,8 +235,8 @@ int sm_disk_load(struct bm *bm, const struct sm_root *root, bool metadata,
 		struct pd_err e;
 
 		if (nr_bitmaps > SM_MD_MAX_BITMAPS) {
-			ldamage(&l, "metadata space map has %llu blocks, more than one index block can describe",
-				(unsigned long long)root->nr_blocks);
+			ldamage(&l, "metadata space map has %" PRIu64 " blocks, more than one index block can describe",
+				root->nr_blocks);
 			nr_bitmaps = SM_MD_MAX_BITMAPS;
 		}
 		r = lref(&l, root->bitmap_root);
@@ -252,8 +251,8 @@ int sm_disk_load(struct bm *bm, const struct sm_root *root, bool metadata,
 				uint64_t b = le64_to_cpu(idx->entry[j].blocknr);
 
 				if (!b || b >= bm_nr_blocks(bm)) {
-					ldamage(&l, "metadata space map index entry %llu points at block %llu, outside the metadata device",
-						(unsigned long long)j, (unsigned long long)b);
+					ldamage(&l, "metadata space map index entry %" PRIu64 " points at block %" PRIu64 ", outside the metadata device",
+						j, b);
 					continue;
 				}
 				load_bitmap(&l, j, b);
@@ -270,9 +269,8 @@ int sm_disk_load(struct bm *bm, const struct sm_root *root, bool metadata,
 		if (r)
 			return r;
 		if (!l.error && l.next_index < nr_bitmaps)
-			ldamage(&l, "data space map index entries %llu to %llu are missing",
-				(unsigned long long)l.next_index,
-				(unsigned long long)nr_bitmaps - 1);
+			ldamage(&l, "data space map index entries %" PRIu64 " to %" PRIu64 " are missing",
+				l.next_index, nr_bitmaps - 1);
 	}
 	if (l.error)
 		return pd_err_set(err, l.error, "space map check stopped: %s",
@@ -290,7 +288,7 @@ int sm_disk_load(struct bm *bm, const struct sm_root *root, bool metadata,
 		return pd_err_set(err, l.error, "space map check stopped: %s",
 				  strerror(-l.error));
 	if (l.nr_tree_entries < l.nr_overflow)
-		ldamage(&l, "%llu blocks have a bitmap entry of 3 but no ref count tree entry",
-			(unsigned long long)(l.nr_overflow - l.nr_tree_entries));
+		ldamage(&l, "%" PRIu64 " blocks have a bitmap entry of 3 but no ref count tree entry",
+			(l.nr_overflow - l.nr_tree_entries));
 	return l.nr_damage;
 }

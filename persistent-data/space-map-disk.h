@@ -2,11 +2,17 @@
 #ifndef PD_SPACE_MAP_DISK_H
 #define PD_SPACE_MAP_DISK_H
 
-/* On-disk space map structures (format doc section 6). */
+/*
+ * The on-disk space maps (format doc section 6): their structures, the
+ * writable maps (space-map-persistent.c) and the read-only loader of their
+ * counts (space-map-disk.c).
+ */
 
 #include "block-manager.h"
 #include "endian.h"
+#include "error.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #define SM_ROOT_BLOB_SIZE	128u
@@ -65,6 +71,20 @@ static inline void sm_root_decode(const void *blob, struct sm_root *r)
 	r->ref_count_root = le64_to_cpu(d->ref_count_root);
 }
 
+/*
+ * Whether a space map of nr_blocks blocks fits beside a metadata device
+ * of nr_md_blocks blocks: each of its bitmaps takes a metadata block, so
+ * a map needing more bitmaps than the device has blocks cannot be real.
+ * Every size read from disk or XML is checked with this before anything
+ * is allocated from it.
+ */
+static inline bool sm_size_fits(uint64_t nr_blocks, uint64_t nr_md_blocks)
+{
+	/* ceil(nr_blocks / E) <= nr_md_blocks, without overflow */
+	return nr_blocks / SM_ENTRIES_PER_BITMAP +
+	       (nr_blocks % SM_ENTRIES_PER_BITMAP ? 1u : 0u) <= nr_md_blocks;
+}
+
 static inline void sm_root_encode(const struct sm_root *r, void *blob)
 {
 	struct sm_root_disk *d = (struct sm_root_disk *)blob;
@@ -88,19 +108,33 @@ static inline unsigned sm_bitmap_get(const void *bitmap_block, unsigned e)
 	return (unsigned)(((w & 1u) << 1) | ((w >> 1) & 1u));
 }
 
-static inline void sm_bitmap_set(void *bitmap_block, unsigned e, unsigned v)
-{
-	uint8_t *p = (uint8_t *)bitmap_block + SM_BITMAP_HEADER_SIZE + 8u * (e / 32u);
-	unsigned shift = (e % 32u) * 2u;
-	uint64_t w = load_le64(p);
-	uint64_t pair = ((uint64_t)((v >> 1) & 1u)) | ((uint64_t)(v & 1u) << 1);
-
-	w = (w & ~(3ull << shift)) | (pair << shift);
-	store_le64(p, w);
-}
-
 extern const struct bm_validator sm_bitmap_validator;
 extern const struct bm_validator sm_index_validator;
+
+/*----------------------------------------------------------------
+ * The writable maps (space-map.h's interface)
+ *
+ * Data: a fresh map of nr_blocks free blocks, or one opened from the
+ * 128-byte root blob of a superblock; its structures are metadata blocks
+ * allocated through tm.  Metadata: created or opened on a block manager;
+ * sm_metadata_attach_tm() then gives it the transaction manager built on
+ * top of it (a fresh map gets its empty ref-count tree there).  A fresh
+ * metadata map counts block 0 (the superblock) as used.
+ *--------------------------------------------------------------*/
+
+struct space_map;
+struct tm;
+int sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out,
+		   struct pd_err *err);
+int sm_disk_open(struct tm *tm, const void *root_blob, struct space_map **out,
+		 struct pd_err *err);
+int sm_metadata_create(struct bm *bm, uint64_t nr_blocks, struct space_map **out,
+		       struct pd_err *err);
+int sm_metadata_open(struct bm *bm, const void *root_blob, struct space_map **out,
+		     struct pd_err *err);
+int sm_metadata_attach_tm(struct space_map *sm, struct tm *tm, struct pd_err *err);
+/* Makes the metadata map smaller; -ENOSPC if a block past the end is in use. */
+int sm_metadata_shrink(struct space_map *sm, uint64_t nr_blocks, struct pd_err *err);
 
 /*----------------------------------------------------------------
  * Loading a disk space map's counts into memory

@@ -29,6 +29,7 @@
 #include "u64-map.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -455,10 +456,16 @@ static int disk_new_block(struct space_map *sm, uint64_t *out)
 
 static int resize_bitmaps(struct sm_disk *d, uint64_t nr_blocks)
 {
-	uint64_t nr_bitmaps = (nr_blocks + SM_ENTRIES_PER_BITMAP - 1) / SM_ENTRIES_PER_BITMAP;
+	uint64_t nr_bitmaps = nr_blocks / SM_ENTRIES_PER_BITMAP +
+			      (nr_blocks % SM_ENTRIES_PER_BITMAP ? 1u : 0u);
 	struct bitmap_state *n;
 
+	if (nr_blocks < d->nr_blocks)
+		return -EOVERFLOW;	/* disk_extend wrapped */
 	if (d->metadata && nr_bitmaps > SM_MD_MAX_BITMAPS)
+		return -ENOSPC;
+	/* a bitmap takes a metadata block: no more of them than the device has */
+	if (!sm_size_fits(nr_blocks, bm_nr_blocks(d->bm)))
 		return -ENOSPC;
 	n = realloc(d->bitmaps, (nr_bitmaps ? nr_bitmaps : 1) * sizeof(*n));
 	if (!n)
@@ -584,8 +591,8 @@ static int data_commit(struct sm_disk *d, struct pd_err *err)
 			continue;
 		r = load_bitmap(d, j);
 		if (r)
-			return pd_err_set(err, r, "data space map: cannot read bitmap %llu",
-					  (unsigned long long)j);
+			return pd_err_set(err, r, "data space map: cannot read bitmap %" PRIu64,
+					  j);
 		if (bs->spill_home) {
 			/* written early: its block is new in this transaction, rewrite it */
 			r = write_entries(d, j, bs->spill_home, err);
@@ -840,6 +847,11 @@ int sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out,
 	struct sm_disk *d = NULL;
 	int r;
 
+	if (!sm_size_fits(nr_blocks, bm_nr_blocks(tm_bm(tm))))
+		return pd_err_set(err, -ENOSPC,
+				  "%llu data blocks need more space map bitmaps than the metadata device has blocks (%llu)",
+				  (unsigned long long)nr_blocks,
+				  (unsigned long long)bm_nr_blocks(tm_bm(tm)));
 	r = alloc_disk(tm_bm(tm), tm, false, &d);
 	if (!r)
 		r = resize_bitmaps(d, nr_blocks);
@@ -872,6 +884,11 @@ int sm_disk_open(struct tm *tm, const void *root_blob, struct space_map **out,
 	int r;
 
 	sm_root_decode(root_blob, &root);
+	if (!sm_size_fits(root.nr_blocks, bm_nr_blocks(tm_bm(tm))))
+		return pd_err_set(err, -EILSEQ,
+				  "data space map size %llu needs more bitmaps than the metadata device has blocks (%llu)",
+				  (unsigned long long)root.nr_blocks,
+				  (unsigned long long)bm_nr_blocks(tm_bm(tm)));
 	r = alloc_disk(tm_bm(tm), tm, false, &d);
 	if (!r)
 		r = resize_bitmaps(d, root.nr_blocks);
@@ -895,8 +912,8 @@ int sm_disk_open(struct tm *tm, const void *root_blob, struct space_map **out,
 
 			if (j != next || j >= d->nr_bitmaps) {
 				r = pd_err_set(err, -EILSEQ,
-					       "data space map index is damaged: entry %llu where %llu was expected",
-					       (unsigned long long)j, (unsigned long long)next);
+					       "data space map index is damaged: entry %" PRIu64 " where %" PRIu64 " was expected",
+					       j, next);
 				break;
 			}
 			d->bitmaps[j].blocknr = le64_to_cpu(ie->blocknr);
@@ -909,8 +926,8 @@ int sm_disk_open(struct tm *tm, const void *root_blob, struct space_map **out,
 	btree_cursor_destroy(c);
 	if (r == -ENODATA && next != d->nr_bitmaps)
 		r = pd_err_set(err, -EILSEQ,
-			       "data space map index is damaged: %llu of %llu bitmaps listed",
-			       (unsigned long long)next, (unsigned long long)d->nr_bitmaps);
+			       "data space map index is damaged: %" PRIu64 " of %" PRIu64 " bitmaps listed",
+			       next, d->nr_bitmaps);
 	if (r == -ENODATA)
 		r = 0;
 	if (r) {
@@ -959,8 +976,8 @@ int sm_metadata_open(struct bm *bm, const void *root_blob, struct space_map **ou
 	/* a map larger than the device is the caller's to refuse or shrink */
 	if (root.nr_blocks > SM_MD_MAX_BLOCKS)
 		return pd_err_set(err, -EILSEQ,
-				  "metadata space map size %llu is beyond the format's limit",
-				  (unsigned long long)root.nr_blocks);
+				  "metadata space map size %" PRIu64 " is beyond the format's limit",
+				  root.nr_blocks);
 	r = alloc_disk(bm, NULL, true, &d);
 	if (!r)
 		r = resize_bitmaps(d, root.nr_blocks);
@@ -986,8 +1003,8 @@ int sm_metadata_open(struct bm *bm, const void *root_blob, struct space_map **ou
 			bm_unlock(blk);
 			disk_destroy(&d->sm);
 			return pd_err_set(err, -EILSEQ,
-					  "metadata space map index entry %llu is damaged (block %llu)",
-					  (unsigned long long)j, (unsigned long long)b);
+					  "metadata space map index entry %" PRIu64 " is damaged (block %" PRIu64 ")",
+					  j, b);
 		}
 		d->bitmaps[j].blocknr = b;
 		d->bitmaps[j].nr_free = le32_to_cpu(idx->entry[j].nr_free);
@@ -1012,12 +1029,12 @@ int sm_metadata_shrink(struct space_map *sm, uint64_t nr_blocks, struct pd_err *
 
 		r = disk_get_count(sm, b, &c);
 		if (r)
-			return pd_err_set(err, r, "metadata space map: cannot read the count of block %llu",
-					  (unsigned long long)b);
+			return pd_err_set(err, r, "metadata space map: cannot read the count of block %" PRIu64,
+					  b);
 		if (c)
 			return pd_err_set(err, -ENOSPC,
-					  "metadata block %llu is in use: the metadata cannot shrink to %llu blocks",
-					  (unsigned long long)b, (unsigned long long)nr_blocks);
+					  "metadata block %" PRIu64 " is in use: the metadata cannot shrink to %" PRIu64 " blocks",
+					  b, nr_blocks);
 	}
 	/* the bitmaps past the new end go; their blocks are free again */
 	for (uint64_t j = nr_bitmaps; j < d->nr_bitmaps; j++) {
@@ -1026,8 +1043,8 @@ int sm_metadata_shrink(struct space_map *sm, uint64_t nr_blocks, struct pd_err *
 		if (bs->blocknr) {
 			r = disk_dec(sm, bs->blocknr);
 			if (r)
-				return pd_err_set(err, r, "metadata space map: cannot free bitmap %llu",
-						  (unsigned long long)j);
+				return pd_err_set(err, r, "metadata space map: cannot free bitmap %" PRIu64,
+						  j);
 		}
 		drop_bitmap(d, bs);
 	}

@@ -7,7 +7,8 @@
  *
  * Polymorphic through an ops table, as in the kernel; implementations
  * embed struct space_map and recover themselves with container_of:
- *   core     - in memory only (building new metadata, tests);
+ *   core     - in memory only; no command uses it, the unit tests run
+ *              the btree write side over it;
  *   disk     - a data space map on disk (index btree + bitmaps + ref-count
  *              tree), changed copy-on-write and written at commit;
  *   metadata - the metadata space map (index block + bitmaps + ref-count
@@ -136,27 +137,7 @@ static inline void sm_prefetch(struct space_map *sm, const uint64_t *blocks, uns
 /* An in-memory space map of nr_blocks free blocks. */
 int sm_core_create(uint64_t nr_blocks, struct space_map **out);
 
-/*
- * The on-disk maps.  Data: a fresh map of nr_blocks free blocks, or one
- * opened from the 128-byte root blob of a superblock; its structures are
- * metadata blocks allocated through tm.  Metadata: created or opened on a
- * block manager; sm_metadata_attach_tm() then gives it the transaction
- * manager built on top of it (a fresh map gets its empty ref-count tree
- * there).  A fresh metadata map counts block 0 (the superblock) as used.
- */
-struct tm;
-struct bm;
-int sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out,
-		   struct pd_err *err);
-int sm_disk_open(struct tm *tm, const void *root_blob, struct space_map **out,
-		 struct pd_err *err);
-int sm_metadata_create(struct bm *bm, uint64_t nr_blocks, struct space_map **out,
-		       struct pd_err *err);
-int sm_metadata_open(struct bm *bm, const void *root_blob, struct space_map **out,
-		     struct pd_err *err);
-int sm_metadata_attach_tm(struct space_map *sm, struct tm *tm, struct pd_err *err);
-/* Makes the metadata map smaller; -ENOSPC if a block past the end is in use. */
-int sm_metadata_shrink(struct space_map *sm, uint64_t nr_blocks, struct pd_err *err);
+/* The on-disk maps (disk, metadata) are made and read by space-map-disk.h. */
 
 /* The counts behind a core space map (not for other kinds). */
 struct count_map;

@@ -2,6 +2,7 @@
 #include "transaction-manager.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,8 +86,8 @@ int tm_new_block(struct tm *tm, const struct bm_validator *v,
 	if (b >= bm_nr_blocks(tm->bm)) {
 		sm_dec(tm->sm, b);
 		return pd_err_set(err, -ENOSPC,
-				  "metadata space map handed out block %llu beyond the device",
-				  (unsigned long long)b);
+				  "metadata space map handed out block %" PRIu64 " beyond the device",
+				  b);
 	}
 	r = bm_write_lock_zero(tm->bm, b, v, out, err);
 	if (r) {
@@ -106,12 +107,12 @@ int tm_shadow(struct tm *tm, uint64_t b, const struct bm_validator *v,
 
 	r = sm_get_count(tm->sm, b, &count);
 	if (r)
-		return pd_err_set(err, r, "metadata space map: no count for block %llu",
-				  (unsigned long long)b);
+		return pd_err_set(err, r, "metadata space map: no count for block %" PRIu64,
+				  b);
 	if (!count)
 		return pd_err_set(err, -EILSEQ,
-				  "metadata block %llu is in use but has a reference count of 0",
-				  (unsigned long long)b);
+				  "metadata block %" PRIu64 " is in use but has a reference count of 0",
+				  b);
 	*inc_children = count > 1;
 	if (bit_test(tm, b) && count == 1)
 		return bm_write_lock(tm->bm, b, v, out, err);
@@ -129,8 +130,8 @@ int tm_shadow(struct tm *tm, uint64_t b, const struct bm_validator *v,
 	r = sm_dec(tm->sm, b);
 	if (r) {
 		bm_unlock(copy);
-		return pd_err_set(err, r, "metadata space map: cannot drop block %llu",
-				  (unsigned long long)b);
+		return pd_err_set(err, r, "metadata space map: cannot drop block %" PRIu64,
+				  b);
 	}
 	*out = copy;
 	return 0;

@@ -15,8 +15,8 @@
  *   (btree code does this through its value type).
  * - tm_new_block() allocates from the metadata space map and returns a
  *   zeroed write-locked block.
- * - tm_commit() writes every dirty block, flushes, then the caller writes
- *   the superblock with tm_commit_superblock(), which flushes again.
+ * - tm_pre_commit() writes every dirty block and flushes, then the caller
+ *   writes the superblock with tm_commit_superblock(), which flushes again.
  *
  * The tm does not own the block manager or the space map.
  */

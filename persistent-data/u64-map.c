@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 
 static uint64_t slot(const struct u64_map *m, uint64_t key)
 {
@@ -20,13 +19,6 @@ void u64_map_exit(struct u64_map *m)
 	free(m->vals);
 	free(m->used);
 	u64_map_init(m);
-}
-
-void u64_map_clear(struct u64_map *m)
-{
-	if (m->size)
-		memset(m->used, 0, m->size);
-	m->nr = 0;
 }
 
 static int grow(struct u64_map *m)

@@ -27,7 +27,6 @@ static inline void u64_map_init(struct u64_map *m)
 }
 
 void u64_map_exit(struct u64_map *m);
-void u64_map_clear(struct u64_map *m);
 /* 0 or -ENOMEM */
 int u64_map_put(struct u64_map *m, uint64_t key, uint64_t val);
 bool u64_map_get(const struct u64_map *m, uint64_t key, uint64_t *val);

@@ -8,15 +8,6 @@
  * distinct nodes reachable from all live roots and compared with the
  * space maps, block by block - so sharing, shadowing and leaks all show.
  */
-/*
- * KNOWN BUG (C++ compatibility of the disk-layout headers), as described
- * in test-node-validation.cc: endian.h's le16/le32/le64 clash with
- * <linux/types.h>, endian.h and btree-disk.h use _Static_assert, and
- * btree-disk.h:35,40 convert void * implicitly.  Their include guards are
- * defined here so that the API headers can be included; the little the
- * checker needs of the node layout is written below from the format doc
- * (section 4), independently of the code under test.
- */
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -37,25 +28,12 @@
 #include <unordered_set>
 #include <vector>
 
-#define PD_ENDIAN_H
-#define PD_BTREE_DISK_H
-
-/* What btree.h uses from btree-disk.h (skipped, see above). */
-static inline uint64_t node_key(const void *block, unsigned i)
-{
-	const uint8_t *p = (const uint8_t *)block + 32 + 8u * i;
-	uint64_t v = 0;
-
-	for (int k = 7; k >= 0; k--)
-		v = v << 8 | p[k];
-	return v;
-}
-
 extern "C" {
 #include "persistent-data/block-manager.h"
 #include "persistent-data/btree.h"
 #include "persistent-data/btree-write.h"
 #include "persistent-data/count-map.h"
+#include "persistent-data/endian.h"
 #include "persistent-data/io-engine.h"
 #include "persistent-data/space-map.h"
 #include "persistent-data/transaction-manager.h"
@@ -69,32 +47,6 @@ namespace {
 // Node layout (format doc 4.1, 4.2)
 
 constexpr uint32_t FLAG_INTERNAL = 1, FLAG_LEAF = 2;
-
-uint64_t load_le64(const void *p)
-{
-	const uint8_t *b = static_cast<const uint8_t *>(p);
-	uint64_t v = 0;
-
-	for (int k = 7; k >= 0; k--)
-		v = v << 8 | b[k];
-	return v;
-}
-
-void store_le64(void *p, uint64_t v)
-{
-	uint8_t *b = static_cast<uint8_t *>(p);
-
-	for (int k = 0; k < 8; k++)
-		b[k] = (uint8_t)(v >> (8 * k));
-}
-
-uint32_t load_le32(const void *p)
-{
-	const uint8_t *b = static_cast<const uint8_t *>(p);
-
-	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-	       (uint32_t)b[3] << 24;
-}
 
 uint32_t hdr_flags(const void *n) { return load_le32((const uint8_t *)n + 4); }
 uint32_t hdr_max(const void *n) { return load_le32((const uint8_t *)n + 20); }

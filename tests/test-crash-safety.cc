@@ -56,6 +56,7 @@
 
 extern "C" {
 #include "merge/merge.h"
+#include "persistent-data/count-map.h"
 #include "persistent-data/btree-write.h"
 #include "persistent-data/endian.h"
 #include "persistent-data/io-engine-fault.h"
@@ -1604,6 +1605,193 @@ TEST_F(crash_safety, every_cut_of_an_in_place_merge_leaves_old_or_merged)
 TEST_F(crash_safety, every_cut_of_an_in_place_rebase_leaves_old_or_merged)
 {
 	merge_case(f.path, true);
+}
+
+//----------------------------------------------------------------
+// thin_check's leak repair (pool_lower_counts + pool_commit)
+
+/*
+ * Counts of the leaked blocks after a cut: all as leaked (1), all
+ * repaired (0), or "mixed".
+ */
+string leak_state(const string &path, const vector<uint64_t> &md_leaks,
+		  const vector<uint64_t> &data_leaks)
+{
+	engine_ptr io = open_engine(path);
+	struct pool *p = nullptr;
+	struct pd_err err = {};
+	unsigned ones = 0, zeros = 0;
+
+	if (pool_open(io.get(), 0, &p, &err))
+		return string("unreadable: ") + err.msg;
+	pool_ptr pp(p);
+	for (int kind = 0; kind < 2; kind++)
+		for (uint64_t b : kind ? data_leaks : md_leaks) {
+			uint32_t c = 0;
+
+			sm_get_count(kind ? p->data_sm : p->md_sm, b, &c);
+			(c ? ones : zeros)++;
+		}
+	if (!zeros)
+		return "leaked";
+	if (!ones)
+		return "repaired";
+	return "mixed";
+}
+
+/* Lowers the leaked blocks' counts to 0 in one transaction on io. */
+int repair_leaks(io_engine *io, const vector<uint64_t> &md_leaks,
+		 const vector<uint64_t> &data_leaks, string *msg)
+{
+	struct pool *p = nullptr;
+	struct pd_err err = {};
+	struct count_map *exp_md = nullptr, *on_md = nullptr;
+	struct count_map *exp_data = nullptr, *on_data = nullptr;
+	uint64_t fixed = 0;
+	int r = pool_open(io, small_cache, &p, &err);
+
+	if (r) {
+		*msg = err.msg;
+		return r;
+	}
+	pool_ptr pp(p);
+	/* expected: 0 everywhere; on disk: 1 on the leaked blocks only */
+	r = cm_create(sm_nr_blocks(p->md_sm), &exp_md);
+	if (!r)
+		r = cm_create(sm_nr_blocks(p->md_sm), &on_md);
+	if (!r)
+		r = cm_create(sm_nr_blocks(p->data_sm), &exp_data);
+	if (!r)
+		r = cm_create(sm_nr_blocks(p->data_sm), &on_data);
+	for (uint64_t b : md_leaks)
+		if (!r)
+			r = cm_set(on_md, b, 1);
+	for (uint64_t b : data_leaks)
+		if (!r)
+			r = cm_set(on_data, b, 1);
+	if (!r)
+		r = pool_lower_counts(p, false, exp_data, on_data, &fixed, &err);
+	if (!r)
+		r = pool_lower_counts(p, true, exp_md, on_md, &fixed, &err);
+	if (!r && fixed != md_leaks.size() + data_leaks.size())
+		r = -EINVAL;
+	if (!r)
+		r = pool_commit(p, &err);
+	if (r)
+		*msg = err.msg;
+	cm_destroy(exp_md);
+	cm_destroy(on_md);
+	cm_destroy(exp_data);
+	cm_destroy(on_data);
+	return r;
+}
+
+TEST_F(crash_safety, every_cut_of_a_leak_repair_leaves_leaked_or_repaired)
+{
+	vector<uint64_t> md_leaks, data_leaks;
+
+	/* a pool with devices, then leaks: free blocks counted as used */
+	{
+		format_pool(f.path);
+		engine_ptr io = open_engine(f.path);
+		struct pool *p = nullptr;
+		struct pd_err err = {};
+
+		ASSERT_EQ(pool_open(io.get(), small_cache, &p, &err), 0) << err.msg;
+		pool_ptr pp(p);
+		string msg;
+
+		ASSERT_EQ(pool_workload(p, [](unsigned k) { return k < 2; }, &msg), 0) << msg;
+	}
+	{
+		engine_ptr io = open_engine(f.path);
+		struct pool *p = nullptr;
+		struct pd_err err = {};
+
+		ASSERT_EQ(pool_open(io.get(), small_cache, &p, &err), 0) << err.msg;
+		pool_ptr pp(p);
+		/* spread over bitmaps: the repair shadows several */
+		for (uint64_t b = 3000; b < file_blocks && md_leaks.size() < 4; b += 300) {
+			uint32_t c = 1;
+
+			sm_get_count(p->md_sm, b, &c);
+			if (!c)
+				md_leaks.push_back(b);
+		}
+		for (uint64_t b = 17; b < nr_data_blocks && data_leaks.size() < 6; b += 5000) {
+			uint32_t c = 1;
+
+			sm_get_count(p->data_sm, b, &c);
+			if (!c)
+				data_leaks.push_back(b);
+		}
+		ASSERT_EQ(md_leaks.size(), 4u);
+		ASSERT_EQ(data_leaks.size(), 6u);
+		for (uint64_t b : md_leaks)
+			ASSERT_EQ(sm_set_count(p->md_sm, b, 1), 0);
+		for (uint64_t b : data_leaks)
+			ASSERT_EQ(sm_set_count(p->data_sm, b, 1), 0);
+		ASSERT_EQ(pool_commit(p, &err), 0) << err.msg;
+	}
+	ASSERT_EQ(leak_state(f.path, md_leaks, data_leaks), "leaked");
+	ASSERT_NE(thin_check_problems(f.path), "") << "thin_check must see the leaks";
+	string before;
+	string derr;
+
+	ASSERT_TRUE(dump_file(f.path, &before, &derr)) << derr;
+	image leaked = image::capture(f.path);
+
+	/* the writes of a whole repair */
+	uint64_t nr_writes;
+	{
+		engine_ptr io = open_fault_engine(f.path, UINT64_MAX, 0);
+		string msg;
+
+		ASSERT_EQ(repair_leaks(io.get(), md_leaks, data_leaks, &msg), 0) << msg;
+		nr_writes = fault_stats(io.get()).writes_seen;
+	}
+	ASSERT_EQ(leak_state(f.path, md_leaks, data_leaks), "repaired");
+	ASSERT_EQ(thin_check_problems(f.path), "");
+	ASSERT_GT(nr_writes, 2u);
+
+	unsigned nr_leaked = 0, nr_repaired = 0;
+
+	for (uint64_t cut = 0; cut <= nr_writes; cut++) {
+		for (unsigned flags : { 0u, (unsigned)IO_FAULT_TEAR }) {
+			leaked.restore(f.path);
+			{
+				engine_ptr io = open_fault_engine(f.path, cut, flags);
+				string msg;
+
+				repair_leaks(io.get(), md_leaks, data_leaks, &msg);
+			}
+			string state = leak_state(f.path, md_leaks, data_leaks);
+			string what = "cut " + to_string(cut) + "/" + to_string(nr_writes) +
+				      (flags ? " (torn)" : "") + ": ";
+			string after;
+
+			ASSERT_TRUE(state == "leaked" || state == "repaired") << what << state;
+			ASSERT_TRUE(dump_file(f.path, &after, &derr)) << what << derr;
+			ASSERT_EQ(after, before) << what << "the trees changed";
+			if (state == "repaired") {
+				nr_repaired++;
+				ASSERT_EQ(thin_check_problems(f.path), "") << what;
+				continue;
+			}
+			nr_leaked++;
+			/* what a crash left is repaired by a second run */
+			{
+				engine_ptr io = open_engine(f.path);
+				string msg;
+
+				ASSERT_EQ(repair_leaks(io.get(), md_leaks, data_leaks, &msg), 0)
+					<< what << msg;
+			}
+			ASSERT_EQ(thin_check_problems(f.path), "") << what << "after a second run";
+		}
+	}
+	EXPECT_GT(nr_leaked, 0u);
+	EXPECT_GT(nr_repaired, 0u);
 }
 
 } // namespace

@@ -6,14 +6,6 @@
  * damage of the space map's own structures.
  */
 
-/*
- * KNOWN BUG (C++ compatibility of the disk-layout headers), as described
- * in test-node-validation.cc: btree-disk.h:35,40 and space-map-disk.h:60,70
- * convert void * implicitly, which C++ rejects.  Their include guards are
- * defined here so that the API headers can be included, and the
- * declarations this test needs from space-map-disk.h are repeated below
- * (keep them in step).
- */
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -29,48 +21,14 @@
 #include <unistd.h>
 #include <vector>
 
-#define PD_BTREE_DISK_H
-#define PD_SPACE_MAP_DISK_H
-
 extern "C" {
 #include "persistent-data/block-manager.h"
+#include "persistent-data/btree.h"
 #include "persistent-data/checksum.h"
 #include "persistent-data/count-map.h"
+#include "persistent-data/endian.h"
 #include "persistent-data/io-engine.h"
-}
-
-// What btree.h uses from btree-disk.h (skipped, see above).
-static inline uint64_t node_key(const void *block, unsigned i)
-{
-	const uint8_t *p = (const uint8_t *)block + 32 + 8u * i;
-	uint64_t v = 0;
-
-	for (int k = 7; k >= 0; k--)
-		v = v << 8 | p[k];
-	return v;
-}
-
-extern "C" {
-#include "persistent-data/btree.h"
-
-// From space-map-disk.h (skipped, see above).
-struct sm_root {
-	uint64_t nr_blocks;
-	uint64_t nr_allocated;
-	uint64_t bitmap_root;
-	uint64_t ref_count_root;
-};
-
-struct sm_load_hooks {
-	void *ctx;
-	int (*node)(void *ctx, const struct btree_node_info *n);
-	int (*ref)(void *ctx, uint64_t block);
-	void (*damage)(void *ctx, const char *msg);
-};
-
-int sm_disk_load(struct bm *bm, const struct sm_root *root, bool metadata,
-		 struct count_map *counts, const struct sm_load_hooks *hooks,
-		 struct pd_err *err);
+#include "persistent-data/space-map-disk.h"
 }
 
 using namespace std;
@@ -79,27 +37,6 @@ namespace {
 
 //----------------------------------------------------------------
 // Layout helpers
-
-void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 struct block {
 	alignas(8) uint8_t b[MD_BLOCK_SIZE] = {};
@@ -114,11 +51,11 @@ struct block {
 void node_header(block &blk, uint32_t flags, uint64_t blocknr, uint32_t nr,
 		 uint32_t max, uint32_t vs)
 {
-	put32(blk.b + 4, flags);
-	put64(blk.b + 8, blocknr);
-	put32(blk.b + 16, nr);
-	put32(blk.b + 20, max);
-	put32(blk.b + 24, vs);
+	store_le32(blk.b + 4, flags);
+	store_le64(blk.b + 8, blocknr);
+	store_le32(blk.b + 16, nr);
+	store_le32(blk.b + 20, max);
+	store_le32(blk.b + 24, vs);
 }
 
 //----------------------------------------------------------------
@@ -143,12 +80,12 @@ vector<block> worked_example()
 	s.bytes(0x150, { 0x80, 0, 0, 0, 0x08, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0 });
 
 	// 1: metadata SM index block
-	put64(img[1].b + 8, 1);
+	store_le64(img[1].b + 8, 1);
 	img[1].bytes(0x10, { 0x02, 0, 0, 0, 0, 0, 0, 0, 0xb6, 0x3f, 0, 0, 0x0a, 0, 0, 0 });
 	block_set_csum(img[1].b, CSUM_XOR_SM_INDEX);
 
 	// 2: metadata SM bitmap: blocks 0-8 count 1, block 9 count 2
-	put64(img[2].b + 8, 2);
+	store_le64(img[2].b + 8, 2);
 	img[2].bytes(0x10, { 0xaa, 0xaa, 0x06 });
 	block_set_csum(img[2].b, CSUM_XOR_SM_BITMAP);
 
@@ -164,13 +101,13 @@ vector<block> worked_example()
 	block_set_csum(img[4].b, CSUM_XOR_BTREE_NODE);
 
 	// 5: data SM bitmap: blocks 0-3 and 7 count 1
-	put64(img[5].b + 8, 5);
+	store_le64(img[5].b + 8, 5);
 	img[5].bytes(0x10, { 0xaa, 0x80 });
 	block_set_csum(img[5].b, CSUM_XOR_SM_BITMAP);
 
 	// 7: device details
 	node_header(img[7], 2, 7, 2, 126, 24);
-	put64(img[7].b + 0x28, 1);
+	store_le64(img[7].b + 0x28, 1);
 	img[7].bytes(0x410, { 0x05 });
 	img[7].bytes(0x424, { 0x01, 0, 0, 0, 0x05 });
 	img[7].bytes(0x438, { 0x01, 0, 0, 0, 0x01 });
@@ -178,9 +115,9 @@ vector<block> worked_example()
 
 	// 8: top level of the mapping tree
 	node_header(img[8], 2, 8, 2, 252, 8);
-	put64(img[8].b + 0x28, 1);
-	put64(img[8].b + 0x800, 9);
-	put64(img[8].b + 0x808, 9);
+	store_le64(img[8].b + 0x28, 1);
+	store_le64(img[8].b + 0x800, 9);
+	store_le64(img[8].b + 0x808, 9);
 	block_set_csum(img[8].b, CSUM_XOR_BTREE_NODE);
 
 	// 9: bottom-level leaf (12.2)
@@ -213,7 +150,7 @@ TEST(space_map_load_example, image_matches_the_documented_checksums)
 
 sm_root decode_root(const uint8_t *blob)
 {
-	return { get64(blob), get64(blob + 8), get64(blob + 16), get64(blob + 24) };
+	return { load_le64(blob), load_le64(blob + 8), load_le64(blob + 16), load_le64(blob + 24) };
 }
 
 sm_root data_root(const vector<block> &img)
@@ -435,9 +372,9 @@ TEST(space_map_load_example, count_of_three_from_the_ref_count_tree)
 
 	img[2].b[0x12] = 0x0e;
 	block_set_csum(img[2].b, CSUM_XOR_SM_BITMAP);
-	put32(img[3].b + 16, 1);
-	put64(img[3].b + 0x20, 9);
-	put32(img[3].b + 0xaa0, 3);
+	store_le32(img[3].b + 16, 1);
+	store_le64(img[3].b + 0x20, 9);
+	store_le32(img[3].b + 0xaa0, 3);
 	block_set_csum(img[3].b, CSUM_XOR_BTREE_NODE);
 
 	image_file f(img);
@@ -458,11 +395,11 @@ TEST(space_map_load_example, large_counts_from_the_ref_count_tree)
 	img[5].b[0x10] = 0xab;		// entry 0 = 3, 1-3 = 1
 	img[5].b[0x11] = 0xc0;		// entry 7 = 3
 	block_set_csum(img[5].b, CSUM_XOR_SM_BITMAP);
-	put32(img[6].b + 16, 2);
-	put64(img[6].b + 0x20, 0);
-	put64(img[6].b + 0x28, 7);
-	put32(img[6].b + 0xaa0, 1000);
-	put32(img[6].b + 0xaa4, 3);
+	store_le32(img[6].b + 16, 2);
+	store_le64(img[6].b + 0x20, 0);
+	store_le64(img[6].b + 0x28, 7);
+	store_le32(img[6].b + 0xaa0, 1000);
+	store_le32(img[6].b + 0xaa4, 3);
 	block_set_csum(img[6].b, CSUM_XOR_BTREE_NODE);
 
 	image_file f(img);
@@ -503,12 +440,12 @@ TEST(space_map_load_example, data_space_map_with_two_bitmaps)
 	const uint64_t nr = 16320 + 100;
 
 	// data SM of 16420 blocks: bitmap 1 at block 10 holds block 16325 = 2
-	put64(img[0].b + 64, nr);
-	put32(img[4].b + 16, 2);
-	put64(img[4].b + 0x28, 1);
-	put64(img[4].b + 0x570, 10);
+	store_le64(img[0].b + 64, nr);
+	store_le32(img[4].b + 16, 2);
+	store_le64(img[4].b + 0x28, 1);
+	store_le64(img[4].b + 0x570, 10);
 	block_set_csum(img[4].b, CSUM_XOR_BTREE_NODE);
-	put64(img[10].b + 8, 10);
+	store_le64(img[10].b + 8, 10);
 	img[10].b[0x11] = 0x01 << 2;		// entry 5: lower bit of the pair = 2
 	block_set_csum(img[10].b, CSUM_XOR_SM_BITMAP);
 
@@ -559,7 +496,7 @@ TEST(space_map_load_damage, bitmap_with_wrong_block_number)
 {
 	vector<block> img = worked_example();
 
-	put64(img[5].b + 8, 6);
+	store_le64(img[5].b + 8, 6);
 	block_set_csum(img[5].b, CSUM_XOR_SM_BITMAP);
 	image_file f(img);
 	load_result l;
@@ -574,7 +511,7 @@ TEST(space_map_load_damage, index_entry_pointing_at_a_node)
 	vector<block> img = worked_example();
 
 	// the metadata index says bitmap 0 is block 7 (a btree node)
-	put64(img[1].b + 0x10, 7);
+	store_le64(img[1].b + 0x10, 7);
 	block_set_csum(img[1].b, CSUM_XOR_SM_INDEX);
 	image_file f(img);
 	load_result l;
@@ -602,7 +539,7 @@ TEST(space_map_load_damage, metadata_index_entry_outside_the_device)
 {
 	vector<block> img = worked_example();
 
-	put64(img[1].b + 0x10, 500);
+	store_le64(img[1].b + 0x10, 500);
 	block_set_csum(img[1].b, CSUM_XOR_SM_INDEX);
 	image_file f(img);
 	load_result l;
@@ -632,7 +569,7 @@ TEST(space_map_load_damage, missing_data_index_entry)
 {
 	vector<block> img = worked_example();
 
-	put64(img[0].b + 64, 16320 + 100);	// two bitmaps, one index entry
+	store_le64(img[0].b + 64, 16320 + 100);	// two bitmaps, one index entry
 	image_file f(img);
 	load_result l;
 	load(f.bm(), data_root(img), false, l);
@@ -660,9 +597,9 @@ TEST(space_map_load_damage, tree_entry_for_a_block_below_three)
 {
 	vector<block> img = worked_example();
 
-	put32(img[3].b + 16, 1);
-	put64(img[3].b + 0x20, 8);
-	put32(img[3].b + 0xaa0, 3);
+	store_le32(img[3].b + 16, 1);
+	store_le64(img[3].b + 0x20, 8);
+	store_le32(img[3].b + 0xaa0, 3);
 	block_set_csum(img[3].b, CSUM_XOR_BTREE_NODE);
 	image_file f(img);
 	load_result l;
@@ -732,7 +669,7 @@ TEST(space_map_load_damage, index_entry_pointing_at_the_index_block_itself)
 	 */
 	vector<block> img = worked_example();
 
-	put64(img[1].b + 0x10, 1);
+	store_le64(img[1].b + 0x10, 1);
 	block_set_csum(img[1].b, CSUM_XOR_SM_INDEX);
 	image_file f(img, 16);
 	load_result l;

@@ -2,6 +2,7 @@
 #include "emitter.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 void sb_overrides_apply(const struct sb_overrides *ov, struct emit_superblock *sb)
@@ -120,7 +121,7 @@ int thin_emit_metadata(struct thin_metadata *md, const struct thin_emit_opts *o,
 		if (!o->skip_mappings) {
 			r = thin_emit_mappings(md, dev.root, e, err);
 			if (r) {
-				pd_err_prefix(err, "device %llu", (unsigned long long)dev.dev_id);
+				pd_err_prefix(err, "device %" PRIu64, dev.dev_id);
 				break;
 			}
 		}

@@ -22,16 +22,8 @@
  * of begin_def, end_def and ref, or none.
  */
 
-#include "persistent-data/error.h"
-/*
- * Only thin_emit_metadata() below needs metadata.h, and only a pointer:
- * C++ (the unit tests) cannot read it (C11-only persistent-data
- * headers), so it gets the forward declaration alone.  emitter.c and
- * thin-dump.c still rely on this include for the metadata API.
- */
-#ifndef __cplusplus
 #include "metadata.h"
-#endif
+#include "persistent-data/error.h"
 
 #include <stdbool.h>
 #include <stdint.h>

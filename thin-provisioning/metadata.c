@@ -2,6 +2,7 @@
 #include "metadata.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,8 +99,8 @@ int thin_metadata_open(const char *path, const struct thin_open_opts *o,
 		}
 		if (b >= md->io->nr_blocks) {
 			r = pd_err_set(err, -EILSEQ,
-				       "metadata snapshot block %llu is outside the metadata device",
-				       (unsigned long long)b);
+				       "metadata snapshot block %" PRIu64 " is outside the metadata device",
+				       b);
 			goto bad;
 		}
 		r = read_sb(md, b, &md->sb, err);
@@ -159,29 +160,22 @@ void thin_details_encode(const struct thin_device *dev, void *value)
 	memcpy(value, &d, sizeof(d));
 }
 
-struct tree_pos {
-	struct btree_cursor *c;
-	unsigned i;
-	bool end;
-};
-
 struct thin_dev_iter {
 	struct thin_metadata *md;
-	struct tree_pos details, top;
+	struct btree_cursor *details, *top;
 };
 
-static int pos_fill(struct tree_pos *p, struct pd_err *err)
+/* The cursor's current entry; *end past its last one. */
+static int peek(struct btree_cursor *c, uint64_t *key, const void **value, bool *end,
+		const char *tree, struct pd_err *err)
 {
-	int r;
+	int r = btree_cursor_peek_entry(c, key, value, err);
 
-	if (p->end || p->i < btree_cursor_nr(p->c))
+	*end = r == -ENODATA;
+	if (*end)
 		return 0;
-	r = btree_cursor_next_leaf(p->c, err);
-	if (r == -ENODATA) {
-		p->end = true;
-		return 0;
-	}
-	p->i = 0;
+	if (r)
+		pd_err_prefix(err, "%s", tree);
 	return r;
 }
 
@@ -195,10 +189,10 @@ int thin_dev_iter_create(struct thin_metadata *md, struct thin_dev_iter **out,
 		return pd_err_set(err, -ENOMEM, "out of memory");
 	it->md = md;
 	r = btree_cursor_create(md->bm, md->sb.device_details_root,
-				THIN_DETAILS_VALUE_SIZE, &it->details.c, err);
+				THIN_DETAILS_VALUE_SIZE, &it->details, err);
 	if (!r)
 		r = btree_cursor_create(md->bm, md->sb.data_mapping_root,
-					THIN_MAPPING_VALUE_SIZE, &it->top.c, err);
+					THIN_MAPPING_VALUE_SIZE, &it->top, err);
 	if (r) {
 		thin_dev_iter_destroy(it);
 		return r;
@@ -210,46 +204,33 @@ int thin_dev_iter_create(struct thin_metadata *md, struct thin_dev_iter **out,
 int thin_dev_iter_next(struct thin_dev_iter *it, struct thin_device *dev,
 		       struct pd_err *err)
 {
-	uint64_t dk, tk;
+	const void *details, *root;
+	uint64_t dk = 0, tk = 0;
+	bool dend, tend;
 	int r;
 
-	r = pos_fill(&it->details, err);
-	if (r) {
-		pd_err_prefix(err, "device details tree");
+	r = peek(it->details, &dk, &details, &dend, "device details tree", err);
+	if (!r)
+		r = peek(it->top, &tk, &root, &tend, "mapping tree", err);
+	if (r)
 		return r;
-	}
-	r = pos_fill(&it->top, err);
-	if (r) {
-		pd_err_prefix(err, "mapping tree");
-		return r;
-	}
-	if (it->details.end && it->top.end)
+	if (dend && tend)
 		return -ENODATA;
-	if (it->details.end) {
-		tk = btree_cursor_key(it->top.c, it->top.i);
+	if (dend || (!tend && tk < dk))
 		return pd_err_set(err, -EILSEQ,
-				  "mappings present for device %llu, but it isn't present in device tree",
-				  (unsigned long long)tk);
-	}
-	dk = btree_cursor_key(it->details.c, it->details.i);
-	tk = it->top.end ? UINT64_MAX : btree_cursor_key(it->top.c, it->top.i);
-	if (it->top.end || dk < tk)
+				  "mappings present for device %" PRIu64 ", but it isn't present in device tree",
+				  tk);
+	if (tend || dk < tk)
 		return pd_err_set(err, -EILSEQ,
-				  "no mappings for device %llu",
-				  (unsigned long long)dk);
-	if (tk < dk)
-		return pd_err_set(err, -EILSEQ,
-				  "mappings present for device %llu, but it isn't present in device tree",
-				  (unsigned long long)tk);
+				  "no mappings for device %" PRIu64,
+				  dk);
 
 	memset(dev, 0, sizeof(*dev));
 	dev->dev_id = dk;
-	thin_details_decode(node_value_c(btree_cursor_leaf(it->details.c), it->details.i,
-					 THIN_DETAILS_VALUE_SIZE), dev);
-	dev->root = load_le64(node_value_c(btree_cursor_leaf(it->top.c), it->top.i,
-					   THIN_MAPPING_VALUE_SIZE));
-	it->details.i++;
-	it->top.i++;
+	thin_details_decode(details, dev);
+	dev->root = load_le64(root);
+	btree_cursor_next_entry(it->details);
+	btree_cursor_next_entry(it->top);
 	return 0;
 }
 
@@ -257,8 +238,8 @@ void thin_dev_iter_destroy(struct thin_dev_iter *it)
 {
 	if (!it)
 		return;
-	btree_cursor_destroy(it->details.c);
-	btree_cursor_destroy(it->top.c);
+	btree_cursor_destroy(it->details);
+	btree_cursor_destroy(it->top);
 	free(it);
 }
 
@@ -272,15 +253,15 @@ int thin_lookup_device(struct bm *bm, uint64_t details_root, uint64_t mapping_ro
 	memset(dev, 0, sizeof(*dev));
 	r = btree_lookup(bm, details_root, THIN_DETAILS_VALUE_SIZE, dev_id, details, err);
 	if (r == -ENODATA)
-		return pd_err_set(err, r, "device %llu not found",
-				  (unsigned long long)dev_id);
+		return pd_err_set(err, r, "device %" PRIu64 " not found",
+				  dev_id);
 	if (r)
 		return r;
 	r = btree_lookup(bm, mapping_root, THIN_MAPPING_VALUE_SIZE, dev_id, root, err);
 	if (r == -ENODATA)
 		return pd_err_set(err, -EILSEQ,
-				  "device %llu is in the details tree but has no mapping tree",
-				  (unsigned long long)dev_id);
+				  "device %" PRIu64 " is in the details tree but has no mapping tree",
+				  dev_id);
 	if (r)
 		return r;
 	dev->dev_id = dev_id;

@@ -3,6 +3,7 @@
 #include "persistent-data/count-map.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,8 +210,8 @@ int pool_create_from_counts(struct io_engine *io, const struct thin_sb *sb,
 			continue;
 		if (b >= nr_md)
 			r = pd_err_set(err, -ENOSPC,
-				       "metadata block %llu does not fit in %llu blocks",
-				       (unsigned long long)b, (unsigned long long)nr_md);
+				       "metadata block %" PRIu64 " does not fit in %" PRIu64 " blocks",
+				       b, nr_md);
 		else if ((r = sm_set_count(p->md_sm, b, c)))
 			pd_err_set(err, r, "out of memory");
 	}
@@ -237,7 +238,36 @@ int pool_create_from_counts(struct io_engine *io, const struct thin_sb *sb,
 	p->sb.magic = THIN_SB_MAGIC;
 	p->sb.metadata_block_size = THIN_METADATA_BLOCK_SECTORS;
 	p->sb.metadata_nr_blocks = nr_md;
+	/* fresh metadata written by us uses no feature (a held copy's may be anything) */
+	p->sb.compat_ro_flags = 0;
+	p->sb.incompat_flags = 0;
 	*out = p;
+	return 0;
+}
+
+int pool_lower_counts(struct pool *p, bool metadata, const struct count_map *expected,
+		      const struct count_map *ondisk, uint64_t *fixed, struct pd_err *err)
+{
+	struct space_map *sm = metadata ? p->md_sm : p->data_sm;
+	uint64_t n = cm_nr_blocks(ondisk);
+
+	if (cm_nr_blocks(expected) < n)
+		n = cm_nr_blocks(expected);
+	if (sm_nr_blocks(sm) < n)
+		n = sm_nr_blocks(sm);
+	for (uint64_t b = 0; b < n; b++) {
+		uint32_t e = cm_get(expected, b), a = cm_get(ondisk, b);
+		int r;
+
+		if (a <= e)
+			continue;
+		r = sm_set_count(sm, b, e);
+		if (r)
+			return pd_err_set(err, r, "setting the count of %s block %llu: %s",
+					  metadata ? "metadata" : "data",
+					  (unsigned long long)b, strerror(-r));
+		(*fixed)++;
+	}
 	return 0;
 }
 
@@ -362,8 +392,8 @@ static int write_root(struct pool *p, uint64_t dev_id, uint64_t root, struct pd_
 	r = btree_insert(&info, p->sb.data_mapping_root, dev_id, value,
 			 &p->sb.data_mapping_root, &inserted, err);
 	if (!r && inserted)
-		return pd_err_set(err, -EILSEQ, "device %llu has no mapping tree",
-				  (unsigned long long)dev_id);
+		return pd_err_set(err, -EILSEQ, "device %" PRIu64 " has no mapping tree",
+				  dev_id);
 	return r;
 }
 
@@ -375,7 +405,7 @@ int pool_touch_root(struct pool *p, uint64_t dev_id, struct pd_err *err)
 	r = btree_lookup(p->bm, p->sb.data_mapping_root, THIN_MAPPING_VALUE_SIZE,
 			 dev_id, value, err);
 	if (r == -ENODATA)
-		return pd_err_set(err, r, "device %llu not found", (unsigned long long)dev_id);
+		return pd_err_set(err, r, "device %" PRIu64 " not found", dev_id);
 	if (r)
 		return r;
 	return write_root(p, dev_id, load_le64(value), err);
@@ -392,7 +422,7 @@ int pool_remove_details(struct pool *p, uint64_t dev_id, struct pd_err *err)
 			     &p->sb.device_details_root, err);
 
 	if (r == -ENODATA)
-		return pd_err_set(err, r, "device %llu not found", (unsigned long long)dev_id);
+		return pd_err_set(err, r, "device %" PRIu64 " not found", dev_id);
 	return r;
 }
 
@@ -405,7 +435,7 @@ int pool_take_root(struct pool *p, uint64_t dev_id, uint64_t *root, struct pd_er
 	r = btree_lookup(p->bm, p->sb.data_mapping_root, THIN_MAPPING_VALUE_SIZE,
 			 dev_id, value, err);
 	if (r == -ENODATA)
-		return pd_err_set(err, r, "device %llu not found", (unsigned long long)dev_id);
+		return pd_err_set(err, r, "device %" PRIu64 " not found", dev_id);
 	if (r)
 		return r;
 	*root = load_le64(value);
@@ -422,13 +452,13 @@ int pool_delete_device(struct pool *p, uint64_t dev_id, struct pd_err *err)
 	r = btree_remove(&p->top_info, p->sb.data_mapping_root, dev_id,
 			 &p->sb.data_mapping_root, err);
 	if (r == -ENODATA)
-		return pd_err_set(err, r, "device %llu not found", (unsigned long long)dev_id);
+		return pd_err_set(err, r, "device %" PRIu64 " not found", dev_id);
 	if (r)
 		return r;
 	r = btree_remove(&p->details_info, p->sb.device_details_root, dev_id,
 			 &p->sb.device_details_root, err);
 	if (r == -ENODATA)
-		return pd_err_set(err, -EILSEQ, "device %llu has a mapping tree but no details",
-				  (unsigned long long)dev_id);
+		return pd_err_set(err, -EILSEQ, "device %" PRIu64 " has a mapping tree but no details",
+				  dev_id);
 	return r;
 }

@@ -76,6 +76,17 @@ int pool_create_from_counts(struct io_engine *io, const struct thin_sb *sb,
 			    struct count_map *md_counts, struct count_map *data_counts,
 			    unsigned cache_blocks, struct pool **out, struct pd_err *err);
 
+/*
+ * For thin_check's repairs: every block whose count in ondisk (the
+ * counts read from the committed space map) is above its count in
+ * expected gets the expected count, in the metadata space map (metadata)
+ * or the data one; *fixed grows by the number of blocks changed.  Only
+ * for blocks this transaction has not touched: leaked blocks, or data
+ * blocks.  Commit with pool_commit().
+ */
+int pool_lower_counts(struct pool *p, bool metadata, const struct count_map *expected,
+		      const struct count_map *ondisk, uint64_t *fixed, struct pd_err *err);
+
 /* Sets the metadata space map's size (grow or shrink) to nr_blocks. */
 int pool_resize_metadata(struct pool *p, uint64_t nr_blocks, struct pd_err *err);
 

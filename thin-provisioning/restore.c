@@ -5,6 +5,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,9 +81,8 @@ static int r_map_run(struct emitter *e, uint64_t origin, uint64_t data,
 	/* each leaf entry holds a reference to its data block */
 	if (data > sm_nr_blocks(dsm) || len > sm_nr_blocks(dsm) - data)
 		return pd_err_set(re->err, -EINVAL,
-				  "mapping beyond end of data device (%llu >= %llu)",
-				  (unsigned long long)(data + len - 1),
-				  (unsigned long long)sm_nr_blocks(dsm));
+				  "mapping beyond end of data device (%" PRIu64 " >= %" PRIu64 ")",
+				  (data + len - 1), sm_nr_blocks(dsm));
 	r = sm_inc_range(dsm, data, len);
 	if (r)
 		return pd_err_set(re->err, r, "data space map: %s", strerror(-r));
@@ -406,8 +406,8 @@ int counting_emitter_create(struct restore_estimate *est, struct emitter **out)
 
 static uint64_t blocks_needed(const struct restore_estimate *est, uint64_t nr_md_blocks)
 {
-	uint64_t data_bitmaps = (est->nr_data_blocks + SM_ENTRIES_PER_BITMAP - 1) /
-				SM_ENTRIES_PER_BITMAP;
+	uint64_t data_bitmaps = est->nr_data_blocks / SM_ENTRIES_PER_BITMAP +
+				(est->nr_data_blocks % SM_ENTRIES_PER_BITMAP ? 1u : 0u);
 	uint64_t md_bitmaps = (nr_md_blocks + SM_ENTRIES_PER_BITMAP - 1) /
 			      SM_ENTRIES_PER_BITMAP;
 	uint64_t n = 1;					/* superblock */

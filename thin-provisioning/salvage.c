@@ -22,6 +22,7 @@ struct salvager {
 	uint64_t dev;
 	uint64_t count;
 	uint32_t max_time;		/* latest mapping time seen */
+	uint64_t max_data;		/* highest data block mapped + 1 */
 	struct emit_run run;
 	bool emitting;
 	int error;
@@ -29,7 +30,16 @@ struct salvager {
 	/* device ids found in either tree */
 	uint64_t *ids;
 	uint64_t nr_ids, max_ids;
+
+	/* mapping trees no top-level entry names (found by scanning) */
+	struct orphan {
+		uint64_t root, count;
+		bool claimed;
+	} *orphans;
+	unsigned nr_orphans;
 };
+
+#define MAX_ORPHANS 4096
 
 static void report(struct salvager *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -125,17 +135,25 @@ static bool looks_like_top_level(struct bm *bm, uint64_t b)
 		ok = node_key(n, i) <= THIN_MAX_DEV_ID && root && root < bm_nr_blocks(bm);
 	}
 	bm_unlock(blk);
-	/* the values must themselves be mapping trees */
+	/*
+	 * The values must themselves be mapping trees: one of the first few
+	 * reading as one will do (a device's damaged tree does not make the
+	 * top level any less of one).
+	 */
 	if (!ok)
 		return false;
 	{
 		struct btree_cursor *c;
-		bool found;
+		bool found = false;
 
 		if (btree_cursor_create(bm, b, 8, &c, &e))
 			return false;
-		found = !btree_cursor_next_leaf(c, &e) &&
-			tree_kind(bm, load_le64(node_value_c(btree_cursor_leaf(c), 0, 8)), 8);
+		if (!btree_cursor_next_leaf(c, &e)) {
+			const void *leaf = btree_cursor_leaf(c);
+
+			for (uint32_t i = 0; i < node_nr_entries(leaf) && i < 8 && !found; i++)
+				found = tree_kind(bm, load_le64(node_value_c(leaf, i, 8)), 8);
+		}
 		btree_cursor_destroy(c);
 		return found;
 	}
@@ -164,16 +182,47 @@ static uint64_t count_keys(struct bm *bm, uint64_t root, uint32_t vs)
 }
 
 /*
- * Every valid node that no internal node points at is a root of
- * something; the biggest top-level tree and the biggest details tree win.
+ * Candidate roots: every valid node that no internal node points at is
+ * the root of something.  The largest trees of each kind are kept.
  */
-static int scan_for_roots(struct salvager *s, uint64_t *details_root, uint64_t *mapping_root)
+#define MAX_CANDIDATES 16
+
+struct candidates {
+	uint64_t block[MAX_CANDIDATES];
+	uint64_t keys[MAX_CANDIDATES];
+	unsigned n;
+};
+
+static void add_candidate(struct candidates *c, uint64_t b, uint64_t keys)
 {
-	uint64_t nr = bm_nr_blocks(s->bm), best_top = 0, best_details = 0;
+	unsigned i, worst = 0;
+
+	for (i = 0; i < c->n; i++)
+		if (c->block[i] == b)
+			return;
+	if (c->n < MAX_CANDIDATES) {
+		c->block[c->n] = b;
+		c->keys[c->n++] = keys;
+		return;
+	}
+	for (i = 1; i < c->n; i++)
+		if (c->keys[i] < c->keys[worst])
+			worst = i;
+	if (keys > c->keys[worst]) {
+		c->block[worst] = b;
+		c->keys[worst] = keys;
+	}
+}
+
+static int scan_for_roots(struct salvager *s, struct candidates *details,
+			  struct candidates *tops)
+{
+	uint64_t nr = bm_nr_blocks(s->bm);
 	uint8_t *node = calloc(nr / 8 + 1, 1), *child = calloc(nr / 8 + 1, 1);
 
-	*details_root = *mapping_root = 0;
-	if (!node || !child) {
+	if (!s->orphans)
+		s->orphans = calloc(MAX_ORPHANS, sizeof(*s->orphans));
+	if (!node || !child || !s->orphans) {
 		free(node);
 		free(child);
 		return pd_err_set(s->err, -ENOMEM, "out of memory");
@@ -197,27 +246,288 @@ static int scan_for_roots(struct salvager *s, uint64_t *details_root, uint64_t *
 		bm_unlock(blk);
 	}
 	for (uint64_t b = 1; b < nr; b++) {
-		uint64_t k;
-
 		if (!(node[b >> 3] & (1u << (b & 7))) || (child[b >> 3] & (1u << (b & 7))))
 			continue;
 		if (tree_kind(s->bm, b, THIN_DETAILS_VALUE_SIZE)) {
-			k = count_keys(s->bm, b, THIN_DETAILS_VALUE_SIZE);
-			if (k > best_details || !*details_root) {
-				best_details = k;
-				*details_root = b;
-			}
+			add_candidate(details, b, count_keys(s->bm, b, THIN_DETAILS_VALUE_SIZE));
 		} else if (looks_like_top_level(s->bm, b)) {
-			k = count_keys(s->bm, b, THIN_MAPPING_VALUE_SIZE);
-			if (k > best_top || !*mapping_root) {
-				best_top = k;
-				*mapping_root = b;
-			}
+			add_candidate(tops, b, count_keys(s->bm, b, THIN_MAPPING_VALUE_SIZE));
+		} else if (tree_kind(s->bm, b, THIN_MAPPING_VALUE_SIZE) &&
+			   s->nr_orphans < MAX_ORPHANS) {
+			/* a device's mapping tree, maybe named by no top level */
+			s->orphans[s->nr_orphans].root = b;
+			s->orphans[s->nr_orphans].count =
+				count_keys(s->bm, b, THIN_MAPPING_VALUE_SIZE);
+			s->orphans[s->nr_orphans++].claimed = false;
 		}
 	}
 	free(node);
 	free(child);
 	s->st->used_scan = true;
+	return 0;
+}
+
+/* The sorted keys of a tree (device ids), what can be read of them. */
+struct key_list {
+	uint64_t *keys;
+	uint64_t n, max;
+};
+
+static int key_list_leaf(void *ctx, const struct btree_node_info *n)
+{
+	struct key_list *l = ctx;
+
+	for (uint32_t i = 0; i < n->nr_entries; i++) {
+		if (l->n == l->max) {
+			uint64_t m = l->max ? l->max * 2 : 64;
+			uint64_t *v = realloc(l->keys, m * sizeof(*v));
+
+			if (!v)
+				return -ENOMEM;
+			l->keys = v;
+			l->max = m;
+		}
+		l->keys[l->n++] = node_key(n->data, i);
+	}
+	return 0;
+}
+
+static int tree_keys(struct bm *bm, uint64_t root, uint32_t vs, struct key_list *l)
+{
+	struct btree_walk_opts wo = lax_walk;
+	struct btree_walk_ops ops = { .leaf = key_list_leaf };
+	struct pd_err e;
+	int r;
+
+	l->n = 0;
+	if (!root)
+		return 0;
+	wo.shape.value_size = vs;
+	r = btree_walk(bm, root, &wo, &ops, l, &e);
+	return r == -ENOMEM ? r : 0;
+}
+
+/* Keys found in both (each list is in walk order: ascending). */
+static uint64_t common_keys(const struct key_list *a, const struct key_list *b)
+{
+	uint64_t i = 0, j = 0, n = 0;
+
+	while (i < a->n && j < b->n) {
+		if (a->keys[i] < b->keys[j]) {
+			i++;
+		} else if (a->keys[i] > b->keys[j]) {
+			j++;
+		} else {
+			n++;
+			i++;
+			j++;
+		}
+	}
+	return n;
+}
+
+/*
+ * Picks the details tree and the top level of the mapping tree that
+ * belong together: the pair naming the most devices in common; then the
+ * pair holding more of the superblock's own roots; then the larger
+ * trees.  A root of the superblock that reads as a tree of the wrong
+ * kind is not a candidate at all (a mapping root pointing at a device's
+ * own mapping tree, say), and a stale root loses to the consistent one.
+ */
+static int choose_roots(struct salvager *s, const struct candidates *details,
+			const struct candidates *tops, uint64_t sb_details, uint64_t sb_top,
+			uint64_t *details_root, uint64_t *mapping_root)
+{
+	struct key_list dk[MAX_CANDIDATES + 1] = { 0 }, tk = { 0 };
+	uint64_t dblk[MAX_CANDIDATES + 1], tblk[MAX_CANDIDATES + 1];
+	unsigned nd = 0, nt = 0;
+	uint64_t best_common = 0, best_sb = 0, best_size = 0;
+	bool have = false;
+	int r = 0;
+
+	dblk[nd++] = 0;			/* "no details tree" */
+	for (unsigned i = 0; i < details->n; i++)
+		dblk[nd++] = details->block[i];
+	tblk[nt++] = 0;
+	for (unsigned i = 0; i < tops->n; i++)
+		tblk[nt++] = tops->block[i];
+	for (unsigned i = 0; i < nd && !r; i++)
+		r = tree_keys(s->bm, dblk[i], THIN_DETAILS_VALUE_SIZE, &dk[i]);
+	*details_root = *mapping_root = 0;
+	for (unsigned j = 0; j < nt && !r; j++) {
+		r = tree_keys(s->bm, tblk[j], THIN_MAPPING_VALUE_SIZE, &tk);
+		for (unsigned i = 0; i < nd && !r; i++) {
+			uint64_t common = common_keys(&dk[i], &tk);
+			uint64_t from_sb = (dblk[i] && dblk[i] == sb_details) +
+					   (tblk[j] && tblk[j] == sb_top);
+			uint64_t size = dk[i].n + tk.n;
+
+			if (!have || common > best_common ||
+			    (common == best_common && (from_sb > best_sb ||
+			     (from_sb == best_sb && size > best_size)))) {
+				have = true;
+				best_common = common;
+				best_sb = from_sb;
+				best_size = size;
+				*details_root = dblk[i];
+				*mapping_root = tblk[j];
+			}
+		}
+	}
+	for (unsigned i = 0; i < nd; i++)
+		free(dk[i].keys);
+	free(tk.keys);
+	if (r)
+		return pd_err_set(s->err, r, "out of memory");
+	return 0;
+}
+
+static int claim_leaf(void *ctx, const struct btree_node_info *n)
+{
+	struct salvager *s = ctx;
+
+	for (uint32_t i = 0; i < n->nr_entries; i++) {
+		uint64_t root = load_le64(node_value_c(n->data, i, 8));
+
+		for (unsigned j = 0; j < s->nr_orphans; j++)
+			if (s->orphans[j].root == root)
+				s->orphans[j].claimed = true;
+	}
+	return 0;
+}
+
+/* Mapping trees the chosen top level names are not orphans. */
+static int claim_named_orphans(struct salvager *s, uint64_t top)
+{
+	struct btree_walk_opts wo = lax_walk;
+	struct btree_walk_ops ops = { .leaf = claim_leaf };
+	struct pd_err e;
+
+	if (!top || !s->nr_orphans)
+		return 0;
+	wo.shape.value_size = THIN_MAPPING_VALUE_SIZE;
+	return btree_walk(s->bm, top, &wo, &ops, s, &e) == -ENOMEM ?
+		pd_err_set(s->err, -ENOMEM, "out of memory") : 0;
+}
+
+/*
+ * A device whose entry in the top level is lost, but whose details say
+ * how many mappings it has: the one mapping tree found by scanning that
+ * no top-level entry names and that holds exactly that many mappings is
+ * its tree.  Several such trees (or none): the device stays empty.
+ */
+static bool find_orphan(struct salvager *s, uint64_t mapped, uint64_t *root)
+{
+	unsigned match = 0, found = 0;
+
+	if (!mapped)
+		return false;
+	for (unsigned j = 0; j < s->nr_orphans; j++)
+		if (s->orphans[j].count == mapped) {
+			match++;
+			found = j;
+		}
+	if (match != 1 || s->orphans[found].claimed)
+		return false;
+	s->orphans[found].claimed = true;
+	*root = s->orphans[found].root;
+	return true;
+}
+
+/*
+ * The superblock's roots are used as they are when each reads as a tree
+ * of its kind and both name the same devices; otherwise the device is
+ * scanned and the consistent pair is chosen from the candidates found
+ * there and the superblock's roots (choose_roots).
+ */
+static int find_roots(struct salvager *s, bool sb_ok, const struct thin_sb *sb,
+		      uint64_t *details_root, uint64_t *mapping_root)
+{
+	struct candidates details = { .n = 0 }, tops = { .n = 0 };
+	uint64_t sb_details = 0, sb_top = 0;
+	int r;
+
+	if (sb_ok) {
+		if (tree_kind(s->bm, sb->device_details_root, THIN_DETAILS_VALUE_SIZE))
+			sb_details = sb->device_details_root;
+		if (looks_like_top_level(s->bm, sb->data_mapping_root) ||
+		    (tree_kind(s->bm, sb->data_mapping_root, THIN_MAPPING_VALUE_SIZE) &&
+		     !count_keys(s->bm, sb->data_mapping_root, THIN_MAPPING_VALUE_SIZE)))
+			sb_top = sb->data_mapping_root;	/* or a pool without devices */
+		if (sb->data_mapping_root && !sb_top)
+			report(s, "the superblock's mapping root %" PRIu64
+			       " does not read as the top level of a mapping tree",
+			       sb->data_mapping_root);
+		if (sb->device_details_root && !sb_details)
+			report(s, "the superblock's details root %" PRIu64
+			       " does not read as a device details tree",
+			       sb->device_details_root);
+	}
+	if (sb_details && sb_top) {
+		struct key_list a = { 0 }, b = { 0 };
+		bool same;
+
+		r = tree_keys(s->bm, sb_details, THIN_DETAILS_VALUE_SIZE, &a);
+		if (!r)
+			r = tree_keys(s->bm, sb_top, THIN_MAPPING_VALUE_SIZE, &b);
+		same = !r && a.n == b.n && common_keys(&a, &b) == a.n;
+		free(a.keys);
+		free(b.keys);
+		if (r)
+			return pd_err_set(s->err, r, "out of memory");
+		if (same) {
+			*details_root = sb_details;
+			*mapping_root = sb_top;
+			return 0;
+		}
+		report(s, "the superblock's details tree and mapping tree name different devices");
+	}
+	if (sb_details)
+		add_candidate(&details, sb_details, UINT64_MAX);
+	if (sb_top)
+		add_candidate(&tops, sb_top, UINT64_MAX);
+	r = scan_for_roots(s, &details, &tops);
+	if (r)
+		return r;
+	r = choose_roots(s, &details, &tops, sb_details, sb_top, details_root, mapping_root);
+	if (!r)
+		r = claim_named_orphans(s, *mapping_root);
+	if (r)
+		return r;
+	report(s, "roots chosen after scanning the device: details tree %" PRIu64
+	       "%s, mapping tree %" PRIu64 "%s", *details_root,
+	       *details_root && *details_root == sb_details ? " (the superblock's)" : "",
+	       *mapping_root,
+	       *mapping_root && *mapping_root == sb_top ? " (the superblock's)" : "");
+	return 0;
+}
+
+/*
+ * A copy of the superblock elsewhere on the device (the root of a held
+ * metadata snapshot is one): its data block size is the pool's.
+ */
+static uint32_t find_superblock_copy(struct salvager *s, uint64_t *where)
+{
+	for (uint64_t b = 1; b < bm_nr_blocks(s->bm); b++) {
+		struct bm_block *blk;
+		struct thin_sb copy;
+		struct pd_err e;
+		bool ok;
+
+		if (bm_read_lock(s->bm, b, NULL, &blk, &e))
+			continue;
+		ok = thin_sb_csum_ok(bm_block_data(blk), NULL);
+		if (ok)
+			thin_sb_decode(bm_block_data(blk), b, &copy);
+		bm_unlock(blk);
+		if (ok && copy.magic == THIN_SB_MAGIC && copy.location == b &&
+		    copy.data_block_size >= THIN_MIN_DATA_BLOCK_SIZE &&
+		    copy.data_block_size <= THIN_MAX_DATA_BLOCK_SIZE &&
+		    !(copy.data_block_size % 128)) {
+			*where = b;
+			return copy.data_block_size;
+		}
+	}
 	return 0;
 }
 
@@ -286,7 +596,8 @@ static int collect_ids(struct salvager *s, uint64_t details_root, uint64_t mappi
 	}
 	if (r)
 		return r;
-	qsort(s->ids, s->nr_ids, sizeof(*s->ids), cmp_u64);
+	if (s->nr_ids)
+		qsort(s->ids, s->nr_ids, sizeof(*s->ids), cmp_u64);
 	for (uint64_t i = 0; i < s->nr_ids; i++)
 		if (!n || s->ids[n - 1] != s->ids[i])
 			s->ids[n++] = s->ids[i];
@@ -316,6 +627,8 @@ static int mappings_leaf(void *ctx, const struct btree_node_info *n)
 			continue;
 		}
 		s->count++;
+		if (d + 1 > s->max_data)
+			s->max_data = d + 1;
 		if (block_time_time(bt) > s->max_time)
 			s->max_time = block_time_time(bt);
 		if (!s->emitting)
@@ -364,7 +677,8 @@ static int salvage_device(struct salvager *s, uint64_t id, uint64_t details_root
 	uint8_t details[THIN_DETAILS_VALUE_SIZE], rootv[8];
 	struct thin_device dev = { .dev_id = id };
 	struct emit_device ed;
-	bool have_root = false;
+	bool have_root = false, have_details = false;
+	uint64_t orphan;
 	struct pd_err e;
 	int r;
 
@@ -372,6 +686,7 @@ static int salvage_device(struct salvager *s, uint64_t id, uint64_t details_root
 	if (details_root &&
 	    !btree_lookup(s->bm, details_root, THIN_DETAILS_VALUE_SIZE, id, details, &e)) {
 		thin_details_decode(details, &dev);
+		have_details = true;
 	} else {
 		/*
 		 * Times of the pool's "now": every mapping made before counts as
@@ -383,10 +698,17 @@ static int salvage_device(struct salvager *s, uint64_t id, uint64_t details_root
 		       id, pool_time);
 	}
 	if (mapping_root &&
-	    !btree_lookup(s->bm, mapping_root, THIN_MAPPING_VALUE_SIZE, id, rootv, &e))
+	    !btree_lookup(s->bm, mapping_root, THIN_MAPPING_VALUE_SIZE, id, rootv, &e)) {
 		have_root = true;
-	else
+	} else if (have_details && find_orphan(s, dev.mapped_blocks, &orphan)) {
+		have_root = true;
+		store_le64(rootv, orphan);
+		report(s, "device %" PRIu64 ": its entry in the mapping tree is lost; its mapping tree"
+		       " is the one found at block %" PRIu64 " with %" PRIu64
+		       " mappings, as many as its details say", id, orphan, dev.mapped_blocks);
+	} else {
 		report(s, "device %" PRIu64 ": mapping tree lost; the device is kept empty", id);
+	}
 
 	if (have_root) {
 		/* count first: the details say how many mappings follow */
@@ -413,17 +735,25 @@ static int salvage_device(struct salvager *s, uint64_t id, uint64_t details_root
 	return r;
 }
 
-/* The latest time of any mapping or device, for a superblock that is lost. */
-static int rebuild_time(struct salvager *s, uint64_t details_root, uint64_t mapping_root,
-			uint32_t *time)
+/*
+ * For a superblock that is lost: the latest time of any mapping or
+ * device, the highest data block mapped + 1 and the highest device
+ * transaction.
+ */
+static int rebuild_values(struct salvager *s, uint64_t details_root, uint64_t mapping_root,
+			  uint32_t *time, uint64_t *data_end, uint64_t *max_trans)
 {
+	uint64_t saved = s->nr_data_blocks;
 	uint32_t t = 0;
+	int r = 0;
 
-	for (uint64_t i = 0; i < s->nr_ids; i++) {
+	*max_trans = 0;
+	s->max_data = 0;
+	s->nr_data_blocks = UINT64_MAX;		/* keep every mapping */
+	for (uint64_t i = 0; !r && i < s->nr_ids; i++) {
 		uint8_t details[THIN_DETAILS_VALUE_SIZE], rootv[8];
 		struct thin_device dev;
 		struct pd_err e;
-		int r;
 
 		if (details_root &&
 		    !btree_lookup(s->bm, details_root, THIN_DETAILS_VALUE_SIZE, s->ids[i],
@@ -433,20 +763,22 @@ static int rebuild_time(struct salvager *s, uint64_t details_root, uint64_t mapp
 				t = dev.creation_time;
 			if (dev.snapshotted_time > t)
 				t = dev.snapshotted_time;
+			if (dev.transaction_id > *max_trans)
+				*max_trans = dev.transaction_id;
 		}
 		if (mapping_root &&
 		    !btree_lookup(s->bm, mapping_root, THIN_MAPPING_VALUE_SIZE, s->ids[i],
 				  rootv, &e)) {
 			s->max_time = 0;
 			r = walk_mappings(s, load_le64(rootv), false);
-			if (r)
-				return r;
-			if (s->max_time > t)
+			if (!r && s->max_time > t)
 				t = s->max_time;
 		}
 	}
+	s->nr_data_blocks = saved;
 	*time = t;
-	return 0;
+	*data_end = s->max_data;
+	return r;
 }
 
 /*----------------------------------------------------------------
@@ -490,50 +822,64 @@ int thin_salvage(struct bm *bm, const struct salvage_opts *o, struct emitter *e,
 		report(&s, "the superblock is damaged%s",
 		       fields_ok ? "; using the values it still holds" : "");
 	sb_overrides_apply(&o->ov, &esb);
-	if (!sane_dbs(esb.data_block_size))
-		return pd_err_set(err, -EINVAL,
-				  "the superblock is unreadable: give --data-block-size (and --nr-data-blocks, --transaction-id)");
-	if (!esb.nr_data_blocks && !o->ov.set_nr_data_blocks)
-		return pd_err_set(err, -EINVAL,
-				  "the number of data blocks is unknown: give --nr-data-blocks");
-	s.nr_data_blocks = esb.nr_data_blocks;
+	if (!sane_dbs(esb.data_block_size)) {
+		uint64_t where = 0;
 
-	if (sb_ok) {
-		if (tree_kind(bm, sb.device_details_root, THIN_DETAILS_VALUE_SIZE))
-			details_root = sb.device_details_root;
-		if (tree_kind(bm, sb.data_mapping_root, THIN_MAPPING_VALUE_SIZE))
-			mapping_root = sb.data_mapping_root;
+		esb.data_block_size = find_superblock_copy(&s, &where);
+		if (!esb.data_block_size)
+			return pd_err_set(err, -EINVAL,
+					  "the superblock is unreadable and the data block size cannot be inferred: give --data-block-size");
+		report(&s, "data block size inferred as %" PRIu32
+		       " sectors from the superblock copy at block %" PRIu64
+		       " (a metadata snapshot)", esb.data_block_size, where);
 	}
-	if (!details_root || !mapping_root) {
-		uint64_t d, m;
+	s.nr_data_blocks = esb.nr_data_blocks ? esb.nr_data_blocks : UINT64_MAX;
 
-		r = scan_for_roots(&s, &d, &m);
-		if (r)
-			return r;
-		if (!details_root)
-			details_root = d;
-		if (!mapping_root)
-			mapping_root = m;
-		report(&s, "roots found by scanning the device: details tree %" PRIu64
-		       ", mapping tree %" PRIu64, details_root, mapping_root);
-	}
-	if (!details_root && !mapping_root)
-		return pd_err_set(err, -ENODATA, "no device or mapping tree could be found");
+	r = find_roots(&s, sb_ok, &sb, &details_root, &mapping_root);
+	if (!r && !details_root && !mapping_root)
+		r = pd_err_set(err, -ENODATA, "no device or mapping tree could be found");
+	if (r)
+		goto out;
 
 	r = collect_ids(&s, details_root, mapping_root);
 	if (r)
 		goto out;
-	if (!fields_ok) {
+	if (!fields_ok || !esb.nr_data_blocks) {
+		uint64_t data_end, max_trans;
+		uint32_t time;
+
 		/*
 		 * The pool's time is lost with the superblock: it must be at
 		 * least every time in use, or new snapshots would not mark
-		 * today's blocks as shared.
+		 * today's blocks as shared.  The data device is at least as
+		 * large as its highest mapped block, and the next transaction
+		 * follows every device's.
 		 */
-		r = rebuild_time(&s, details_root, mapping_root, &esb.time);
+		r = rebuild_values(&s, details_root, mapping_root, &time, &data_end,
+				   &max_trans);
 		if (r)
 			goto out;
-		report(&s, "the pool's time is rebuilt as %" PRIu32 " from the mappings and devices",
-		       esb.time);
+		if (!fields_ok) {
+			esb.time = time;
+			report(&s, "the pool's time is rebuilt as %" PRIu32
+			       " from the mappings and devices", esb.time);
+			if (!o->ov.set_trans_id) {
+				esb.trans_id = max_trans + 1;
+				report(&s, "transaction id inferred as %" PRIu64
+				       " (the highest device transaction + 1)", esb.trans_id);
+			}
+		}
+		if (!esb.nr_data_blocks) {
+			if (!data_end) {
+				r = pd_err_set(err, -EINVAL,
+					       "no mapping tells the data device's size: give --nr-data-blocks");
+				goto out;
+			}
+			esb.nr_data_blocks = data_end;
+			report(&s, "number of data blocks inferred as %" PRIu64
+			       " (the highest mapped data block + 1)", esb.nr_data_blocks);
+		}
+		s.nr_data_blocks = esb.nr_data_blocks;
 	}
 	r = e->ops->begin_superblock(e, &esb);
 	for (uint64_t i = 0; !r && i < s.nr_ids; i++)
@@ -542,6 +888,7 @@ int thin_salvage(struct bm *bm, const struct salvage_opts *o, struct emitter *e,
 		r = e->ops->end_superblock(e);
 out:
 	free(s.ids);
+	free(s.orphans);
 	if (r && !err->msg[0])
 		pd_err_set(err, r, "%s", strerror(-r));
 	return r;

@@ -7,12 +7,24 @@
  * trees with damage tolerance and feed whatever can still be read to an
  * emitter, reporting each loss.
  *
- * Roots: the superblock's when it is valid and its roots read as the
- * right kind of tree; otherwise the metadata device is scanned for btree
- * nodes and the roots are chosen from the trees found there: for the
- * mapping tree, the top-level tree naming the most devices whose
- * subtrees are readable; for the details tree, the one sharing the most
- * device ids with it.
+ * Roots: the superblock's when it is valid, each root reads as a tree of
+ * its kind (the mapping root as a top level whose values are mapping
+ * trees) and both trees name the same devices.  Otherwise the metadata
+ * device is scanned for btree nodes and the pair that names the most
+ * devices in common is chosen among the trees found there and the
+ * superblock's roots (a tie goes to the superblock's roots, then to the
+ * larger trees): a wrong or stale root loses to the consistent one.
+ *
+ * A device whose top-level entry is lost gets back the one unnamed
+ * mapping tree found by scanning that holds as many mappings as its
+ * details say, when exactly one does.
+ *
+ * A lost superblock: the data block size comes from a copy of the
+ * superblock (a held metadata snapshot's root) when one is found, else
+ * it must be given; the number of data blocks is the highest mapped
+ * block + 1, the transaction id the highest device transaction + 1 and
+ * the time the latest in use, unless given.  Every inference is
+ * reported.
  */
 
 #include "emitter.h"

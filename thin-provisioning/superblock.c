@@ -3,6 +3,7 @@
 #include "persistent-data/checksum.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 bool thin_sb_csum_ok(const void *block, uint32_t *wanted)
@@ -23,14 +24,13 @@ static int sb_check(const struct bm_validator *v, const void *data,
 	(void)v;
 	if (le64_to_cpu(d->blocknr) != location)
 		return pd_err_set(err, -ENOTBLK,
-				  "superblock is corrupt: bad block nr in superblock (block %llu claims %llu)",
-				  (unsigned long long)location,
-				  (unsigned long long)le64_to_cpu(d->blocknr));
+				  "superblock is corrupt: bad block nr in superblock (block %" PRIu64 " claims %" PRIu64 ")",
+				  location, le64_to_cpu(d->blocknr));
 	/* the kernel's order: location, magic, checksum */
 	if (le64_to_cpu(d->magic) != THIN_SB_MAGIC)
 		return pd_err_set(err, -EILSEQ,
-				  "superblock is corrupt: bad magic number %llu",
-				  (unsigned long long)le64_to_cpu(d->magic));
+				  "superblock is corrupt: bad magic number %" PRIu64,
+				  le64_to_cpu(d->magic));
 	if (!thin_sb_csum_ok(data, &want))
 		return pd_err_set(err, -EILSEQ,
 				  "superblock is corrupt: bad checksum in superblock, wanted %u",
@@ -108,14 +108,12 @@ int thin_sb_check_fields(const struct thin_sb *sb, uint64_t nr_md_blocks,
 {
 	if (!sb->data_mapping_root || sb->data_mapping_root >= nr_md_blocks)
 		return pd_err_set(err, -EILSEQ,
-				  "superblock is corrupt: data mapping root %llu is outside the metadata device (%llu blocks)",
-				  (unsigned long long)sb->data_mapping_root,
-				  (unsigned long long)nr_md_blocks);
+				  "superblock is corrupt: data mapping root %" PRIu64 " is outside the metadata device (%" PRIu64 " blocks)",
+				  sb->data_mapping_root, nr_md_blocks);
 	if (!sb->device_details_root || sb->device_details_root >= nr_md_blocks)
 		return pd_err_set(err, -EILSEQ,
-				  "superblock is corrupt: device details root %llu is outside the metadata device (%llu blocks)",
-				  (unsigned long long)sb->device_details_root,
-				  (unsigned long long)nr_md_blocks);
+				  "superblock is corrupt: device details root %" PRIu64 " is outside the metadata device (%" PRIu64 " blocks)",
+				  sb->device_details_root, nr_md_blocks);
 	if (!held_root) {
 		struct sm_root md, data;
 
@@ -131,9 +129,14 @@ int thin_sb_check_fields(const struct thin_sb *sb, uint64_t nr_md_blocks,
 					  "superblock is corrupt: data space map root points outside the metadata device");
 		if (md.nr_blocks > nr_md_blocks)
 			return pd_err_set(err, -EILSEQ,
-					  "metadata device (%llu blocks) too small: expected %llu",
-					  (unsigned long long)nr_md_blocks,
-					  (unsigned long long)md.nr_blocks);
+					  "metadata device (%" PRIu64 " blocks) too small: expected %" PRIu64,
+					  nr_md_blocks,
+					  md.nr_blocks);
+		if (!sm_size_fits(data.nr_blocks, nr_md_blocks))
+			return pd_err_set(err, -EILSEQ,
+					  "superblock is corrupt: data space map of %" PRIu64 " blocks needs more bitmaps than the metadata device has blocks (%" PRIu64 ")",
+					  data.nr_blocks,
+					  nr_md_blocks);
 	}
 	return 0;
 }

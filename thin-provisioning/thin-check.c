@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "metadata.h"
+#include "pool.h"
 #include "persistent-data/checksum.h"
 #include "persistent-data/count-map.h"
 #include "persistent-data/u64-map.h"
@@ -35,6 +36,7 @@ static void usage(FILE *f)
 		"  {-m|--metadata-snap}\n"
 		"  {--override-mapping-root} <block>\n"
 		"  {--clear-needs-check-flag}\n"
+		"  {--auto-repair}\n"
 		"  {--ignore-non-fatal-errors}\n"
 		"  {--skip-mappings}\n"
 		"  {--super-block-only}\n"
@@ -52,6 +54,7 @@ struct opts {
 	bool super_block_only;
 	bool ignore_non_fatal;
 	bool clear_needs_check;
+	bool auto_repair;
 	bool override_root;
 	uint64_t override_root_block;
 	enum io_engine_kind engine;
@@ -73,6 +76,9 @@ struct checker {
 	struct count_map *md_expected;
 	struct count_map *md_ondisk;	/* NULL if not loaded */
 	struct count_map *data_expected;
+	struct count_map *data_ondisk;	/* NULL if not loaded */
+	bool repair;			/* fix leaks and data over-counts */
+	uint64_t fixable;		/* space map counts that repair fixes */
 	uint8_t *seen;			/* a bit per metadata block */
 
 	/* space map damage, printed under "checking space map counts" */
@@ -90,6 +96,10 @@ struct checker {
 
 	/* which tree is walked, for damage messages */
 	enum { T_DETAILS, T_TOP, T_BOTTOM, T_OTHER } tree;
+
+	/* thin_check_quietly(): every line said, printed or not */
+	void (*report)(void *ctx, int indent, const char *line);
+	void *report_ctx;
 };
 
 static void say(struct checker *c, int indent, const char *fmt, ...)
@@ -99,6 +109,14 @@ static void say(struct checker *c, int indent, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (c->report) {
+		char line[PD_ERR_MSG_MAX];
+
+		va_start(ap, fmt);
+		vsnprintf(line, sizeof(line), fmt, ap);
+		va_end(ap);
+		c->report(c->report_ctx, indent, line);
+	}
 	if (c->o->quiet)
 		return;
 	fprintf(stderr, "%*s", indent * 2, "");
@@ -501,10 +519,17 @@ static int load_sm(struct checker *c, const struct sm_root *root, bool metadata,
 	return r < 0 ? r : 0;
 }
 
-static void compare_counts(struct checker *c, const char *what,
+/*
+ * Compares computed and on-disk counts.  A leak (on disk but referenced
+ * by nothing) is non-fatal; any other difference is fatal, except that a
+ * repair fixes leaks and, in the data space map, counts above the
+ * computed ones.  Metadata over-counts stay fatal: the blocks concerned
+ * may be the space map's own, which the repair itself rewrites.
+ */
+static void compare_counts(struct checker *c, const char *what, bool data,
 			   struct count_map *expected, struct count_map *ondisk)
 {
-	uint64_t n = cm_nr_blocks(ondisk), leaked = 0, bad = 0;
+	uint64_t n = cm_nr_blocks(ondisk), leaked = 0, bad = 0, over = 0;
 
 	if (cm_nr_blocks(expected) < n)
 		n = cm_nr_blocks(expected);
@@ -517,20 +542,80 @@ static void compare_counts(struct checker *c, const char *what,
 			if (leaked++ < MAX_REPORTED)
 				say(c, 1, "%s block %" PRIu64 " has leaked: expected 0, but got %u",
 				    what, b, a);
-		} else if (bad++ < MAX_REPORTED) {
+			continue;
+		}
+		if (data && c->repair && a > e)
+			over++;
+		else
+			bad++;
+		if (over + bad <= MAX_REPORTED)
 			say(c, 1, "%s reference counts differ for block %" PRIu64
 			    ", expected %u, but got %u", what, b, e, a);
-		}
 	}
 	if (leaked) {
 		say(c, 1, "%" PRIu64 " %s blocks have leaked", leaked, what);
-		if (!c->o->ignore_non_fatal)
+		if (c->repair)
+			c->fixable += leaked;
+		else if (!c->o->ignore_non_fatal)
 			c->non_fatal++;
+	}
+	if (over) {
+		say(c, 1, "%" PRIu64 " %s blocks have reference counts above their references",
+		    over, what);
+		c->fixable += over;
 	}
 	if (bad) {
 		say(c, 1, "%" PRIu64 " %s blocks have bad reference counts", bad, what);
 		c->fatal++;
 	}
+}
+
+/*
+ * Sets every count that is above the computed one to the computed one,
+ * in one transaction on the live metadata (new bitmaps, index and
+ * ref-count nodes, then the superblock: a crash leaves the old metadata
+ * or the repaired one), clearing NEEDS_CHECK in the same superblock.
+ */
+static int repair_space_maps(struct checker *c)
+{
+	struct pd_err err = { 0 };
+	struct pool *p;
+	uint64_t data_fixed = 0, md_fixed = 0;
+	int r = 0;
+
+	/* the checker's cached blocks are not used again */
+	bm_destroy(c->md.bm);
+	c->md.bm = NULL;
+	r = pool_open(c->md.io, 0, &p, &err);
+	if (r) {
+		cli_error("cannot repair: %s", err.msg);
+		return r;
+	}
+	if (c->data_ondisk)
+		r = pool_lower_counts(p, false, c->data_expected, c->data_ondisk,
+				      &data_fixed, &err);
+	if (!r && c->md_ondisk)
+		r = pool_lower_counts(p, true, c->md_expected, c->md_ondisk, &md_fixed, &err);
+	if (r) {
+		pool_destroy(p);
+		cli_error("cannot repair: %s", err.msg);
+		return r;
+	}
+	p->sb.flags &= ~THIN_SB_FLAG_NEEDS_CHECK;
+	r = pool_commit(p, &err);
+	pool_destroy(p);
+	if (r) {
+		cli_error("writing the repaired space maps failed: %s", err.msg);
+		return r;
+	}
+	/* 0.9's words (its --auto-repair fixes metadata leaks only) */
+	if (data_fixed)
+		say(c, 0, "fixed data leaks");
+	if (md_fixed)
+		say(c, 0, "fixed metadata leaks");
+	if (c->md.live.flags & THIN_SB_FLAG_NEEDS_CHECK)
+		say(c, 0, "cleared needs_check flag");
+	return 0;
 }
 
 /*----------------------------------------------------------------
@@ -547,7 +632,7 @@ static int examine_superblock(struct checker *c, const char *path)
 	int r;
 
 	r = io_engine_open(path, c->o->engine,
-			   (c->o->clear_needs_check ? IO_OPEN_WRITE : 0) |
+			   (c->o->clear_needs_check || c->o->auto_repair ? IO_OPEN_WRITE : 0) |
 			   (c->o->metadata_snap ? 0 : IO_OPEN_EXCL),
 			   &c->md.io, &err);
 	if (r) {
@@ -658,6 +743,10 @@ static int clear_needs_check(struct checker *c)
 
 	if (!(c->md.live.flags & THIN_SB_FLAG_NEEDS_CHECK))
 		return 0;
+	if (!c->md.bm) {
+		cli_error("internal error: no block manager to clear the flag");
+		return -EINVAL;
+	}
 	buf = io_alloc_block();
 	if (!buf)
 		return -ENOMEM;
@@ -696,8 +785,6 @@ static int run_check(struct checker *c, const char *path)
 	r = examine_superblock(c, path);
 	if (r)
 		return 1;
-	if (c->o->super_block_only)
-		return 0;
 
 	if (!c->o->quiet) {
 		fflush(stderr);
@@ -707,8 +794,16 @@ static int run_check(struct checker *c, const char *path)
 		       c->md.metadata_sm.nr_blocks - c->md.metadata_sm.nr_allocated : 0);
 		fflush(stdout);
 	}
+	if (c->o->super_block_only)
+		return c->o->clear_needs_check && clear_needs_check(c) ? 1 : 0;
 
 	sm_checks = !c->o->metadata_snap && !c->o->skip_mappings;
+	/* sizes come from disk: bound them by the device before allocating */
+	if (!sm_size_fits(c->md.data_sm.nr_blocks, c->nr_md_blocks) ||
+	    (c->o->metadata_snap && c->md.metadata_sm.nr_blocks > c->nr_md_blocks)) {
+		say(c, 1, "superblock is corrupt: a space map is larger than the metadata device can describe");
+		return 1;
+	}
 	if (cm_create(c->md.metadata_sm.nr_blocks > c->nr_md_blocks ?
 		      c->md.metadata_sm.nr_blocks : c->nr_md_blocks, &c->md_expected) ||
 	    cm_create(c->md.data_sm.nr_blocks, &c->data_expected) ||
@@ -782,20 +877,16 @@ static int run_check(struct checker *c, const char *path)
 	}
 
 	if (sm_checks) {
-		struct count_map *data_ondisk = NULL;
-
 		say(c, 0, "checking space map counts");
-		r = load_sm(c, &c->md.data_sm, false, &data_ondisk);
+		r = load_sm(c, &c->md.data_sm, false, &c->data_ondisk);
 		if (r) {
-			cm_destroy(data_ondisk);
 			cli_error("%s", strerror(-r));
 			return 1;
 		}
 		for (unsigned i = 0; i < c->nr_sm_msgs; i++)
 			say(c, 1, "%s", c->sm_msgs[i]);
-		compare_counts(c, "data", c->data_expected, data_ondisk);
-		cm_destroy(data_ondisk);
-		compare_counts(c, "metadata", c->md_expected, c->md_ondisk);
+		compare_counts(c, "data", true, c->data_expected, c->data_ondisk);
+		compare_counts(c, "metadata", false, c->md_expected, c->md_ondisk);
 		if (c->md.metadata_sm.nr_blocks > c->nr_md_blocks) {
 			say(c, 1, "metadata space map has %" PRIu64 " blocks but the device only %" PRIu64,
 			    c->md.metadata_sm.nr_blocks, c->nr_md_blocks);
@@ -805,7 +896,9 @@ static int run_check(struct checker *c, const char *path)
 
 	if (c->fatal || (c->non_fatal && !c->o->ignore_non_fatal))
 		return 1;
-	if (c->o->clear_needs_check && clear_needs_check(c))
+	if (c->fixable)
+		return repair_space_maps(c) ? 1 : 0;
+	if ((c->o->clear_needs_check || c->o->auto_repair) && clear_needs_check(c))
 		return 1;
 	return 0;
 
@@ -824,6 +917,7 @@ static void checker_destroy(struct checker *c)
 	cm_destroy(c->md_expected);
 	cm_destroy(c->md_ondisk);
 	cm_destroy(c->data_expected);
+	cm_destroy(c->data_ondisk);
 	bm_destroy(c->md.bm);
 	io_engine_destroy(c->md.io);
 }
@@ -833,9 +927,26 @@ enum {
 	OPT_SKIP_MAPPINGS,
 	OPT_IGNORE_NON_FATAL,
 	OPT_CLEAR_NEEDS_CHECK,
+	OPT_AUTO_REPAIR,
 	OPT_OVERRIDE_MAPPING_ROOT,
 	OPT_IO_ENGINE,
 };
+
+int thin_check_quietly(const char *path, enum io_engine_kind engine, bool metadata_snap,
+		       void (*report)(void *ctx, int indent, const char *line), void *ctx)
+{
+	struct opts o = { .quiet = true, .metadata_snap = metadata_snap, .engine = engine };
+	struct checker c;
+	int ret;
+
+	memset(&c, 0, sizeof(c));
+	c.o = &o;
+	c.report = report;
+	c.report_ctx = ctx;
+	ret = run_check(&c, path);
+	checker_destroy(&c);
+	return ret;
+}
 
 int thin_check_main(int argc, char **argv)
 {
@@ -848,6 +959,7 @@ int thin_check_main(int argc, char **argv)
 		{ "skip-mappings", no_argument, NULL, OPT_SKIP_MAPPINGS },
 		{ "ignore-non-fatal-errors", no_argument, NULL, OPT_IGNORE_NON_FATAL },
 		{ "clear-needs-check-flag", no_argument, NULL, OPT_CLEAR_NEEDS_CHECK },
+		{ "auto-repair", no_argument, NULL, OPT_AUTO_REPAIR },
 		{ "override-mapping-root", required_argument, NULL, OPT_OVERRIDE_MAPPING_ROOT },
 		{ "io-engine", required_argument, NULL, OPT_IO_ENGINE },
 		{ NULL, 0, NULL, 0 },
@@ -883,6 +995,9 @@ int thin_check_main(int argc, char **argv)
 		case OPT_CLEAR_NEEDS_CHECK:
 			o.clear_needs_check = true;
 			break;
+		case OPT_AUTO_REPAIR:
+			o.auto_repair = true;
+			break;
 		case OPT_OVERRIDE_MAPPING_ROOT:
 			o.override_root = true;
 			if (cli_parse_u64(optarg, &o.override_root_block)) {
@@ -898,17 +1013,23 @@ int thin_check_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 
-	if (o.clear_needs_check) {
+	/*
+	 * As 1.x: the flag may be cleared after any examination that writes
+	 * nothing else (after a full one, leaks are repaired as well);
+	 * --auto-repair needs the full examination of the live metadata.
+	 */
+	if (o.clear_needs_check || o.auto_repair) {
 		const char *why = NULL;
 
-		if (o.ignore_non_fatal)
-			why = "cannot perform fix by ignoring non-fatal errors";
-		else if (o.metadata_snap)
+		if (o.metadata_snap)
 			why = "cannot perform fix within metadata snap";
 		else if (o.override_root)
 			why = "cannot perform fix with an overridden mapping root";
-		else if (o.super_block_only || o.skip_mappings)
+		else if (o.auto_repair && o.ignore_non_fatal)
+			why = "cannot perform fix by ignoring non-fatal errors";
+		else if (o.auto_repair && (o.super_block_only || o.skip_mappings))
 			why = "cannot perform fix without a full examination";
 		if (why) {
 			fprintf(stderr, "%s\n", why);
@@ -930,6 +1051,8 @@ int thin_check_main(int argc, char **argv)
 
 	memset(&c, 0, sizeof(c));
 	c.o = &o;
+	c.repair = (o.clear_needs_check || o.auto_repair) &&
+		   !o.super_block_only && !o.skip_mappings;
 	ret = run_check(&c, argv[optind]);
 	checker_destroy(&c);
 	return ret;

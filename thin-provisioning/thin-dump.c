@@ -252,6 +252,7 @@ int thin_dump_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 	eo.dev_ids = dev_ids;
 
 	if (optind >= argc) {

@@ -267,6 +267,7 @@ int thin_ls_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 	if (optind >= argc) {
 		fprintf(stderr, "No input file provided.\n");
 		usage(stderr);

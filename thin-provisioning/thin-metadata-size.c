@@ -2,8 +2,16 @@
 /*
  * thin_metadata_size: estimates the metadata device size of a pool from
  * its data block size, its size and the number of thin devices (format
- * doc section 13.1), with the options, output and messages of
- * thin-provisioning-tools 0.9.
+ * doc section 13.1), with the options, output layout and messages of
+ * thin-provisioning-tools 0.9, and 1.x's estimate, block size rules and
+ * number format:
+ *  - the block sizes the kernel accepts (a multiple of 128 sectors, from
+ *    64 KiB to 1 GiB), not 0.9's powers of two;
+ *  - the leaves rounded up, capped at the largest metadata device the
+ *    kernel can use: never below what 1.x asks for (0.9 is one block
+ *    short whenever the mappings do not fill whole leaves);
+ *  - whole numbers as they are, others with two decimals from 1 up and
+ *    in full below 1 (0.9 switches to exponent notation).
  *
  * Where 0.9 wraps around (units above exa, numbers beyond 2^63) we use
  * 128-bit arithmetic and refuse what still does not fit ("size too
@@ -19,6 +27,8 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 __extension__ typedef unsigned __int128 u128;
@@ -34,6 +44,11 @@ __extension__ typedef unsigned __int128 u128;
 #define METADATA_BLOCK_SIZE 4096u
 /* Entries of a btree leaf: (block size - node header) / (key + value). */
 #define MAPPINGS_PER_BLOCK ((4096u - 64u) / 16u)
+/* The kernel's data block sizes, in sectors (dm-thin's pool_ctr). */
+#define MIN_DATA_BLOCK_SECTORS 128u		/* 64 KiB, and the step */
+#define MAX_DATA_BLOCK_SECTORS 2097152u		/* 1 GiB */
+/* The largest metadata space map: 255 bitmaps of 16320 blocks. */
+#define MAX_METADATA_BLOCKS (255u * 16320u)
 
 /*----------------------------------------------------------------
  * Units
@@ -242,8 +257,10 @@ static int check_settings(const struct settings *s)
 		return fail("pool size required!");
 	if (!s->thins.value)
 		return fail("max thins required!");
-	if (b & (b - 1))
-		return fail("block size must be 2^^N");
+	if (b % MIN_DATA_BLOCK_SECTORS)
+		return fail("block size must be a multiple of 64 KiB");
+	if (b > MAX_DATA_BLOCK_SECTORS)
+		return fail("maximum block size is 1 GiB");
 	if (s->pool.value <= b)
 		return fail("pool size must be larger than block size");
 	return 0;
@@ -266,29 +283,92 @@ static double whole_part(double r)
 }
 
 /*
- * One superblock, a block per thin device, and the mappings counted
- * twice because leaves are about half full.  Integer arithmetic, then
- * the conversion to the output unit in double, as 0.9 does (same
- * rounding, same printed digits).
+ * 0 < r < 1 in positional notation with the fewest significant digits
+ * that read back as r, the last one rounded half up as 1.x does
+ * (0.0004960633814334869, where 0.9 prints 4.96e-04).
+ */
+static void print_below_one(double r)
+{
+	char exact[80], digits[24], buf[48];
+	unsigned nd = 0, len;
+	int exp;
+	char *e;
+
+	/* r's leading digits, truncated (glibc prints exact digits) */
+	snprintf(exact, sizeof(exact), "%.60e", r);
+	e = strchr(exact, 'e');
+	exp = atoi(e + 1);
+	for (char *p = exact; p < e && nd < 18; p++)
+		if (*p >= '0' && *p <= '9')
+			digits[nd++] = *p;
+
+	for (len = 1; len <= 17; len++) {
+		char d[24];
+		int x = exp;
+
+		memcpy(d, digits, len);
+		if (digits[len] >= '5') {		/* half up */
+			int i = (int)len - 1;
+
+			while (i >= 0 && d[i] == '9')
+				d[i--] = '0';
+			if (i >= 0) {
+				d[i]++;
+			} else {			/* 9.99 -> 10.0 */
+				memmove(d + 1, d, len - 1);
+				d[0] = '1';
+				x++;
+			}
+		}
+		d[len] = '\0';
+		snprintf(buf, sizeof(buf), "%c.%se%d", d[0], d + 1, x);
+		if (strtod(buf, NULL) == r) {
+			memcpy(digits, d, len + 1);
+			exp = x;
+			break;
+		}
+	}
+	nd = (unsigned)strlen(digits);
+	while (nd > 1 && digits[nd - 1] == '0')
+		digits[--nd] = '\0';
+	fputs("0.", stdout);
+	for (int z = exp + 1; z < 0; z++)
+		putchar('0');
+	fputs(digits, stdout);
+}
+
+static void print_number(double r)
+{
+	if (r == whole_part(r))
+		printf("%.0f", r);
+	else if (r >= 1.0)
+		printf("%.2f", r);
+	else
+		print_below_one(r);
+}
+
+/*
+ * One superblock, a leaf per 126 mappings (leaves are about half full;
+ * rounded up) and a block per thin device, at most the largest metadata
+ * device; then the conversion to the output unit in double.
  */
 static void print_estimate(const struct settings *s)
 {
 	/* Cannot overflow: every value is at most SIZE_LIMIT = 2^127 - 1. */
-	u128 n = 2 * s->pool.value / s->block.value / MAPPINGS_PER_BLOCK + s->thins.value;
-	double r = 1.0 + u128_to_double(n);
+	u128 nr_data = s->pool.value / s->block.value;
+	u128 leaves = (nr_data + MAPPINGS_PER_BLOCK / 2 - 1) / (MAPPINGS_PER_BLOCK / 2);
+	u128 n = 1 + leaves + s->thins.value;
 	bool full = s->numeric == NUMERIC_NONE;
-	double whole;
+	double r;
 
-	r *= (double)METADATA_BLOCK_SIZE;
+	if (n > MAX_METADATA_BLOCKS || s->thins.value > MAX_METADATA_BLOCKS)
+		n = MAX_METADATA_BLOCKS;
+	r = u128_to_double(n) * (double)METADATA_BLOCK_SIZE;
 	r /= u128_to_double(unit_factor(s->out_unit));
-	whole = whole_part(r);
 
 	if (full)
 		printf("%s - ", prog_name);
-	if (r == whole)
-		printf("%.0f", r);
-	else
-		printf(r - whole < 1e-2 ? "%0.2e" : "%0.2f", r);
+	print_number(r);
 
 	if (full)
 		printf(" %s", unit_names[s->out_unit]);
@@ -370,6 +450,7 @@ int thin_metadata_size_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 
 	if (check_settings(&s))
 		return 1;

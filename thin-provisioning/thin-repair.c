@@ -96,6 +96,7 @@ int thin_repair_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 	if (!input && optind < argc)
 		input = argv[optind++];
 	if (optind < argc) {

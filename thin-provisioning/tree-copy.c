@@ -4,6 +4,7 @@
 #include "thin-disk.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,8 +39,8 @@ static int writer_flush(struct writer *w, struct pd_err *err)
 		for (unsigned i = 0; i < w->n; i++)
 			if (w->reqs[i].result) {
 				r = pd_err_set(err, w->reqs[i].result,
-					       "write error on output block %llu: %s",
-					       (unsigned long long)w->reqs[i].block,
+					       "write error on output block %" PRIu64 ": %s",
+					       w->reqs[i].block,
 					       strerror(-w->reqs[i].result));
 				break;
 			}
@@ -57,9 +58,8 @@ static int writer_add(struct writer *w, uint64_t block, const void *data,
 		return 0;	/* counting only */
 	if (block >= w->out->nr_blocks)
 		return pd_err_set(err, -ENOSPC,
-				  "the output is too small: block %llu is in use but the output has %llu blocks",
-				  (unsigned long long)block,
-				  (unsigned long long)w->out->nr_blocks);
+				  "the output is too small: block %" PRIu64 " is in use but the output has %" PRIu64 " blocks",
+				  block, w->out->nr_blocks);
 	buf = w->bufs + (size_t)w->n * MD_BLOCK_SIZE;
 	memcpy(buf, data, MD_BLOCK_SIZE);
 	w->reqs[w->n] = (struct io_req) { .block = block, .buf = buf };
@@ -85,8 +85,8 @@ static int ref_md(struct copier *c, uint64_t b)
 {
 	if (b >= cm_nr_blocks(c->md))
 		return pd_err_set(c->err, -EILSEQ,
-				  "reference to metadata block %llu beyond the device",
-				  (unsigned long long)b);
+				  "reference to metadata block %" PRIu64 " beyond the device",
+				  b);
 	return cm_inc(c->md, b) ? pd_err_set(c->err, -ENOMEM, "out of memory") : 0;
 }
 
@@ -130,9 +130,8 @@ static int bottom_leaf(void *ctx, const struct btree_node_info *n)
 
 		if (d >= cm_nr_blocks(c->data))
 			return pd_err_set(c->err, -EILSEQ,
-					  "mapping to data block %llu beyond the end of the data device (%llu blocks)",
-					  (unsigned long long)d,
-					  (unsigned long long)cm_nr_blocks(c->data));
+					  "mapping to data block %" PRIu64 " beyond the end of the data device (%" PRIu64 " blocks)",
+					  d, cm_nr_blocks(c->data));
 		if (cm_inc(c->data, d))
 			return pd_err_set(c->err, -ENOMEM, "out of memory");
 	}

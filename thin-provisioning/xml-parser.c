@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <expat.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -455,13 +456,13 @@ static void start_device(struct parser *p, const XML_Char **attrs)
 	dev.snap_time = (uint32_t)v;
 
 	if (p->have_dev && dev.dev_id == p->last_dev) {
-		fail(p, -EINVAL, "device %llu: Device already exists",
-		     (unsigned long long)dev.dev_id);
+		fail(p, -EINVAL, "device %" PRIu64 ": Device already exists",
+		     dev.dev_id);
 		return;
 	}
 	if (p->have_dev && dev.dev_id < p->last_dev) {
-		fail(p, -EINVAL, "device %llu comes after device %llu: devices must be in ascending dev_id order (as thin_dump writes them)",
-		     (unsigned long long)dev.dev_id, (unsigned long long)p->last_dev);
+		fail(p, -EINVAL, "device %" PRIu64 " comes after device %" PRIu64 ": devices must be in ascending dev_id order (as thin_dump writes them)",
+		     dev.dev_id, p->last_dev);
 		return;
 	}
 	p->have_dev = true;
@@ -509,26 +510,25 @@ static void add_run(struct parser *p, enum tag t, uint64_t origin, uint64_t data
 		return;
 	}
 	if (origin > UINT64_MAX - (len - 1) || data > UINT64_MAX - (len - 1)) {
-		fail(p, -EINVAL, "<%s> length %llu runs past the largest block number",
-		     tag_names[t], (unsigned long long)len);
+		fail(p, -EINVAL, "<%s> length %" PRIu64 " runs past the largest block number",
+		     tag_names[t], len);
 		return;
 	}
 	last = origin + (len - 1);
 	data_last = data + (len - 1);
 	if (p->have_origin && origin <= p->last_origin) {
-		fail(p, -EINVAL, "mapping of origin %llu is not after the previous one, which ends at origin %llu: mappings must be in ascending origin order, without overlap",
-		     (unsigned long long)origin, (unsigned long long)p->last_origin);
+		fail(p, -EINVAL, "mapping of origin %" PRIu64 " is not after the previous one, which ends at origin %" PRIu64 ": mappings must be in ascending origin order, without overlap",
+		     origin, p->last_origin);
 		return;
 	}
 	if (data_last >= p->nr_data_blocks) {
-		fail(p, -EINVAL, "mapping beyond end of data device (%llu >= %llu)",
-		     (unsigned long long)data_last,
-		     (unsigned long long)p->nr_data_blocks);
+		fail(p, -EINVAL, "mapping beyond end of data device (%" PRIu64 " >= %" PRIu64 ")",
+		     data_last, p->nr_data_blocks);
 		return;
 	}
 	if (data_last >= DATA_BLOCK_LIMIT) {
-		fail(p, -EINVAL, "data block %llu is beyond the 40-bit limit of a mapping",
-		     (unsigned long long)data_last);
+		fail(p, -EINVAL, "data block %" PRIu64 " is beyond the 40-bit limit of a mapping",
+		     data_last);
 		return;
 	}
 	p->have_origin = true;
@@ -592,10 +592,8 @@ static void start_ref(struct parser *p, const XML_Char **attrs)
 	}
 	if (!d->empty) {
 		if (p->have_origin && d->first <= p->last_origin) {
-			fail(p, -EINVAL, "ref '%.64s' (origins %llu..%llu) is not after the previous mapping, which ends at origin %llu: mappings must be in ascending origin order, without overlap",
-			     name, (unsigned long long)d->first,
-			     (unsigned long long)d->last,
-			     (unsigned long long)p->last_origin);
+			fail(p, -EINVAL, "ref '%.64s' (origins %" PRIu64 "..%" PRIu64 ") is not after the previous mapping, which ends at origin %" PRIu64 ": mappings must be in ascending origin order, without overlap",
+			     name, d->first, d->last, p->last_origin);
 			return;
 		}
 		p->have_origin = true;

@@ -27,6 +27,8 @@ POOL_NAMES = [
     'held_snapshot_diverged',
 ]
 HELD_POOLS = {'held_snapshot': False, 'held_snapshot_diverged': True}
+# Pools with no device at all (tests that pick device ids do not apply).
+DEVICELESS_POOLS = {'empty_pool'}
 SEED = int(os.environ.get('THINP_TEST_SEED', '1'))
 
 

@@ -2,8 +2,11 @@
 """Where the commands are, and how to run them.
 
 Our commands: symlinks in $THINP_BUILD_DIR (default: the source dir).
-Oracles: Debian thin-provisioning-tools 0.9.0 in /usr/sbin and the upstream
-1.x pdata_tools in /opt/thinp-1x, always called by absolute path.
+Oracles, unpacked by scripts/fetch-oracles.sh into $THINP_ORACLE_DIR
+(default /var/cache/thinp-tools/oracles) and always called by absolute path:
+Debian 12's thin-provisioning-tools 0.9.0 (0.9/usr/sbin) and Debian 13's
+upstream 1.x (1x/usr/sbin/pdata_tools).  A test that runs a missing oracle
+is skipped, with the reason (see oracle_skip()).
 """
 
 import atexit
@@ -16,16 +19,26 @@ import signal
 import subprocess
 import tempfile
 import time
+import unittest
 
 SRC_DIR = os.environ.get('THINP_SRC_DIR') or os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD_DIR = os.environ.get('THINP_BUILD_DIR') or SRC_DIR
 
-DEBIAN = {name: '/usr/sbin/' + name for name in (
+ORACLE_DIR = os.path.abspath(os.environ.get('THINP_ORACLE_DIR') or
+                             '/var/cache/thinp-tools/oracles')
+DEBIAN_SBIN = os.path.join(ORACLE_DIR, '0.9', 'usr', 'sbin')
+DEBIAN = {name: os.path.join(DEBIAN_SBIN, name) for name in (
     'thin_check', 'thin_dump', 'thin_restore', 'thin_repair', 'thin_ls',
     'thin_delta', 'thin_rmap', 'thin_trim', 'thin_metadata_size',
-    'pdata_tools')}
-ONEX_PDATA_TOOLS = '/opt/thinp-1x/usr/sbin/pdata_tools'
+    'cache_check', 'cache_dump', 'cache_restore', 'cache_repair',
+    'cache_metadata_size', 'era_check', 'era_dump', 'era_restore',
+    'era_invalidate', 'pdata_tools')}
+ONEX_PDATA_TOOLS = os.path.join(ORACLE_DIR, '1x', 'usr', 'sbin', 'pdata_tools')
+
+# The reason of every skip caused by a missing oracle starts with this;
+# under CI=true the runner counts such skips as failures.
+ORACLE_SKIP = 'oracle missing: '
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -47,6 +60,30 @@ def ours(command):
 def onex(command):
     """argv prefix running a command of the 1.x tools."""
     return [ONEX_PDATA_TOOLS, command]
+
+
+def oracle_available(path):
+    """True when the oracle executable path (DEBIAN[...] or
+    ONEX_PDATA_TOOLS) has been fetched."""
+    return os.access(path, os.X_OK)
+
+
+def oracle_skip(path):
+    """The unittest.SkipTest for a missing oracle, with the reason that
+    scripts/fetch-oracles.sh left behind."""
+    try:
+        with open(os.path.join(ORACLE_DIR, 'REASON')) as f:
+            why = f.read().strip()
+    except OSError:
+        why = ''
+    return unittest.SkipTest('%s%s (%s)' % (
+        ORACLE_SKIP, path, why or 'run scripts/fetch-oracles.sh'))
+
+
+def require_oracle(path):
+    """Skip the calling test unless the oracle path is there."""
+    if not oracle_available(path):
+        raise oracle_skip(path)
 
 
 # Commands the CLI matrix knows; by default those whose symlink exists in
@@ -111,6 +148,8 @@ def run(argv, timeout=None, stdin=None, cwd=None, env=None, preexec_fn=None,
     sanitizer reports in stderr are failures too."""
     timeout = scaled(DEFAULT_TIMEOUT) if timeout is None else timeout
     argv = [str(a) for a in argv]
+    if argv and argv[0].startswith(ORACLE_DIR + os.sep):
+        require_oracle(argv[0])
     start = time.monotonic()
     p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None
                          else subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#ifndef FUZZ_COMMON_H
+#define FUZZ_COMMON_H
+
+/*
+ * Helpers of the libFuzzer harnesses: metadata images in memory files
+ * (memfd, named /proc/self/fd/N so that commands and engines open them
+ * like any file), and the checksum pass that makes mutated blocks pass
+ * validation, so that the fuzzer reaches the code behind the checksums
+ * (the hardening campaign's inputs were made the same way).
+ */
+
+#include "persistent-data/block-manager.h"
+#include "persistent-data/btree-disk.h"
+#include "persistent-data/checksum.h"
+#include "persistent-data/endian.h"
+#include "persistent-data/io-engine.h"
+#include "persistent-data/space-map-disk.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define FUZZ_BLOCK 4096u
+/* an image is at most this many blocks (a longer input is cut) */
+#define FUZZ_MAX_BLOCKS 64u
+
+struct mem_file {
+	int fd;
+	char path[64];
+};
+
+/* A memory file of size bytes holding data (len bytes, the rest zero). */
+static inline int mem_file_create(struct mem_file *m, const void *data, size_t len,
+				  size_t size)
+{
+	m->fd = memfd_create("fuzz", 0);
+	if (m->fd < 0)
+		return -1;
+	if (len > size)
+		len = size;
+	if (ftruncate(m->fd, (off_t)size) ||
+	    (len && pwrite(m->fd, data, len, 0) != (ssize_t)len)) {
+		close(m->fd);
+		return -1;
+	}
+	snprintf(m->path, sizeof(m->path), "/proc/self/fd/%d", m->fd);
+	return 0;
+}
+
+static inline void mem_file_destroy(struct mem_file *m)
+{
+	if (m->fd >= 0)
+		close(m->fd);
+	m->fd = -1;
+}
+
+/* A copy of a memory file (for an in-place command). */
+static inline int mem_file_copy(struct mem_file *dst, const struct mem_file *src)
+{
+	off_t size = lseek(src->fd, 0, SEEK_END);
+	uint8_t *buf;
+	int r;
+
+	if (size < 0)
+		return -1;
+	buf = malloc((size_t)size ? (size_t)size : 1);
+	if (!buf)
+		return -1;
+	if (pread(src->fd, buf, (size_t)size, 0) != size) {
+		free(buf);
+		return -1;
+	}
+	r = mem_file_create(dst, buf, (size_t)size, (size_t)size);
+	free(buf);
+	return r;
+}
+
+/*
+ * Stamps the checksum of every block whose header names its own location:
+ * block 0 and the held root as superblocks, the metadata space map's
+ * index block as such,
+ * a block with a node flag as a btree node, others as bitmaps.
+ */
+static inline void fix_checksums(uint8_t *img, size_t nr_blocks)
+{
+	uint64_t md_index = 0, held = 0;
+
+	if (nr_blocks) {
+		struct sm_root r;
+
+		sm_root_decode(img + 192, &r);	/* metadata space map root */
+		md_index = r.bitmap_root;
+		held = load_le64(img + 56);	/* a held metadata snapshot */
+	}
+	for (size_t b = 1; b < nr_blocks; b++) {
+		uint8_t *p = img + b * FUZZ_BLOCK;
+
+		if (load_le64(p + 8) != b)
+			continue;
+		if (b == held)
+			block_set_csum(p, CSUM_XOR_SUPERBLOCK);
+		else if (b == md_index)
+			block_set_csum(p, CSUM_XOR_SM_INDEX);
+		else if (load_le32(p + 4) & 3u)
+			block_set_csum(p, CSUM_XOR_BTREE_NODE);
+		else
+			block_set_csum(p, CSUM_XOR_SM_BITMAP);
+	}
+	if (nr_blocks)
+		block_set_csum(img, CSUM_XOR_SUPERBLOCK);
+}
+
+/*
+ * The fuzz input as an image of FUZZ_MAX_BLOCKS blocks (zero-padded, a
+ * longer input cut) with checksums fixed; *nr_blocks says how many.
+ * free() it.
+ */
+static inline uint8_t *image_from_input(const uint8_t *data, size_t size, size_t min_blocks,
+					size_t *nr_blocks)
+{
+	size_t n;
+	uint8_t *img;
+
+	/* the whole device: the seeds' space maps describe 64 blocks */
+	n = FUZZ_MAX_BLOCKS;
+	(void)min_blocks;
+	img = calloc(n ? n : 1, FUZZ_BLOCK);
+	if (!img)
+		return NULL;
+	memcpy(img, data, size < n * FUZZ_BLOCK ? size : n * FUZZ_BLOCK);
+	fix_checksums(img, n);
+	*nr_blocks = n;
+	return img;
+}
+
+#endif

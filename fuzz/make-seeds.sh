@@ -1,0 +1,85 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Makes the seed corpora in corpus/ from small pools restored with a build
+# of ours: make-seeds.sh BUILD_DIR (e.g. ../build).  Metadata images are
+# 64 blocks (256 KiB) cut after their last used block; one pool gets a
+# held metadata snapshot (functional-tests/lib/heldroot.py).
+set -eu
+build=$(cd "$1" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$here"
+mkdir -p corpus/validators corpus/btree-walk corpus/space-map corpus/xml corpus/merge
+
+pool() {	# name, devices (dev_id:origin_begin:data_begin:length ...)
+	name=$1; shift
+	{
+		echo '<superblock uuid="" time="2" transaction="3" flags="0" version="2" data_block_size="128" nr_data_blocks="40000">'
+		last=
+		for d in "$@"; do
+			IFS=: read -r id ob db len <<-X
+			$d
+			X
+			if [ "$id" != "$last" ]; then
+				[ -n "$last" ] && echo '  </device>'
+				echo "  <device dev_id=\"$id\" mapped_blocks=\"MAPPED$id\" transaction=\"1\" creation_time=\"0\" snap_time=\"1\">"
+				last=$id
+			fi
+			if [ "$len" = 1 ]; then
+				echo "    <single_mapping origin_block=\"$ob\" data_block=\"$db\" time=\"1\"/>"
+			else
+				echo "    <range_mapping origin_begin=\"$ob\" data_begin=\"$db\" length=\"$len\" time=\"0\"/>"
+			fi
+		done
+		echo '  </device>'
+		echo '</superblock>'
+	} > "$tmp/$name.xml"
+	# mapped_blocks: the sum of each device's lengths
+	for id in $(printf '%s\n' "$@" | cut -d: -f1 | sort -u); do
+		n=$(printf '%s\n' "$@" | awk -F: -v id="$id" '$1 == id { s += $4 } END { print s }')
+		sed -i "s/MAPPED$id\"/$n\"/" "$tmp/$name.xml"
+	done
+	truncate -s 256K "$tmp/$name.md"
+	"$build/thin_restore" -q -i "$tmp/$name.xml" -o "$tmp/$name.md"
+	"$build/thin_check" -q "$tmp/$name.md"
+	cp "$tmp/$name.xml" "corpus/xml/$name.xml"
+}
+
+trim() {	# image -> image without its trailing zero blocks
+	python3 - "$1" "$2" <<-'X'
+	import sys
+	data = open(sys.argv[1], 'rb').read()
+	n = len(data) // 4096
+	while n > 1 and not any(data[(n - 1) * 4096:n * 4096]):
+	    n -= 1
+	open(sys.argv[2], 'wb').write(data[:n * 4096])
+	X
+}
+
+pool small 1:0:5:3 2:0:5:2 2:2:9:1 3:0:20:2
+pool leaves 1:0:0:600 1:1000:600:300 2:1:5000:1 2:599:5001:1 2:1100:5002:1
+pool shared 1:0:100:40 2:0:100:40 3:0:100:30 3:30:200:1
+pool empty 1:0:0:1 2:5:1:1
+pool deep 1:0:0:300 1:400:300:300 1:800:600:300 1:1200:900:300 1:1600:1200:300 2:0:2000:1 2:1599:2001:1 2:2100:2002:1
+cp "$tmp/shared.md" "$tmp/held.md"
+PYTHONPATH="$here/../functional-tests" python3 -c "
+import sys
+from lib import heldroot
+heldroot.build_held_root('$tmp/held.md')
+"
+for p in small leaves shared empty deep held; do
+	trim "$tmp/$p.md" "corpus/merge/$p"
+	cp "corpus/merge/$p" "corpus/btree-walk/$p"
+	cp "corpus/merge/$p" "corpus/space-map/$p"
+done
+# validators: single blocks of the small pool (control byte 0: as they are)
+python3 - "$tmp/small.md" corpus/validators <<-'X'
+import sys
+data = open(sys.argv[1], 'rb').read()
+for b in range(len(data) // 4096):
+    blk = data[b * 4096:(b + 1) * 4096]
+    if any(blk):
+        open('%s/block%d' % (sys.argv[2], b), 'wb').write(bytes([b & 0x3f]) + blk.rstrip(b'\0'))
+X
+echo "seeds made in $here/corpus"
