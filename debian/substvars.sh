@@ -25,17 +25,18 @@ if [ -z "$missing" ]; then
 	cat >>"$out" <<EOT
 thinp:Provides=thin-provisioning-tools (= $version)
 thinp:Replaces=thin-provisioning-tools
-thinp:Partial=
-thinp:Coverage=It has every command of thin-provisioning-tools $version and replaces that package.
 EOT
+	coverage="It has every command of thin-provisioning-tools $version and replaces that package."
 else
 	cat >>"$out" <<EOT
 thinp:Provides=
 thinp:Replaces=
-thinp:Partial= (partial)
-thinp:Coverage=This build is partial: it lacks $missing of thin-provisioning-tools $version, so it neither provides nor replaces that package; it only conflicts with it, as both install the same file names.
 EOT
+	coverage="PARTIAL: this build lacks $missing of thin-provisioning-tools $version, so it neither provides nor replaces that package; it only conflicts with it, as both install the same file names."
 fi
+# one line of the extended description per line of at most 72 characters
+echo "thinp:Coverage=$(echo "$coverage" | fold -s -w 72 | sed 's/ *$//' |
+	awk 'NR > 1 { printf "${Newline} " } { printf "%s", $0 }')" >>"$out"
 out=debian/thinp-tools-plugin.substvars
 touch "$out"
 sed -i '/^thinp:/d' "$out"
