@@ -461,8 +461,9 @@ static bool sane_dbs(uint32_t v)
 int thin_salvage(struct bm *bm, const struct salvage_opts *o, struct emitter *e,
 		 struct salvage_stats *st, struct pd_err *err)
 {
-	struct salvager s = { .bm = bm, .o = o, .st = st, .e = e, .err = err };
-	struct emit_superblock esb = { .version = THIN_SB_VERSION };
+	struct salvager s = { .bm = bm, .o = o, .st = st, .err = err };
+	struct emit_superblock esb = { .version = THIN_SB_VERSION }, eff;
+	struct sb_override_emitter ov_em;
 	uint64_t details_root = 0, mapping_root = 0;
 	struct bm_block *blk;
 	struct thin_sb sb;
@@ -489,14 +490,17 @@ int thin_salvage(struct bm *bm, const struct salvage_opts *o, struct emitter *e,
 	if (!sb_ok)
 		report(&s, "the superblock is damaged%s",
 		       fields_ok ? "; using the values it still holds" : "");
-	sb_overrides_apply(&o->ov, &esb);
-	if (!sane_dbs(esb.data_block_size))
+	/* checked as the emitter will get it */
+	s.e = sb_override_emitter_init(&ov_em, e, &o->ov);
+	eff = esb;
+	sb_override_emitter_apply(&ov_em, &eff);
+	if (!sane_dbs(eff.data_block_size))
 		return pd_err_set(err, -EINVAL,
 				  "the superblock is unreadable: give --data-block-size (and --nr-data-blocks, --transaction-id)");
-	if (!esb.nr_data_blocks && !o->ov.set_nr_data_blocks)
+	if (!eff.nr_data_blocks && !o->ov.set_nr_data_blocks)
 		return pd_err_set(err, -EINVAL,
 				  "the number of data blocks is unknown: give --nr-data-blocks");
-	s.nr_data_blocks = esb.nr_data_blocks;
+	s.nr_data_blocks = eff.nr_data_blocks;
 
 	if (sb_ok) {
 		if (tree_kind(bm, sb.device_details_root, THIN_DETAILS_VALUE_SIZE))
@@ -535,11 +539,11 @@ int thin_salvage(struct bm *bm, const struct salvage_opts *o, struct emitter *e,
 		report(&s, "the pool's time is rebuilt as %" PRIu32 " from the mappings and devices",
 		       esb.time);
 	}
-	r = e->ops->begin_superblock(e, &esb);
+	r = s.e->ops->begin_superblock(s.e, &esb);
 	for (uint64_t i = 0; !r && i < s.nr_ids; i++)
 		r = salvage_device(&s, s.ids[i], details_root, mapping_root, esb.time);
 	if (!r)
-		r = e->ops->end_superblock(e);
+		r = s.e->ops->end_superblock(s.e);
 out:
 	free(s.ids);
 	if (r && !err->msg[0])

@@ -16,6 +16,7 @@
  */
 
 #include "emitter.h"
+#include "superblock.h"
 #include "persistent-data/block-manager.h"
 
 struct salvage_opts {
