@@ -31,7 +31,8 @@ int cli_parse_engine(const char *s, enum io_engine_kind *kind);
  * --transaction-id, --data-block-size, --nr-data-blocks (thin_dump,
  * thin_restore, thin_repair): their getopt ids, their long options, and
  * one parser.  cli_parse_sb_override() returns 0, or 1 after saying what
- * is wrong.
+ * is wrong (thin-provisioning/cli-overrides.c: struct sb_overrides is
+ * superblock.h's).
  */
 enum {
 	OPT_SB_TRANSACTION_ID = 0x200,

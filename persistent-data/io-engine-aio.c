@@ -95,15 +95,7 @@ static void aio_round(struct io_async *a, bool write, unsigned nr)
 		if (k <= 0) {
 			if ((k == 0 || transient(k)) && ++tries <= IO_ASYNC_RETRY_MAX)
 				continue;
-			/*
-			 * Cannot happen short of a kernel or libaio bug.
-			 * The kernel may still own some buffers: never use
-			 * this context again.
-			 */
-			a->broken = true;
-			for (unsigned i = 0; i < nr; i++)
-				if (a->todo[i]->in_flight)
-					io_async_fail(a->todo[i], -EIO);
+			io_async_break(a, nr);	/* a libaio or kernel bug */
 			return;
 		}
 		for (int i = 0; i < k; i++) {
@@ -149,12 +141,6 @@ int io_engine_aio_create(const struct io_engine *base, struct io_engine **out,
 				  strerror(-r));
 	}
 
-	ae->a.e = *base;
-	ae->a.e.ops = &io_async_ops;
-	ae->a.e.name = "libaio";
-	ae->a.round = aio_round;
-	ae->a.transient = transient;
-	ae->a.teardown = aio_teardown;
-	*out = &ae->a.e;
+	*out = io_async_init(&ae->a, base, "libaio", aio_round, transient, aio_teardown);
 	return 0;
 }

@@ -13,6 +13,14 @@ void io_async_fail(struct io_async_slot *s, int r)
 	s->req->result = r;
 }
 
+void io_async_break(struct io_async *a, unsigned n)
+{
+	a->broken = true;
+	for (unsigned i = 0; i < n; i++)
+		if (a->todo[i]->in_flight)
+			io_async_fail(a->todo[i], -EIO);
+}
+
 /* Does slot s need another round after a completion of res? */
 static bool needs_more(struct io_async *a, struct io_async_slot *s, long res)
 {
@@ -122,9 +130,24 @@ static void async_destroy(struct io_engine *e)
 	free(a);
 }
 
-const struct io_engine_ops io_async_ops = {
+static const struct io_engine_ops io_async_ops = {
 	.read_many = async_read_many,
 	.write_many = async_write_many,
 	.flush = async_flush,
 	.destroy = async_destroy,
 };
+
+struct io_engine *io_async_init(struct io_async *a, const struct io_engine *base,
+				const char *name,
+				void (*round)(struct io_async *a, bool write, unsigned nr),
+				bool (*transient)(long r),
+				void (*teardown)(struct io_async *a))
+{
+	a->e = *base;
+	a->e.ops = &io_async_ops;
+	a->e.name = name;
+	a->round = round;
+	a->transient = transient;
+	a->teardown = teardown;
+	return &a->e;
+}

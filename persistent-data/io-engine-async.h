@@ -79,10 +79,24 @@ void io_async_complete(struct io_async *a, struct io_async_slot *s, long res);
 void io_async_fail(struct io_async_slot *s, int r);
 
 /*
- * The ops of every async engine.  Every write has completed before
- * write_many() returned, so flush is a plain fdatasync(); destroy calls
- * teardown, closes the fd and frees the engine.
+ * The ring or context failed while the first n slots of todo[] were
+ * submitted (short of a kernel or library bug this cannot happen).  The
+ * kernel may still own some buffers: the engine is broken for good, and
+ * the slots still in flight fail with -EIO.
  */
-extern const struct io_engine_ops io_async_ops;
+void io_async_break(struct io_async *a, unsigned n);
+
+/*
+ * Fills in a's engine: a copy of base (the open descriptor), name, the
+ * engine's three functions and the ops every async engine shares (flush
+ * is a plain fdatasync(), as every write has completed before
+ * write_many() returned; destroy calls teardown, closes the fd and frees
+ * the engine).  Returns &a->e.
+ */
+struct io_engine *io_async_init(struct io_async *a, const struct io_engine *base,
+				const char *name,
+				void (*round)(struct io_async *a, bool write, unsigned nr),
+				bool (*transient)(long r),
+				void (*teardown)(struct io_async *a));
 
 #endif

@@ -103,15 +103,7 @@ static void uring_round(struct io_async *a, bool write, unsigned nr)
 				reaped--;
 				continue;
 			}
-			/*
-			 * Cannot happen short of a kernel or liburing bug.
-			 * The kernel may still own some buffers: never use
-			 * this ring again.
-			 */
-			a->broken = true;
-			for (unsigned i = 0; i < sent; i++)
-				if (a->todo[i]->in_flight)
-					io_async_fail(a->todo[i], -EIO);
+			io_async_break(a, sent);	/* a liburing or kernel bug */
 			return;
 		}
 		s = io_uring_cqe_get_data(cqe);
@@ -175,12 +167,6 @@ int io_engine_uring_create(const struct io_engine *base, struct io_engine **out,
 				  "io_uring is not usable: the kernel lacks IORING_OP_READ/WRITE (Linux 5.6)");
 	}
 
-	u->a.e = *base;
-	u->a.e.ops = &io_async_ops;
-	u->a.e.name = "io_uring";
-	u->a.round = uring_round;
-	u->a.transient = transient;
-	u->a.teardown = uring_teardown;
-	*out = &u->a.e;
+	*out = io_async_init(&u->a, base, "io_uring", uring_round, transient, uring_teardown);
 	return 0;
 }

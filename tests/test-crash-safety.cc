@@ -63,7 +63,7 @@ extern "C" {
 #include "persistent-data/io-engine.h"
 #include "persistent-data/space-map.h"
 #include "persistent-data/transaction-manager.h"
-#include "thin-provisioning/emitter.h"
+#include "thin-provisioning/dumper.h"
 #include "thin-provisioning/metadata.h"
 #include "thin-provisioning/pool.h"
 #include "thin-provisioning/thin-disk.h"

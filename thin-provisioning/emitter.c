@@ -1,19 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "emitter.h"
-
-#include <errno.h>
-#include <inttypes.h>
-#include <string.h>
-
-void sb_overrides_apply(const struct sb_overrides *ov, struct emit_superblock *sb)
-{
-	if (ov->set_trans_id)
-		sb->trans_id = ov->trans_id;
-	if (ov->set_data_block_size)
-		sb->data_block_size = ov->data_block_size;
-	if (ov->set_nr_data_blocks)
-		sb->nr_data_blocks = ov->nr_data_blocks;
-}
+#include "superblock.h"
+#include "persistent-data/container-of.h"
 
 void emitter_destroy(struct emitter *e)
 {
@@ -29,113 +17,98 @@ int emit_run_flush(struct emit_run *r)
 	return r->e->ops->map_run(r->e, r->origin, r->data, r->len, r->time);
 }
 
-int thin_emit_mappings(struct thin_metadata *md, uint64_t root, struct emitter *e,
-		       struct pd_err *err)
+/*----------------------------------------------------------------
+ * Superblock overrides
+ *--------------------------------------------------------------*/
+
+void sb_override_emitter_apply(const struct sb_override_emitter *d,
+			       struct emit_superblock *sb)
 {
-	struct btree_cursor *c;
-	struct emit_run run;
-	int r;
+	const struct sb_overrides *ov = d->ov;
 
-	r = btree_cursor_create(md->bm, root, THIN_MAPPING_VALUE_SIZE, &c, err);
-	if (r)
-		return r;
-	emit_run_init(&run, e);
-	while (!(r = btree_cursor_next_leaf(c, err))) {
-		const void *leaf = btree_cursor_leaf(c);
-		const uint8_t *vals = node_values_c(leaf);
-		uint32_t nr = btree_cursor_nr(c);
-
-		for (uint32_t i = 0; i < nr; i++) {
-			uint64_t bt = load_le64(vals + 8u * i);
-
-			r = emit_run_add(&run, node_key(leaf, i), block_time_block(bt),
-					 block_time_time(bt));
-			if (r) {
-				btree_cursor_destroy(c);
-				return pd_err_set(err, r, "write error: %s", strerror(-r));
-			}
-		}
-	}
-	btree_cursor_destroy(c);
-	if (r != -ENODATA)
-		return r;
-	r = emit_run_flush(&run);
-	if (r)
-		return pd_err_set(err, r, "write error: %s", strerror(-r));
-	return 0;
+	if (ov->set_trans_id)
+		sb->trans_id = ov->trans_id;
+	if (ov->set_data_block_size)
+		sb->data_block_size = ov->data_block_size;
+	if (ov->set_nr_data_blocks)
+		sb->nr_data_blocks = ov->nr_data_blocks;
 }
 
-static bool wanted(const struct thin_emit_opts *o, uint64_t dev_id)
+static struct emitter *inner(struct emitter *e)
 {
-	if (!o->dev_ids)
-		return true;
-	for (unsigned i = 0; i < o->nr_dev_ids; i++)
-		if (o->dev_ids[i] == dev_id)
-			return true;
-	return false;
+	return container_of(e, struct sb_override_emitter, e)->inner;
 }
 
-int thin_emit_metadata(struct thin_metadata *md, const struct thin_emit_opts *o,
-		       struct emitter *e, struct pd_err *err)
+static int ov_begin_superblock(struct emitter *e, const struct emit_superblock *sb)
 {
-	struct emit_superblock sb = { 0 };
-	struct thin_dev_iter *it;
-	struct thin_device dev;
-	int r;
+	struct emit_superblock s = *sb;
 
-	/* both reference generations print uuid="" whatever block 0 holds */
-	sb.time = md->sb.time;
-	sb.trans_id = md->sb.trans_id;
-	sb.flags = md->sb.flags;
-	sb.version = md->sb.version;
-	sb.data_block_size = md->sb.data_block_size;
-	/*
-	 * A held root has no space maps: v0.9 and 1.x print 0 here, and so
-	 * do we, byte for byte (thin_dump --nr-data-blocks overrides it).
-	 */
-	sb.nr_data_blocks = md->held ? 0 : md->data_sm.nr_blocks;
+	sb_override_emitter_apply(container_of(e, struct sb_override_emitter, e), &s);
+	return inner(e)->ops->begin_superblock(inner(e), &s);
+}
 
-	r = e->ops->begin_superblock(e, &sb);
-	if (r)
-		return pd_err_set(err, r, "write error: %s", strerror(-r));
+static int ov_end_superblock(struct emitter *e)
+{
+	return inner(e)->ops->end_superblock(inner(e));
+}
 
-	r = thin_dev_iter_create(md, &it, err);
-	if (r)
-		return r;
-	while (!(r = thin_dev_iter_next(it, &dev, err))) {
-		struct emit_device ed = {
-			.dev_id = dev.dev_id,
-			.mapped_blocks = dev.mapped_blocks,
-			.transaction_id = dev.transaction_id,
-			.creation_time = dev.creation_time,
-			.snap_time = dev.snapshotted_time,
-		};
+static int ov_begin_device(struct emitter *e, const struct emit_device *d)
+{
+	return inner(e)->ops->begin_device(inner(e), d);
+}
 
-		if (!wanted(o, dev.dev_id))
-			continue;
-		r = e->ops->begin_device(e, &ed);
-		if (r) {
-			pd_err_set(err, r, "write error: %s", strerror(-r));
-			break;
-		}
-		if (!o->skip_mappings) {
-			r = thin_emit_mappings(md, dev.root, e, err);
-			if (r) {
-				pd_err_prefix(err, "device %" PRIu64, dev.dev_id);
-				break;
-			}
-		}
-		r = e->ops->end_device(e);
-		if (r) {
-			pd_err_set(err, r, "write error: %s", strerror(-r));
-			break;
-		}
-	}
-	thin_dev_iter_destroy(it);
-	if (r != -ENODATA)
-		return r;
-	r = e->ops->end_superblock(e);
-	if (r)
-		return pd_err_set(err, r, "write error: %s", strerror(-r));
-	return 0;
+static int ov_end_device(struct emitter *e)
+{
+	return inner(e)->ops->end_device(inner(e));
+}
+
+static int ov_map_run(struct emitter *e, uint64_t o, uint64_t d, uint64_t len, uint32_t t)
+{
+	return inner(e)->ops->map_run(inner(e), o, d, len, t);
+}
+
+static void ov_destroy(struct emitter *e)
+{
+	(void)e;
+}
+
+static int ov_begin_def(struct emitter *e, const char *name)
+{
+	return inner(e)->ops->begin_def(inner(e), name);
+}
+
+static int ov_end_def(struct emitter *e)
+{
+	return inner(e)->ops->end_def(inner(e));
+}
+
+static int ov_ref(struct emitter *e, const char *name)
+{
+	return inner(e)->ops->ref(inner(e), name);
+}
+
+#define OV_OPS \
+	.begin_superblock = ov_begin_superblock, \
+	.end_superblock = ov_end_superblock, \
+	.begin_device = ov_begin_device, \
+	.end_device = ov_end_device, \
+	.map_run = ov_map_run, \
+	.destroy = ov_destroy
+
+static const struct emitter_ops ov_ops = { OV_OPS };
+
+static const struct emitter_ops ov_ops_defs = {
+	OV_OPS,
+	.begin_def = ov_begin_def,
+	.end_def = ov_end_def,
+	.ref = ov_ref,
+};
+
+struct emitter *sb_override_emitter_init(struct sb_override_emitter *d, struct emitter *inner,
+					 const struct sb_overrides *ov)
+{
+	d->e.ops = inner->ops->begin_def ? &ov_ops_defs : &ov_ops;
+	d->inner = inner;
+	d->ov = ov;
+	return &d->e;
 }

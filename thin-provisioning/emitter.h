@@ -22,9 +22,6 @@
  * of begin_def, end_def and ref, or none.
  */
 
-#include "metadata.h"
-#include "persistent-data/error.h"
-
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -55,22 +52,7 @@ struct emit_device {
 	uint32_t snap_time;
 };
 
-/*
- * Superblock values given on the command line in place of those read
- * (--transaction-id, --data-block-size, --nr-data-blocks of thin_dump,
- * thin_restore and thin_repair).
- */
-struct sb_overrides {
-	bool set_trans_id, set_data_block_size, set_nr_data_blocks;
-	uint64_t trans_id;
-	uint32_t data_block_size;
-	uint64_t nr_data_blocks;
-};
-
-void sb_overrides_apply(const struct sb_overrides *ov, struct emit_superblock *sb);
-
 struct emitter;
-struct thin_metadata;
 
 struct emitter_ops {
 	int (*begin_superblock)(struct emitter *e, const struct emit_superblock *sb);
@@ -141,19 +123,29 @@ static inline int emit_run_add(struct emit_run *r, uint64_t origin, uint64_t dat
 	return 0;
 }
 
-/* What thin_dump walks. */
-struct thin_emit_opts {
-	bool skip_mappings;
-	const uint64_t *dev_ids;	/* only these devices (NULL: all) */
-	unsigned nr_dev_ids;
+/*
+ * Superblock overrides (superblock.h) as a decorator: an emitter that
+ * passes every call on to inner, begin_superblock with the values ov sets
+ * in place of those given.  It takes shared sections if inner does.  The
+ * caller provides the storage and keeps inner and ov alive; destroying
+ * the decorator does not destroy inner.
+ */
+struct sb_overrides;
+struct sb_override_emitter {
+	struct emitter e;
+	struct emitter *inner;
+	const struct sb_overrides *ov;
 };
 
-/* Walks the metadata in use (live or held) into the emitter. */
-int thin_emit_metadata(struct thin_metadata *md, const struct thin_emit_opts *o,
-		       struct emitter *e, struct pd_err *err);
+/* Returns the decorator's emitter (&d->e). */
+struct emitter *sb_override_emitter_init(struct sb_override_emitter *d, struct emitter *inner,
+					 const struct sb_overrides *ov);
 
-/* Walks one device's mapping tree into runs. */
-int thin_emit_mappings(struct thin_metadata *md, uint64_t root, struct emitter *e,
-		       struct pd_err *err);
+/*
+ * sb as the decorator will pass it on: for a driver that checks the
+ * superblock before it begins (thin_restore's parser, salvage).
+ */
+void sb_override_emitter_apply(const struct sb_override_emitter *d,
+			       struct emit_superblock *sb);
 
 #endif

@@ -793,8 +793,9 @@ static bool sane_dbs(uint32_t v)
 int thin_salvage(struct bm *bm, const struct salvage_opts *o, struct emitter *e,
 		 struct salvage_stats *st, struct pd_err *err)
 {
-	struct salvager s = { .bm = bm, .o = o, .st = st, .e = e, .err = err };
+	struct salvager s = { .bm = bm, .o = o, .st = st, .err = err };
 	struct emit_superblock esb = { .version = THIN_SB_VERSION };
+	struct sb_override_emitter ov_em;
 	uint64_t details_root = 0, mapping_root = 0;
 	struct bm_block *blk;
 	struct thin_sb sb;
@@ -821,7 +822,9 @@ int thin_salvage(struct bm *bm, const struct salvage_opts *o, struct emitter *e,
 	if (!sb_ok)
 		report(&s, "the superblock is damaged%s",
 		       fields_ok ? "; using the values it still holds" : "");
-	sb_overrides_apply(&o->ov, &esb);
+	/* the values as the emitter will get them (options win) */
+	s.e = sb_override_emitter_init(&ov_em, e, &o->ov);
+	sb_override_emitter_apply(&ov_em, &esb);
 	if (!sane_dbs(esb.data_block_size)) {
 		uint64_t where = 0;
 
@@ -881,11 +884,11 @@ int thin_salvage(struct bm *bm, const struct salvage_opts *o, struct emitter *e,
 		}
 		s.nr_data_blocks = esb.nr_data_blocks;
 	}
-	r = e->ops->begin_superblock(e, &esb);
+	r = s.e->ops->begin_superblock(s.e, &esb);
 	for (uint64_t i = 0; !r && i < s.nr_ids; i++)
 		r = salvage_device(&s, s.ids[i], details_root, mapping_root, esb.time);
 	if (!r)
-		r = e->ops->end_superblock(e);
+		r = s.e->ops->end_superblock(s.e);
 out:
 	free(s.ids);
 	free(s.orphans);

@@ -28,6 +28,7 @@
  */
 
 #include "emitter.h"
+#include "superblock.h"
 #include "persistent-data/block-manager.h"
 
 struct salvage_opts {

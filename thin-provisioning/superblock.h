@@ -13,6 +13,20 @@
 #include "thin-disk.h"
 
 #include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * Superblock values given on the command line in place of those read
+ * (--transaction-id, --data-block-size, --nr-data-blocks of thin_dump,
+ * thin_restore and thin_repair).  emitter.h's sb_override_emitter
+ * applies them.
+ */
+struct sb_overrides {
+	bool set_trans_id, set_data_block_size, set_nr_data_blocks;
+	uint64_t trans_id;
+	uint32_t data_block_size;
+	uint64_t nr_data_blocks;
+};
 
 struct thin_sb {
 	uint64_t location;	/* block it was read from */

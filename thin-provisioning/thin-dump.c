@@ -2,7 +2,7 @@
 /* thin_dump: metadata to XML or a human-readable listing. */
 #include "cli.h"
 #include "commands.h"
-#include "emitter.h"
+#include "dumper.h"
 #include "metadata.h"
 #include "salvage.h"
 
@@ -30,57 +30,6 @@ static void usage(FILE *f)
 		"  {-q|--quiet}\n"
 		"  {-V|--version}\n", prog_name);
 }
-
-struct override_emitter {
-	struct emitter e;
-	struct emitter *inner;
-	const struct sb_overrides *o;
-};
-
-#define to_ov(x) ((struct override_emitter *)(x))
-
-static int ov_begin_superblock(struct emitter *e, const struct emit_superblock *sb)
-{
-	struct override_emitter *ov = to_ov(e);
-	struct emit_superblock s = *sb;
-
-	sb_overrides_apply(ov->o, &s);
-	return ov->inner->ops->begin_superblock(ov->inner, &s);
-}
-
-static int ov_end_superblock(struct emitter *e)
-{
-	return to_ov(e)->inner->ops->end_superblock(to_ov(e)->inner);
-}
-
-static int ov_begin_device(struct emitter *e, const struct emit_device *d)
-{
-	return to_ov(e)->inner->ops->begin_device(to_ov(e)->inner, d);
-}
-
-static int ov_end_device(struct emitter *e)
-{
-	return to_ov(e)->inner->ops->end_device(to_ov(e)->inner);
-}
-
-static int ov_map_run(struct emitter *e, uint64_t o, uint64_t d, uint64_t len, uint32_t t)
-{
-	return to_ov(e)->inner->ops->map_run(to_ov(e)->inner, o, d, len, t);
-}
-
-static void ov_destroy(struct emitter *e)
-{
-	(void)e;
-}
-
-static const struct emitter_ops ov_ops = {
-	.begin_superblock = ov_begin_superblock,
-	.end_superblock = ov_end_superblock,
-	.begin_device = ov_begin_device,
-	.end_device = ov_end_device,
-	.map_run = ov_map_run,
-	.destroy = ov_destroy,
-};
 
 static void print_loss(void *ctx, const char *msg)
 {
@@ -171,7 +120,7 @@ int thin_dump_main(int argc, char **argv)
 	struct thin_open_opts oo = { .engine = IO_ENGINE_SYNC };
 	struct thin_emit_opts eo = { 0 };
 	struct sb_overrides ov = { 0 };
-	struct override_emitter ove;
+	struct sb_override_emitter ove;
 	struct thin_metadata *md = NULL;
 	struct emitter *em = NULL;
 	uint64_t *dev_ids = NULL;
@@ -290,9 +239,7 @@ int thin_dump_main(int argc, char **argv)
 		cli_error("out of memory");
 		goto out;
 	}
-	ove = (struct override_emitter) { .e.ops = &ov_ops, .inner = em, .o = &ov };
-
-	r = thin_emit_metadata(md, &eo, &ove.e, &err);
+	r = thin_emit_metadata(md, &eo, sb_override_emitter_init(&ove, em, &ov), &err);
 	if (r) {
 		fflush(out);
 		cli_error("%s", err.msg);

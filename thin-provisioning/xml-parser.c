@@ -56,7 +56,8 @@ struct spill_run {
 
 struct parser {
 	XML_Parser xp;			/* NULL: the fast reader */
-	struct emitter *e;
+	struct emitter *e;		/* the caller's, behind the overrides */
+	struct sb_override_emitter ov_em;
 	struct xml_parse_opts o;
 	struct pd_err *err;
 	int r;				/* first error (or declined); stops everything */
@@ -382,7 +383,7 @@ static void replay(struct parser *p, const struct def_rec *d)
 static void start_superblock(struct parser *p, const XML_Char **attrs)
 {
 	const enum tag t = T_SUPERBLOCK;
-	struct emit_superblock sb = { 0 };
+	struct emit_superblock sb = { 0 }, eff;
 	const char *uuid = attr(attrs, "uuid");
 	uint64_t v;
 	size_t len;
@@ -423,18 +424,19 @@ static void start_superblock(struct parser *p, const XML_Char **attrs)
 		return;
 	sb.has_metadata_snap = r;
 
-	sb_overrides_apply(&p->o.ov, &sb);
-
-	if (sb.data_block_size < THIN_MIN_DATA_BLOCK_SIZE ||
-	    sb.data_block_size > THIN_MAX_DATA_BLOCK_SIZE ||
-	    sb.data_block_size % THIN_MIN_DATA_BLOCK_SIZE) {
+	/* checked as the emitter will get it */
+	eff = sb;
+	sb_override_emitter_apply(&p->ov_em, &eff);
+	if (eff.data_block_size < THIN_MIN_DATA_BLOCK_SIZE ||
+	    eff.data_block_size > THIN_MAX_DATA_BLOCK_SIZE ||
+	    eff.data_block_size % THIN_MIN_DATA_BLOCK_SIZE) {
 		fail(p, -EINVAL, "invalid data block size %u%s: it must be a multiple of %u sectors from %u to %u",
-		     sb.data_block_size, p->o.ov.set_data_block_size ? " (from the option)" : "",
+		     eff.data_block_size, p->o.ov.set_data_block_size ? " (from the option)" : "",
 		     THIN_MIN_DATA_BLOCK_SIZE, THIN_MIN_DATA_BLOCK_SIZE,
 		     THIN_MAX_DATA_BLOCK_SIZE);
 		return;
 	}
-	p->nr_data_blocks = sb.nr_data_blocks;
+	p->nr_data_blocks = eff.nr_data_blocks;
 	emit_failed(p, p->e->ops->begin_superblock(p->e, &sb), "superblock");
 }
 
@@ -1152,9 +1154,9 @@ int thin_xml_parse(FILE *in, struct emitter *e, const struct xml_parse_opts *o,
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return pd_err_set(err, -ENOMEM, "out of memory");
-	p->e = e;
 	if (o)
 		p->o = *o;
+	p->e = sb_override_emitter_init(&p->ov_em, e, &p->o.ov);
 	p->err = err;
 	p->def_aware = nr_def_ops == 3;
 	if (p->o.reader != XML_READER_EXPAT) {

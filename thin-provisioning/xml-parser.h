@@ -28,6 +28,7 @@
  */
 
 #include "emitter.h"
+#include "superblock.h"
 #include "persistent-data/error.h"
 
 #include <stdbool.h>
