@@ -665,7 +665,12 @@ class TestRepairRoots(RepairMixin, ToolTestCase):
         self.assertChecksClean(out)
         r1 = self.run_tool(ONEX_DUMP + ['--repair'] + list(args) + [meta])
         onex = parse_dump(r1.stdout) if r1.rc == 0 else None
-        return self.read_pool(out), onex, r
+        got = self.read_pool(out)
+        # 0.9.0 recovers nothing in these cases; never more than we do
+        rd = self.run_tool([DEBIAN_DUMP, '--repair'] + list(args) + [meta])
+        self.assertAtLeast1x(got, parse_dump(rd.stdout) if rd.rc == 0
+                             else None)
+        return got, onex, r
 
     def assertAtLeast1x(self, got, onex):
         """Every device and mapping 1.x recovers, we recover too."""
