@@ -289,6 +289,19 @@ class TestSnapshotMerge(SnapBase):
         # 301 chunks are enough
         self.merge_and_compare(st, 301 * 4096)
 
+    def test_a_last_chunk_past_the_origin_end_is_clipped(self):
+        # 8 KiB chunks, a 12 KiB origin: chunk 1 is half inside
+        st = snapstore.Store(16).add_many([1, 0])
+        self.merge_and_compare(st, 12 * 1024)
+
+    def test_refuses_a_partial_last_block_it_cannot_write(self):
+        st = snapstore.Store(8).add_many([1, 256])
+        self.refused(st, [r'not a multiple of 4 KiB'],
+                     origin_size=(1 << 20) + 512)
+        # a chunk before the partial block is fine
+        st = snapstore.Store(8).add_many([1, 255])
+        self.merge_and_compare(st, (1 << 20) + 512)
+
     def test_refuses_cow_equal_to_origin(self):
         st = self.store(seed=11)
         cow = st.write(self.path('cow'))

@@ -622,3 +622,60 @@ TEST_F(SnapStoreTests, verify_finds_a_difference)
 	snap_scan_release(&sc);
 	EXPECT_TRUE(read_file(origin) == orig);
 }
+
+TEST_F(SnapStoreTests, a_spilled_sort_gives_the_same_plan)
+{
+	hand_store h;
+	h.table = hand_store::kernel_table(8, olds(700, 12, 300));	// many duplicates
+	h.write(cow);
+	store_ptr s = open_store(cow);
+
+	auto plan = [&](uint64_t run, uint64_t *spilled, uint64_t *dups) {
+		snap_scan_opts so{};
+		snap_scan sc;
+		pd_err err{};
+		snap_plan p;
+		snap_extent x;
+		vector<snap_extent> v;
+
+		so.sort_run = run;
+		EXPECT_EQ(snap_scan_table(s.get(), &so, &sc, &err), 0) << err.msg;
+		*spilled = sc.spilled_runs;
+		*dups = sc.duplicates;
+		EXPECT_EQ(snap_plan_begin(&p, sc.sorter, &err), 0);
+		while (snap_plan_next(&p, &x, &err) > 0)
+			v.push_back(x);
+		snap_scan_release(&sc);
+		return v;
+	};
+	uint64_t spilled, dups, spilled7, dups7;
+	vector<snap_extent> mem = plan(0, &spilled, &dups);
+	vector<snap_extent> disk = plan(7, &spilled7, &dups7);
+
+	// the model: the last entry of the table for each origin chunk
+	std::map<uint64_t, uint64_t> last;
+	for (auto &e : h.table)
+		last[e.old_chunk] = e.new_chunk;
+	vector<snap_extent> expect;
+	for (auto &kv : last) {
+		snap_extent &b = expect.empty() ? expect.emplace_back(snap_extent{ kv.first, kv.second, 0 }) : expect.back();
+		if (b.nr_chunks && kv.first == b.old_chunk + b.nr_chunks && kv.second == b.new_chunk + b.nr_chunks)
+			b.nr_chunks++;
+		else if (b.nr_chunks)
+			expect.push_back(snap_extent{ kv.first, kv.second, 1 });
+		else
+			b.nr_chunks = 1;
+	}
+	EXPECT_EQ(spilled, 0u);
+	EXPECT_EQ(spilled7, 100u);
+	EXPECT_EQ(dups, 700 - last.size());
+	EXPECT_EQ(dups7, dups);
+	ASSERT_EQ(mem.size(), expect.size());
+	ASSERT_EQ(disk.size(), expect.size());
+	for (size_t i = 0; i < expect.size(); i++) {
+		EXPECT_TRUE(mem[i].old_chunk == expect[i].old_chunk && mem[i].new_chunk == expect[i].new_chunk &&
+			    mem[i].nr_chunks == expect[i].nr_chunks) << i;
+		EXPECT_TRUE(disk[i].old_chunk == expect[i].old_chunk && disk[i].new_chunk == expect[i].new_chunk &&
+			    disk[i].nr_chunks == expect[i].nr_chunks) << i;
+	}
+}

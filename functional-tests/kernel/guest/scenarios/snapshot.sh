@@ -16,7 +16,8 @@
 #                       cow is written; the snapshot still shows the old
 #                       contents; after both are removed the merge puts
 #                       the origin back to its pre-snapshot state
-#                       (reverted_hash)
+#                       (reverted_hash); this one merges with the dm-merge
+#                       name and its options (-v, then -f)
 #   THINP_MODE=kernel   a differential against the kernel itself: the
 #                       same store merged by the kernel's snapshot-merge
 #                       target on one copy and by ours on another; the
@@ -56,13 +57,22 @@ snap_table() {	# ORIGIN COW: a persistent snapshot of 4 KiB chunks
 	echo "0 $(sectors "$1") snapshot $1 $2 P $CHUNK"
 }
 
-merge_ours() {	# COW ORIGIN [extra]
+merge_ours() {	# COW ORIGIN [dm-merge]: snapshot_merge, or its dm-merge name
 	must snapshot_check $OURS/snapshot_check "$1"
 	before=$(dev_hash "$2")
-	must dry_run $OURS/snapshot_merge -i "$1" -o "$2"
-	grep -q -- '--commit' /tmp/run.out || fail dry_run "the dry run does not say how to confirm"
+	if [ "${3:-}" = dm-merge ]; then
+		must dry_run $OURS/dm-merge -v -i "$1" -o "$2"
+		grep -q -- '-f' /tmp/run.out || fail dry_run "the dry run does not say how to confirm"
+	else
+		must dry_run $OURS/snapshot_merge -i "$1" -o "$2"
+		grep -q -- '--commit' /tmp/run.out || fail dry_run "the dry run does not say how to confirm"
+	fi
 	expect_eq dry_run "origin after a dry run" "$(dev_hash "$2")" "$before"
-	must merge $OURS/snapshot_merge -i "$1" -o "$2" --commit --verify
+	if [ "${3:-}" = dm-merge ]; then
+		must merge $OURS/dm-merge -f -i "$1" -o "$2"
+	else
+		must merge $OURS/snapshot_merge -i "$1" -o "$2" --commit --verify
+	fi
 }
 
 scenario_main() {
@@ -111,7 +121,7 @@ scenario_main() {
 		dm_down snap orig
 		expect_eq write "the origin after the writes" "$(dev_hash "$sorig")" "$new"
 		step merge
-		merge_ours "$cow" "$sorig"
+		merge_ours "$cow" "$sorig" dm-merge
 		expect_eq reverted_hash "origin after the revert" "$(dev_hash "$sorig")" "$old"
 		;;
 	kernel)
