@@ -29,6 +29,7 @@ static const struct command commands[] = {
 	{ "thin_repair", thin_repair_main },
 	{ "thin_restore", thin_restore_main },
 	{ "thin_rmap", thin_rmap_main },
+	{ "thin_trim", thin_trim_main },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))

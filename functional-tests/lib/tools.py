@@ -53,7 +53,8 @@ def onex(command):
 # the build dir are tested.
 MATRIX_COMMANDS = ('thin_check', 'thin_dump', 'thin_ls', 'thin_restore',
                    'thin_repair', 'thin_merge', 'thin_delta',
-                   'thin_rmap', 'thin_metadata_pack', 'thin_metadata_unpack')
+                   'thin_rmap', 'thin_metadata_pack', 'thin_metadata_unpack',
+                   'thin_trim')
 
 
 def commands_under_test():
