@@ -26,6 +26,7 @@ static const struct command commands[] = {
 	{ "thin_metadata_pack", thin_metadata_pack_main },
 	{ "thin_metadata_size", thin_metadata_size_main },
 	{ "thin_metadata_unpack", thin_metadata_unpack_main },
+	{ "thin_migrate", thin_migrate_main },
 	{ "thin_repair", thin_repair_main },
 	{ "thin_restore", thin_restore_main },
 	{ "thin_rmap", thin_rmap_main },
