@@ -18,6 +18,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,39 +50,144 @@ static void on_signal(int sig)
 	interrupted = 1;
 }
 
+/*
+ * The copy is a pipeline of two buffers: this thread reads a piece into
+ * one while a writer thread writes the previous piece from the other, so
+ * reads of the source and writes of the destination overlap.
+ */
+#define NR_SLOTS 2
+
+struct slot {
+	uint8_t *buf;
+	uint64_t off;
+	size_t len;
+	bool full;
+};
+
 struct copier {
 	int in, out;
-	uint8_t *buf;
-	size_t buf_len;
+	size_t buf_len;			/* per slot */
 	uint64_t block_bytes, size;	/* of the source */
 	struct progress prog;
-	uint64_t done;			/* blocks copied */
+	uint64_t done;			/* blocks read */
 	const char *src, *dst;
 	struct pd_err *err;
+
+	pthread_t writer;
+	bool writer_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct slot slots[NR_SLOTS];
+	unsigned next;			/* slot the reader fills next */
+	bool finished;			/* no more pieces */
+	int write_error;		/* errno of a failed write */
+	uint64_t write_error_off;
 };
+
+static void *writer_main(void *arg)
+{
+	struct copier *c = arg;
+	uint64_t failed_off = 0;
+	unsigned i = 0;
+	int failed = 0;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		struct slot *s = &c->slots[i];
+
+		while (!s->full && !c->finished)
+			pthread_cond_wait(&c->cond, &c->lock);
+		if (!s->full)
+			break;
+		pthread_mutex_unlock(&c->lock);
+		if (!failed) {
+			ssize_t put = pwrite(c->out, s->buf, s->len, (off_t)s->off);
+
+			if (put != (ssize_t)s->len) {
+				failed = put < 0 ? errno : EIO;
+				failed_off = s->off;
+			}
+		}
+		pthread_mutex_lock(&c->lock);
+		if (failed && !c->write_error) {
+			c->write_error = failed;
+			c->write_error_off = failed_off;
+		}
+		s->full = false;
+		pthread_cond_broadcast(&c->cond);
+		i = (i + 1) % NR_SLOTS;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+static int copier_write_error(struct copier *c)
+{
+	return pd_err_set(c->err, -c->write_error, "%s: write error at byte %" PRIu64 ": %s",
+			  c->dst, c->write_error_off, strerror(c->write_error));
+}
+
+/* Reads one piece into the next free slot and hands it to the writer. */
+static int copier_piece(struct copier *c, uint64_t off, size_t n)
+{
+	struct slot *s = &c->slots[c->next];
+	ssize_t got;
+
+	pthread_mutex_lock(&c->lock);
+	while (s->full)
+		pthread_cond_wait(&c->cond, &c->lock);
+	if (c->write_error) {
+		pthread_mutex_unlock(&c->lock);
+		return copier_write_error(c);
+	}
+	pthread_mutex_unlock(&c->lock);
+	got = pread(c->in, s->buf, n, (off_t)off);
+	if (got <= 0)
+		return pd_err_set(c->err, got ? -errno : -EIO, "%s: read error at byte %" PRIu64 ": %s",
+				  c->src, off, got ? strerror(errno) : "end of device");
+	pthread_mutex_lock(&c->lock);
+	s->off = off;
+	s->len = (size_t)got;
+	s->full = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	c->next = (c->next + 1) % NR_SLOTS;
+	return 0;
+}
+
+/* Waits for the writer to drain and stop; the first error wins. */
+static int copier_finish(struct copier *c, int r)
+{
+	if (!c->writer_started)
+		return r;
+	pthread_mutex_lock(&c->lock);
+	c->finished = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->writer, NULL);
+	c->writer_started = false;
+	if (!r && c->write_error)
+		r = copier_write_error(c);
+	return r;
+}
 
 /* Copies virtual blocks [begin, end) of the source, clipped to its size. */
 static int copy_run(struct copier *c, uint64_t begin, uint64_t end)
 {
 	uint64_t off = begin * c->block_bytes, stop = end * c->block_bytes;
+	int r;
 
 	if (stop > c->size)
 		stop = c->size;
 	while (off < stop) {
 		size_t n = stop - off < c->buf_len ? (size_t)(stop - off) : c->buf_len;
-		ssize_t got, put;
 
 		if (interrupted)
 			return pd_err_set(c->err, -EINTR, "interrupted");
-		got = pread(c->in, c->buf, n, (off_t)off);
-		if (got <= 0)
-			return pd_err_set(c->err, got ? -errno : -EIO, "%s: read error at byte %" PRIu64 ": %s",
-					  c->src, off, got ? strerror(errno) : "end of device");
-		put = pwrite(c->out, c->buf, (size_t)got, (off_t)off);
-		if (put != got)
-			return pd_err_set(c->err, put < 0 ? -errno : -EIO, "%s: write error at byte %" PRIu64 ": %s",
-					  c->dst, off, put < 0 ? strerror(errno) : "short write");
-		off += (uint64_t)got;
+		r = copier_piece(c, off, n);
+		if (r)
+			return r;
+		off += n;
 	}
 	c->done += end - begin;
 	progress_update(&c->prog, c->done);
@@ -163,7 +269,8 @@ int thin_migrate_main(int argc, char **argv)
 	struct thin_open_opts oo = { .engine = IO_ENGINE_SYNC, .metadata_snap = true };
 	char type[32], params[1024], pool_type[32], pool_params[1024], meta_path[512];
 	struct thin_metadata *md = NULL;
-	struct copier c = { .in = -1, .out = -1 };
+	struct copier c = { .in = -1, .out = -1, .lock = PTHREAD_MUTEX_INITIALIZER,
+			    .cond = PTHREAD_COND_INITIALIZER };
 	struct thin_device dev;
 	struct pd_err err = { 0 };
 	struct sigaction sa;
@@ -301,11 +408,18 @@ int thin_migrate_main(int argc, char **argv)
 			goto out;
 		}
 	}
-	c.buf_len = (size_t)(buf_mib << 20);
-	if (posix_memalign((void **)&c.buf, 4096, c.buf_len)) {
-		cli_error("out of memory (a %" PRIu64 " MiB buffer)", buf_mib);
+	/* the buffer size is split between the two pieces in flight */
+	c.buf_len = (size_t)(buf_mib << 20) / NR_SLOTS;
+	for (unsigned i = 0; i < NR_SLOTS; i++)
+		if (posix_memalign((void **)&c.slots[i].buf, 4096, c.buf_len)) {
+			cli_error("out of memory (a %" PRIu64 " MiB buffer)", buf_mib);
+			goto out;
+		}
+	if (pthread_create(&c.writer, NULL, writer_main, &c)) {
+		cli_error("cannot start the writer thread");
 		goto out;
 	}
+	c.writer_started = true;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -327,6 +441,7 @@ int thin_migrate_main(int argc, char **argv)
 	c.block_bytes = (uint64_t)md->sb.data_block_size * 512u;
 	progress_init(&c.prog, "Copying", dev.mapped_blocks, quiet);
 	r = copy_mapped(md, dev.root, &c, &err);
+	r = copier_finish(&c, r);
 	progress_done(&c.prog);
 	if (!r && fsync(c.out))
 		r = pd_err_set(&err, -errno, "%s: %s", c.dst, strerror(errno));
@@ -336,6 +451,7 @@ int thin_migrate_main(int argc, char **argv)
 	}
 	ret = 0;
 out:
+	copier_finish(&c, 0);
 	thin_metadata_close(md);
 	if (reserved && dm_message(pool_dev, "release_metadata_snap", &err)) {
 		cli_error("%s", err.msg);
@@ -347,6 +463,7 @@ out:
 		close(c.out);
 	if (ret && created)
 		unlink(dest_file);
-	free(c.buf);
+	for (unsigned i = 0; i < NR_SLOTS; i++)
+		free(c.slots[i].buf);
 	return ret;
 }
