@@ -93,6 +93,10 @@ COMMAND_SPECS = {
     'thin_metadata_pack': CommandSpec('-i', 'metadata', ['-o', '{output}'],
                                       reads_damaged=True),
     'thin_metadata_unpack': CommandSpec('-i', 'pack', ['-o', '{output}']),
+    # a pool of 1 MiB of data: {output} (8 MiB) is a large enough data device
+    'thin_trim': CommandSpec('--metadata-dev', 'metadata',
+                             ['--data-dev', '{output}'],
+                             valid_pool='empty_devices'),
     'cache_check': CommandSpec(valid_pool='cache'),
     'cache_dump': CommandSpec(writes_stdout=True, valid_pool='cache'),
     'cache_restore': CommandSpec('-i', 'xml', ['-o', '{output}'], valid_pool='cache'),

@@ -50,11 +50,57 @@ struct writer {
 	uint64_t begin, end;
 };
 
+/* Appends the decimal digits of v; returns the new end. */
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	unsigned n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static char *put_str(char *p, const char *s)
+{
+	while (*s)
+		*p++ = *s++;
+	return p;
+}
+
+/* One line of the output, formatted by hand: there may be millions. */
+static void put_range(FILE *out, const char *indent_tag, const char *const names[],
+		      const uint64_t vals[], unsigned n)
+{
+	char line[256], *p = put_str(line, indent_tag);
+
+	for (unsigned i = 0; i < n; i++) {
+		*p++ = ' ';
+		p = put_str(p, names[i]);
+		*p++ = '=';
+		*p++ = '"';
+		p = put_u64(p, vals[i]);
+		*p++ = '"';
+	}
+	p = put_str(p, "/>\n");
+	fwrite(line, 1, (size_t)(p - line), out);
+}
+
 static void plain_flush(struct writer *w)
 {
-	if (w->open)
-		fprintf(w->out, "    <%s begin=\"%" PRIu64 "\" length=\"%" PRIu64 "\"/>\n",
-		       kind_tag[w->kind], w->begin, w->end - w->begin);
+	static const char *const names[] = { "begin", "length" };
+
+	if (w->open) {
+		char tag[32];
+		uint64_t vals[] = { w->begin, w->end - w->begin };
+
+		snprintf(tag, sizeof(tag), "    <%s", kind_tag[w->kind]);
+		put_range(w->out, tag, names, vals, 2);
+	}
 	w->open = false;
 }
 
@@ -81,14 +127,21 @@ static int write_step(void *ctx, const struct delta_step *s)
 		w->open = true;
 		w->kind = s->kind;
 	}
-	if (s->kind == DELTA_DIFFERENT)
-		fprintf(w->out, "      <range begin=\"%" PRIu64 "\" left_data_begin=\"%" PRIu64
-		       "\" right_data_begin=\"%" PRIu64 "\" length=\"%" PRIu64 "\"/>\n",
-		       s->begin, s->left_data, s->right_data, s->len);
-	else
-		fprintf(w->out, "      <range begin=\"%" PRIu64 "\" data_begin=\"%" PRIu64
-		       "\" length=\"%" PRIu64 "\"/>\n", s->begin,
-		       s->kind == DELTA_RIGHT_ONLY ? s->right_data : s->left_data, s->len);
+	if (s->kind == DELTA_DIFFERENT) {
+		static const char *const names[] = {
+			"begin", "left_data_begin", "right_data_begin", "length",
+		};
+		uint64_t vals[] = { s->begin, s->left_data, s->right_data, s->len };
+
+		put_range(w->out, "      <range", names, vals, 4);
+	} else {
+		static const char *const names[] = { "begin", "data_begin", "length" };
+		uint64_t vals[] = {
+			s->begin, s->kind == DELTA_RIGHT_ONLY ? s->right_data : s->left_data, s->len,
+		};
+
+		put_range(w->out, "      <range", names, vals, 3);
+	}
 	return 0;
 }
 
@@ -111,6 +164,8 @@ static FILE *spool_open(void)
 {
 	FILE *f = tmpfile();
 
+	if (f)
+		setvbuf(f, NULL, _IOFBF, 1u << 20);
 	return f ? f : stdout;
 }
 

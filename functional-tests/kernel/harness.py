@@ -52,7 +52,7 @@ MIB = 1 << 20
 
 # Our commands that may be in the build dir; each becomes a link to
 # pdata_tools in the guest.
-OUR_COMMANDS = ('thin_check', 'thin_dump', 'thin_restore', 'thin_merge', 'thin_repair',
+OUR_COMMANDS = ('thin_check', 'thin_dump', 'thin_restore', 'thin_merge', 'thin_repair', 'thin_migrate',
                 'snapshot_check', 'snapshot_dump', 'snapshot_merge', 'dm-merge')
 # Our scripts that may be in the source dir: (guest name, path under SRC).
 OUR_SCRIPTS = (('thin_merge_lvm', 'lvm/thin_merge_lvm'),)
@@ -163,6 +163,8 @@ def scenarios(tools):
         # The writer is Debian's thin_restore until ours is built: the name says so.
         Scenario('restore' if writer == 'ours' else 'restore_debian_writer', 'restore',
                  dict(writer=writer), [('meta', 16), ('meta2', 16), ('data', 64), ('pat', 'pat')]),
+        Scenario('migrate', 'migrate', {}, [('meta', 16), ('data', 64), ('dest', 32), ('pat', 'pat')],
+                 needs=('thin_migrate',)),
         m('merge'),
         m('merge_rebase', rebase=1),
         m('merge_in_place', needs=('thin_merge', '--in-place'), inplace=1),

@@ -92,6 +92,7 @@ MATRIX_COMMANDS = ('thin_check', 'thin_dump', 'thin_ls', 'thin_restore',
                    'thin_repair', 'thin_merge', 'snapshot_check',
                    'snapshot_dump', 'snapshot_merge', 'dm-merge', 'thin_delta',
                    'thin_rmap', 'thin_metadata_pack', 'thin_metadata_unpack',
+                   'thin_trim',
                    'cache_check', 'cache_dump', 'cache_restore', 'cache_repair',
                    'cache_metadata_size', 'cache_writeback',
                    'era_check', 'era_dump', 'era_restore', 'era_invalidate')
