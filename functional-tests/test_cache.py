@@ -422,3 +422,25 @@ class CacheWriteback(CacheTests):
         self.assertExit(r, 1)
         self.assertEqual(len(r.err.strip().splitlines()), 1, r.err)
         self.assertUnchanged(meta, digest)
+
+
+class CacheRestoreReaders(CacheTests):
+    def test_any_xml_layout_restores_the_same(self):
+        """The fast reader takes cache_dump's layout; anything else goes
+        to expat: both must give the same metadata content."""
+        model = cacheera.CacheModel(3000, seed=31)
+        text = model.xml()
+        odd = b'<?xml version="1.0"?>\n' + b'\n'.join(
+            l.strip().replace(b'/>', b' />') for l in text.splitlines()) + b'\n'
+        for xml in (text, odd):
+            x = cacheera.write(os.path.join(self.d, 'x.xml'), xml)
+            meta = cacheera.restore_cache([tools.ours('cache_restore')], x,
+                                          os.path.join(self.d, 'x.meta'))
+            d = self.run_tool([tools.ours('cache_dump'), meta])
+            self.assertSameBytes(d.stdout, text)
+        bad = cacheera.write(os.path.join(self.d, 'bad.xml'),
+                             text.replace(b'<hints>', b'<hints><bogus/>'))
+        out = cacheera.blank(os.path.join(self.d, 'bad.meta'))
+        r = self.run_tool([tools.ours('cache_restore'), '-i', bad, '-o', out])
+        self.assertExit(r, 1)
+        self.assertEqual(len(r.err.strip().splitlines()), 1, r.err)
