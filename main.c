@@ -25,6 +25,7 @@ static const struct command commands[] = {
 	{ "cache_metadata_size", cache_metadata_size_main },
 	{ "cache_repair", cache_repair_main },
 	{ "cache_restore", cache_restore_main },
+	{ "cache_writeback", cache_writeback_main },
 	{ "era_check", era_check_main },
 	{ "era_dump", era_dump_main },
 	{ "era_invalidate", era_invalidate_main },

@@ -120,7 +120,20 @@ int cache_restore_main(int argc, char **argv)
 	}
 	cache_writer_visitor(w, &v);
 	written = true;
-	r = cache_xml_parse(in, &v, cache_writer_err(w), &err);
+	r = cache_xml_parse_fast(in, &v, cache_writer_err(w), &err);
+	if (r == XML_PARSE_DECLINED) {
+		/* not as cache_dump writes it: start again with expat */
+		cache_writer_destroy(w);
+		w = NULL;
+		rewind(in);
+		r = cache_writer_create(io, &wo, &w, &err);
+		if (r) {
+			cli_error("%s", err.msg);
+			goto out;
+		}
+		cache_writer_visitor(w, &v);
+		r = cache_xml_parse(in, &v, cache_writer_err(w), &err);
+	}
 	if (r) {
 		cli_error("%s: %s", input, err.msg);
 		goto out;

@@ -334,3 +334,153 @@ int cache_xml_parse(FILE *in, const struct cache_visitor *v, struct pd_err *verr
 	free(buf);
 	return r;
 }
+
+/*----------------------------------------------------------------
+ * Fast reader: the lines cache_dump writes, nothing else
+ *--------------------------------------------------------------*/
+
+/* Parses name="digits" at *p; advances past the closing quote. */
+static bool fast_num(const char **p, const char *name, uint64_t *v)
+{
+	size_t n = strlen(name);
+	const char *s = *p;
+	uint64_t x = 0;
+
+	if (strncmp(s, name, n) || s[n] != '=' || s[n + 1] != '"')
+		return false;
+	s += n + 2;
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		if (x > (UINT64_MAX - 9) / 10)
+			return false;
+		x = x * 10 + (uint64_t)(*s - '0');
+	}
+	if (*s != '"')
+		return false;
+	*v = x;
+	*p = s + 1;
+	return true;
+}
+
+static bool fast_str(const char **p, const char *name, char *out, size_t max)
+{
+	size_t n = strlen(name), len;
+	const char *s = *p, *e;
+
+	if (strncmp(s, name, n) || s[n] != '=' || s[n + 1] != '"')
+		return false;
+	s += n + 2;
+	e = strchr(s, '"');
+	if (!e || (len = (size_t)(e - s)) >= max || memchr(s, '&', len) || memchr(s, '<', len))
+		return false;
+	memcpy(out, s, len);
+	out[len] = 0;
+	*p = e + 1;
+	return true;
+}
+
+static bool lit(const char **p, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (strncmp(*p, s, n))
+		return false;
+	*p += n;
+	return true;
+}
+
+int cache_xml_parse_fast(FILE *in, const struct cache_visitor *v, struct pd_err *verr,
+			 struct pd_err *err)
+{
+	enum { S_START, S_SB, S_MAPS, S_AFTER_MAPS, S_HINTS, S_AFTER_HINTS, S_END } st = S_START;
+	char line[512];
+	unsigned long nr = 0;
+	int r;
+
+	while (fgets(line, sizeof(line), in)) {
+		const char *p = line;
+		size_t len = strlen(line);
+		uint64_t a, b;
+
+		nr++;
+		if (!len || line[len - 1] != '\n')
+			return XML_PARSE_DECLINED;
+		line[--len] = 0;
+		while (*p == ' ')
+			p++;
+		r = 0;
+		if (st == S_MAPS && lit(&p, "<mapping ")) {
+			bool dirty;
+
+			if (!fast_num(&p, "cache_block", &a) || !lit(&p, " ") ||
+			    !fast_num(&p, "origin_block", &b) || !lit(&p, " dirty=\""))
+				return XML_PARSE_DECLINED;
+			if (lit(&p, "true\"/>"))
+				dirty = true;
+			else if (lit(&p, "false\"/>"))
+				dirty = false;
+			else
+				return XML_PARSE_DECLINED;
+			if (*p || a > UINT32_MAX)
+				return XML_PARSE_DECLINED;
+			r = v->mapping(v->ctx, a, b, dirty);
+		} else if (st == S_HINTS && lit(&p, "<hint ")) {
+			char data[256];
+			uint8_t buf[128];
+			int n;
+
+			if (!fast_num(&p, "cache_block", &a) || !lit(&p, " ") ||
+			    !fast_str(&p, "data", data, sizeof(data)) || !lit(&p, "/>") || *p ||
+			    a > UINT32_MAX)
+				return XML_PARSE_DECLINED;
+			n = base64_decode(data, buf, sizeof(buf));
+			if (n < 0)
+				return XML_PARSE_DECLINED;
+			r = v->hint(v->ctx, a, buf, (uint32_t)n);
+		} else if (st == S_START && lit(&p, "<superblock ")) {
+			struct cache_sb sb;
+			char uuid[64], policy[64];
+			uint64_t bs, nrb, hw;
+
+			memset(&sb, 0, sizeof(sb));
+			if (!fast_str(&p, "uuid", uuid, sizeof(uuid)) || !lit(&p, " ") ||
+			    !fast_num(&p, "block_size", &bs) || !lit(&p, " ") ||
+			    !fast_num(&p, "nr_cache_blocks", &nrb) || !lit(&p, " ") ||
+			    !fast_str(&p, "policy", policy, sizeof(policy)) || !lit(&p, " ") ||
+			    !fast_num(&p, "hint_width", &hw) || !lit(&p, ">") || *p ||
+			    strlen(uuid) > 16 || strlen(policy) >= CACHE_POLICY_NAME_SIZE ||
+			    bs > UINT32_MAX || nrb > UINT32_MAX || hw > 128)
+				return XML_PARSE_DECLINED;
+			memcpy(sb.uuid, uuid, strlen(uuid));
+			strcpy(sb.policy_name, policy);
+			sb.data_block_size = (uint32_t)bs;
+			sb.cache_blocks = (uint32_t)nrb;
+			r = v->begin(v->ctx, &sb, (uint32_t)hw);
+			st = S_SB;
+		} else if (st == S_SB && !strcmp(p, "<mappings>")) {
+			st = S_MAPS;
+		} else if (st == S_MAPS && !strcmp(p, "</mappings>")) {
+			st = S_AFTER_MAPS;
+		} else if (st == S_AFTER_MAPS && !strcmp(p, "<hints>")) {
+			st = S_HINTS;
+		} else if (st == S_HINTS && !strcmp(p, "</hints>")) {
+			st = S_AFTER_HINTS;
+		} else if ((st == S_AFTER_HINTS || st == S_AFTER_MAPS) && !strcmp(p, "</superblock>")) {
+			st = S_END;
+		} else {
+			return XML_PARSE_DECLINED;
+		}
+		if (r)
+			return pd_err_set(err, r, "line %lu: %s", nr,
+					  verr->code ? verr->msg : strerror(-r));
+	}
+	if (ferror(in))
+		return pd_err_set(err, -EIO, "cannot read the input");
+	if (st != S_END)
+		return XML_PARSE_DECLINED;
+	r = v->end(v->ctx);
+	if (r)
+		return pd_err_set(err, r, "%s", verr->code ? verr->msg : strerror(-r));
+	return 0;
+}

@@ -35,6 +35,19 @@ void cache_xml_emitter_init(struct cache_xml_emitter *e, FILE *out, struct cache
 int cache_xml_parse(FILE *in, const struct cache_visitor *v, struct pd_err *verr,
 		    struct pd_err *err);
 
+/*
+ * The fast reader: only the lines cache_dump writes, in its order (one
+ * element a line, two-space indents, no other text).  Returns
+ * XML_PARSE_DECLINED (1) at anything else, the visitor mid-stream: parse
+ * again with cache_xml_parse() on a fresh visitor.  A visitor's error
+ * is reported as by cache_xml_parse().
+ */
+#ifndef XML_PARSE_DECLINED
+#define XML_PARSE_DECLINED 1
+#endif
+int cache_xml_parse_fast(FILE *in, const struct cache_visitor *v, struct pd_err *verr,
+			 struct pd_err *err);
+
 /* Base64 (RFC 4648, padded). out: 4 * ((n + 2) / 3) + 1 bytes. */
 void base64_encode(const uint8_t *in, size_t n, char *out);
 /* Returns the decoded length, or -1 for bad input; out holds max bytes. */

@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # dm-cache metadata: library and commands
-libpdata_a_SOURCES += cache/cache-md.c cache/cache-xml.c
-noinst_HEADERS += cache/cache-md.h cache/cache-xml.h cache/commands.h
+libpdata_a_SOURCES += cache/cache-md.c cache/cache-xml.c cache/data-copy.c
+noinst_HEADERS += cache/cache-md.h cache/cache-xml.h cache/commands.h cache/data-copy.h
 pdata_tools_SOURCES += \
 	cache/cache-check.c \
 	cache/cache-dump.c \
 	cache/cache-restore.c \
 	cache/cache-repair.c \
-	cache/cache-metadata-size.c
-COMMANDS += cache_check cache_dump cache_restore cache_repair cache_metadata_size
+	cache/cache-metadata-size.c \
+	cache/cache-writeback.c
+COMMANDS += cache_check cache_dump cache_restore cache_repair cache_metadata_size cache_writeback
 dist_man8_MANS += man8/cache_check.8 man8/cache_dump.8 man8/cache_restore.8 \
-	man8/cache_repair.8 man8/cache_metadata_size.8
+	man8/cache_repair.8 man8/cache_metadata_size.8 man8/cache_writeback.8
+EXTRA_DIST += doc/cache-era-format.md

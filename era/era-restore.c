@@ -103,7 +103,20 @@ int era_restore_main(int argc, char **argv)
 	}
 	era_writer_visitor(w, &v);
 	written = true;
-	r = era_xml_parse(in, &v, era_writer_err(w), &err);
+	r = era_xml_parse_fast(in, &v, era_writer_err(w), &err);
+	if (r == ERA_XML_DECLINED) {
+		/* not as era_dump writes it: start again with expat */
+		era_writer_destroy(w);
+		w = NULL;
+		rewind(in);
+		r = era_writer_create(io, &w, &err);
+		if (r) {
+			cli_error("%s", err.msg);
+			goto out;
+		}
+		era_writer_visitor(w, &v);
+		r = era_xml_parse(in, &v, era_writer_err(w), &err);
+	}
 	if (r) {
 		cli_error("%s: %s", input, err.msg);
 		goto out;

@@ -272,3 +272,123 @@ int era_xml_parse(FILE *in, const struct era_visitor *v, struct pd_err *verr,
 	free(buf);
 	return r;
 }
+
+/*----------------------------------------------------------------
+ * Fast reader: the lines era_dump writes, nothing else
+ *--------------------------------------------------------------*/
+
+static bool fnum(const char **p, const char *name, uint32_t *v)
+{
+	size_t n = strlen(name);
+	const char *s = *p;
+	uint64_t x = 0;
+
+	if (strncmp(s, name, n) || s[n] != '=' || s[n + 1] != '"')
+		return false;
+	s += n + 2;
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		x = x * 10 + (uint64_t)(*s - '0');
+		if (x > UINT32_MAX)
+			return false;
+	}
+	if (*s != '"')
+		return false;
+	*v = (uint32_t)x;
+	*p = s + 1;
+	return true;
+}
+
+static bool flit(const char **p, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (strncmp(*p, s, n))
+		return false;
+	*p += n;
+	return true;
+}
+
+int era_xml_parse_fast(FILE *in, const struct era_visitor *v, struct pd_err *verr,
+		       struct pd_err *err)
+{
+	enum { S_START, S_SB, S_WS, S_ARRAY, S_AFTER_ARRAY, S_END } st = S_START;
+	char line[512];
+	unsigned long nr = 0;
+	int r;
+
+	while (fgets(line, sizeof(line), in)) {
+		const char *p = line;
+		size_t len = strlen(line);
+		uint32_t a, b;
+
+		nr++;
+		if (!len || line[len - 1] != '\n')
+			return ERA_XML_DECLINED;
+		line[--len] = 0;
+		while (*p == ' ')
+			p++;
+		r = 0;
+		if (st == S_ARRAY && flit(&p, "<era ")) {
+			if (!fnum(&p, "block", &a) || !flit(&p, " ") || !fnum(&p, "era", &b) ||
+			    !flit(&p, "/>") || *p)
+				return ERA_XML_DECLINED;
+			r = v->era(v->ctx, a, b);
+		} else if (st == S_WS && flit(&p, "<bit ")) {
+			bool val;
+
+			if (!fnum(&p, "block", &a) || !flit(&p, " value=\""))
+				return ERA_XML_DECLINED;
+			if (flit(&p, "true\"/>"))
+				val = true;
+			else if (flit(&p, "false\"/>"))
+				val = false;
+			else
+				return ERA_XML_DECLINED;
+			if (*p)
+				return ERA_XML_DECLINED;
+			r = v->writeset_bit(v->ctx, a, val);
+		} else if (st == S_SB && flit(&p, "<writeset ")) {
+			if (!fnum(&p, "era", &a) || !flit(&p, " ") || !fnum(&p, "nr_bits", &b) ||
+			    !flit(&p, ">") || *p)
+				return ERA_XML_DECLINED;
+			r = v->writeset_begin(v->ctx, a, b);
+			st = S_WS;
+		} else if (st == S_WS && !strcmp(p, "</writeset>")) {
+			r = v->writeset_end(v->ctx);
+			st = S_SB;
+		} else if (st == S_SB && !strcmp(p, "<era_array>")) {
+			r = v->era_array_begin(v->ctx);
+			st = S_ARRAY;
+		} else if (st == S_ARRAY && !strcmp(p, "</era_array>")) {
+			r = v->era_array_end(v->ctx);
+			st = S_AFTER_ARRAY;
+		} else if (st == S_START && flit(&p, "<superblock uuid=\"\" ")) {
+			struct era_sb sb;
+
+			memset(&sb, 0, sizeof(sb));
+			if (!fnum(&p, "block_size", &sb.data_block_size) || !flit(&p, " ") ||
+			    !fnum(&p, "nr_blocks", &sb.nr_blocks) || !flit(&p, " ") ||
+			    !fnum(&p, "current_era", &sb.current_era) || !flit(&p, ">") || *p)
+				return ERA_XML_DECLINED;
+			r = v->begin(v->ctx, &sb);
+			st = S_SB;
+		} else if (st == S_AFTER_ARRAY && !strcmp(p, "</superblock>")) {
+			st = S_END;
+		} else {
+			return ERA_XML_DECLINED;
+		}
+		if (r)
+			return pd_err_set(err, r, "line %lu: %s", nr,
+					  verr->code ? verr->msg : strerror(-r));
+	}
+	if (ferror(in))
+		return pd_err_set(err, -EIO, "cannot read the input");
+	if (st != S_END)
+		return ERA_XML_DECLINED;
+	r = v->end(v->ctx);
+	if (r)
+		return pd_err_set(err, r, "%s", verr->code ? verr->msg : strerror(-r));
+	return 0;
+}

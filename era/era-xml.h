@@ -26,4 +26,13 @@ void era_xml_emitter_init(FILE *out, struct era_visitor *v);
 int era_xml_parse(FILE *in, const struct era_visitor *v, struct pd_err *verr,
 		  struct pd_err *err);
 
+/*
+ * The fast reader for era_dump's own layout (empty uuid); returns
+ * ERA_XML_DECLINED at anything else: parse again with era_xml_parse()
+ * on a fresh visitor.
+ */
+#define ERA_XML_DECLINED 1
+int era_xml_parse_fast(FILE *in, const struct era_visitor *v, struct pd_err *verr,
+		       struct pd_err *err);
+
 #endif

@@ -326,3 +326,121 @@ class CacheMetadataSize(ToolTestCase):
             if os.access(ONEX, os.X_OK):
                 o = tools.run(tools.onex('cache_metadata_size') + args)
                 self.assertNotEqual(o.rc, 0, '1.x accepts %s' % args)
+
+
+# ----------------------------------------------------------------
+# cache_writeback
+
+class CacheWriteback(CacheTests):
+    BS = 128 * 512
+
+    def _devices(self, model, seed=1):
+        import random
+        rng = random.Random(seed)
+        fast = os.path.join(self.d, 'fast')
+        origin = os.path.join(self.d, 'origin')
+        with open(fast, 'wb') as f:
+            f.write(rng.randbytes(model.nr_blocks * self.BS))
+        with open(origin, 'wb') as f:
+            f.truncate(model.nr_blocks * 5 * self.BS)
+        return fast, origin
+
+    def _expected_origin(self, model, fast, copied):
+        with open(fast, 'rb') as f:
+            data = f.read()
+        out = bytearray(model.nr_blocks * 5 * self.BS)
+        for cb, (ob, dirty) in model.mappings.items():
+            if dirty and cb in copied:
+                out[ob * self.BS:(ob + 1) * self.BS] = data[cb * self.BS:(cb + 1) * self.BS]
+        return bytes(out)
+
+    def test_writeback_copies_dirty_blocks_and_marks_them_clean(self):
+        model = cacheera.CacheModel(600, fill=0.7, dirty=0.5, seed=21)
+        for version in (1, 2):
+            meta = self.ours_restore(self.xml('w', model), version)
+            fast, origin = self._devices(model)
+            r = self.run_tool([tools.ours('cache_writeback'), '--metadata-device', meta,
+                               '--origin-device', origin, '--fast-device', fast,
+                               '--buffer-size-meg', '1'])
+            self.assertExit(r, 0)
+            with open(origin, 'rb') as f:
+                got = f.read()
+            self.assertTrue(got == self._expected_origin(model, fast, model.mappings),
+                            'origin content v%d' % version)
+            self.assertChecks([tools.ours('cache_check')], meta, 'after writeback')
+            if os.access(ONEX, os.X_OK):
+                self.assertChecks(tools.onex('cache_check'), meta, '1.x after writeback')
+            d = self.run_tool([tools.ours('cache_dump'), meta])
+            self.assertNotIn('dirty="true"', d.out)
+            self.assertEqual(d.out.count('<mapping '), len(model.mappings))
+
+    def test_no_metadata_update_leaves_the_metadata(self):
+        model = cacheera.CacheModel(300, fill=0.7, dirty=0.5, seed=22)
+        meta = self.ours_restore(self.xml('w', model), 2)
+        digest = tools.file_digest(meta)
+        fast, origin = self._devices(model)
+        r = self.run_tool([tools.ours('cache_writeback'), '--metadata-device', meta,
+                           '--origin-device', origin, '--fast-device', fast,
+                           '--no-metadata-update'])
+        self.assertExit(r, 0)
+        self.assertUnchanged(meta, digest)
+        with open(origin, 'rb') as f:
+            self.assertTrue(f.read() == self._expected_origin(model, fast, model.mappings))
+
+    def test_offsets(self):
+        model = cacheera.CacheModel(100, fill=1.0, dirty=1.0, seed=23)
+        meta = self.ours_restore(self.xml('w', model), 2)
+        fast, origin = self._devices(model)
+        r = self.run_tool([tools.ours('cache_writeback'), '--metadata-device', meta,
+                           '--origin-device', origin, '--fast-device', fast,
+                           '--origin-device-offset', '128', '--fast-device-offset', '128'])
+        # the fast device is one block short with an offset of one block
+        self.assertExit(r, 1)
+        self.assertEqual(len(r.err.strip().splitlines()), 1)
+        with open(fast, 'ab') as f:
+            f.write(bytes(self.BS))
+        meta = self.ours_restore(self.xml('w', model), 2)
+        r = self.run_tool([tools.ours('cache_writeback'), '--metadata-device', meta,
+                           '--origin-device', origin, '--fast-device', fast,
+                           '--origin-device-offset', '128', '--fast-device-offset', '128'])
+        self.assertExit(r, 0)
+        with open(fast, 'rb') as f:
+            data = f.read()
+        with open(origin, 'rb') as f:
+            got = f.read()
+        for cb, (ob, _) in model.mappings.items():
+            self.assertTrue(got[(ob + 1) * self.BS:(ob + 2) * self.BS] ==
+                            data[(cb + 1) * self.BS:(cb + 2) * self.BS], 'block %d' % cb)
+
+    def test_unwritable_origin_fails_in_one_line(self):
+        model = cacheera.CacheModel(50, fill=1.0, dirty=1.0, seed=24)
+        meta = self.ours_restore(self.xml('w', model), 2)
+        digest = tools.file_digest(meta)
+        fast, _ = self._devices(model)
+        r = self.run_tool([tools.ours('cache_writeback'), '--metadata-device', meta,
+                           '--origin-device', self.d, '--fast-device', fast])
+        self.assertExit(r, 1)
+        self.assertEqual(len(r.err.strip().splitlines()), 1, r.err)
+        self.assertUnchanged(meta, digest)
+
+
+class CacheRestoreReaders(CacheTests):
+    def test_any_xml_layout_restores_the_same(self):
+        """The fast reader takes cache_dump's layout; anything else goes
+        to expat: both must give the same metadata content."""
+        model = cacheera.CacheModel(3000, seed=31)
+        text = model.xml()
+        odd = b'<?xml version="1.0"?>\n' + b'\n'.join(
+            l.strip().replace(b'/>', b' />') for l in text.splitlines()) + b'\n'
+        for xml in (text, odd):
+            x = cacheera.write(os.path.join(self.d, 'x.xml'), xml)
+            meta = cacheera.restore_cache([tools.ours('cache_restore')], x,
+                                          os.path.join(self.d, 'x.meta'))
+            d = self.run_tool([tools.ours('cache_dump'), meta])
+            self.assertSameBytes(d.stdout, text)
+        bad = cacheera.write(os.path.join(self.d, 'bad.xml'),
+                             text.replace(b'<hints>', b'<hints><bogus/>'))
+        out = cacheera.blank(os.path.join(self.d, 'bad.meta'))
+        r = self.run_tool([tools.ours('cache_restore'), '-i', bad, '-o', out])
+        self.assertExit(r, 1)
+        self.assertEqual(len(r.err.strip().splitlines()), 1, r.err)

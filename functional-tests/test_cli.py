@@ -51,6 +51,12 @@ class CommandSpec:
                 with open(a, 'wb') as f:
                     f.truncate(8 << 20)
                 os.chmod(a, 0o666)
+            elif a in ('{origin}', '{fast}'):
+                # sparse data devices of 1 GiB for cache_writeback
+                a = os.path.join(workdir, a[1:-1] + '.data')
+                with open(a, 'wb') as f:
+                    f.truncate(1 << 30)
+                os.chmod(a, 0o666)
             args.append(a)
         if input_path is not None and self.input_kind != 'none':
             if self.input_flag:
@@ -104,8 +110,8 @@ COMMAND_SPECS = {
     'cache_metadata_size': CommandSpec(input_kind='none', extra=['--nr-blocks', '1000'],
                                        writes_stdout=True),
     'cache_writeback': CommandSpec('--metadata-device', 'metadata',
-                                   ['--origin-device', '{output}', '--fast-device',
-                                    '{output}', '--no-metadata-update'],
+                                   ['--origin-device', '{origin}', '--fast-device',
+                                    '{fast}', '--no-metadata-update'],
                                    valid_pool='cache'),
     'era_check': CommandSpec(valid_pool='era'),
     'era_dump': CommandSpec(writes_stdout=True, valid_pool='era'),

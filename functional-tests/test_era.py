@@ -291,3 +291,19 @@ class EraDamage(EraBase):
                 _flip(meta, b, off)
                 self.assertEqual(self._judge(meta, 'block %d offset %d' % (b, off)), 1,
                                  'block %d offset %d' % (b, off))
+
+
+class EraRestoreReaders(EraBase):
+    def test_any_xml_layout_restores_the_same(self):
+        """The fast reader takes era_dump's layout; anything else goes to
+        expat: both give the same metadata content."""
+        model = MODELS['three_writesets']()
+        text = model.xml()
+        odd = b'\n'.join(l.strip().replace(b'/>', b' />')
+                         for l in text.splitlines()) + b'\n'
+        for xml in (text, odd):
+            x = cacheera.write(os.path.join(self.d, 'x.xml'), xml)
+            meta = cacheera.restore_cache([tools.ours('era_restore')], x,
+                                          os.path.join(self.d, 'x.meta'))
+            d = self.run_tool([tools.ours('era_dump'), meta])
+            self.assertSameBytes(d.stdout, text)
