@@ -8,7 +8,6 @@
 #include "snapshot/commands.h"
 #include "cache/commands.h"
 #include "thin-provisioning/commands.h"
-#include "thincmds/commands.h"
 
 #include <libgen.h>
 #include <stdio.h>

@@ -7,7 +7,7 @@ extern "C" {
 #include "persistent-data/btree.h"
 #include "persistent-data/io-engine.h"
 #include "thin-provisioning/thin-disk.h"
-#include "thincmds/delta.h"
+#include "thin-provisioning/delta.h"
 }
 
 #include "test-files.h"

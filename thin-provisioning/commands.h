@@ -11,6 +11,12 @@ int thin_restore_main(int argc, char **argv);
 int thin_repair_main(int argc, char **argv);
 int thin_merge_main(int argc, char **argv);
 int thin_metadata_size_main(int argc, char **argv);
+int thin_delta_main(int argc, char **argv);
+int thin_rmap_main(int argc, char **argv);
+int thin_trim_main(int argc, char **argv);
+int thin_metadata_pack_main(int argc, char **argv);
+int thin_metadata_unpack_main(int argc, char **argv);
+int thin_migrate_main(int argc, char **argv);
 
 /*
  * thin_check's whole check of path, run from another command with

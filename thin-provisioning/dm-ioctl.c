@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#include "dm.h"
+#include "thin-provisioning/dm-ioctl.h"
 
 #include <dirent.h>
 #include <errno.h>

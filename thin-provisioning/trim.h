@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#ifndef THINCMDS_TRIM_H
-#define THINCMDS_TRIM_H
+#ifndef THIN_TRIM_H
+#define THIN_TRIM_H
 
 /*
  * The data blocks of a pool that no device maps (thin_trim): every

@@ -4,8 +4,8 @@
  * pool in 1.x's compressed pack format, and back.
  */
 #include "cli.h"
-#include "commands.h"
-#include "pack.h"
+#include "thin-provisioning/commands.h"
+#include "thin-provisioning/pack.h"
 #include "persistent-data/checksum.h"
 #include "thin-provisioning/output-file.h"
 #include "thin-provisioning/superblock.h"

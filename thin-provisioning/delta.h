@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#ifndef THINCMDS_DELTA_H
-#define THINCMDS_DELTA_H
+#ifndef THIN_DELTA_H
+#define THIN_DELTA_H
 
 /*
  * The differences between two bottom-level mapping trees (thin_delta).

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#include "pack.h"
+#include "thin-provisioning/pack.h"
 #include "persistent-data/checksum.h"
 #include "persistent-data/crc32c.h"
 #include "persistent-data/endian.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#ifndef THINCMDS_DM_H
-#define THINCMDS_DM_H
+#ifndef THIN_DM_IOCTL_H
+#define THIN_DM_IOCTL_H
 
 /*
  * The few device-mapper ioctls thin_migrate needs, raw (linux/dm-ioctl.h,

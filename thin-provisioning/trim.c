@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#include "trim.h"
+#include "thin-provisioning/trim.h"
 #include "persistent-data/btree.h"
 #include "thin-provisioning/thin-disk.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#ifndef THINCMDS_RMAP_H
-#define THINCMDS_RMAP_H
+#ifndef THIN_RMAP_H
+#define THIN_RMAP_H
 
 /*
  * The reverse map of data blocks (thin_rmap): which device and virtual

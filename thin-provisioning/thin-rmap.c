@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* thin_rmap: which devices and virtual blocks map some data blocks. */
 #include "cli.h"
-#include "commands.h"
-#include "rmap.h"
+#include "thin-provisioning/commands.h"
+#include "thin-provisioning/rmap.h"
 
 #include <errno.h>
 #include <getopt.h>

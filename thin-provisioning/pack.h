@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#ifndef THINCMDS_PACK_H
-#define THINCMDS_PACK_H
+#ifndef THIN_PACK_H
+#define THIN_PACK_H
 
 /*
  * The metadata pack format of thin-provisioning-tools 1.x

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#include "delta.h"
+#include "thin-provisioning/delta.h"
 #include "persistent-data/btree.h"
 #include "thin-provisioning/thin-disk.h"
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#include "rmap.h"
+#include "thin-provisioning/rmap.h"
 #include "persistent-data/btree.h"
 #include "thin-provisioning/thin-disk.h"
 

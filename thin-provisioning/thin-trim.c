@@ -4,8 +4,8 @@
  * device maps (BLKDISCARD on a block device, a punched hole in a file).
  */
 #include "cli.h"
-#include "commands.h"
-#include "trim.h"
+#include "thin-provisioning/commands.h"
+#include "thin-provisioning/trim.h"
 #include "thin-provisioning/output-file.h"
 
 #include <errno.h>

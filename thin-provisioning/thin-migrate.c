@@ -6,8 +6,8 @@
  * releases when done (also on errors and on SIGINT/SIGTERM).
  */
 #include "cli.h"
-#include "commands.h"
-#include "dm.h"
+#include "thin-provisioning/commands.h"
+#include "thin-provisioning/dm-ioctl.h"
 #include "persistent-data/btree.h"
 #include "thin-provisioning/metadata.h"
 #include "thin-provisioning/output-file.h"

@@ -4,8 +4,8 @@
  * (or two mapping tree roots), as XML in v0.9's layout.
  */
 #include "cli.h"
-#include "commands.h"
-#include "delta.h"
+#include "thin-provisioning/commands.h"
+#include "thin-provisioning/delta.h"
 #include "thin-provisioning/metadata.h"
 
 #include <errno.h>
