@@ -75,6 +75,7 @@ int snapshot_check_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 	if (optind >= argc) {
 		cli_error("no input file provided");
 		usage(stderr);

@@ -317,6 +317,7 @@ int snapshot_merge_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 	if (optind < argc) {
 		cli_error("unexpected argument '%s'", argv[optind]);
 		return cli_bad_usage(usage);
@@ -384,6 +385,7 @@ int dm_merge_main(int argc, char **argv)
 			return cli_bad_usage(dm_merge_usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 	if (optind < argc) {
 		cli_error("unexpected argument '%s'", argv[optind]);
 		return cli_bad_usage(dm_merge_usage);

@@ -306,6 +306,7 @@ int thin_delta_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 	if (optind >= argc) {
 		fprintf(stderr, "No input device provided.\n");
 		return cli_bad_usage(usage);

@@ -92,6 +92,7 @@ static int parse(int argc, char **argv, void (*usage)(FILE *), struct args *a)
 			return 1;
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 	if (optind < argc) {
 		cli_error("unexpected argument '%s'", argv[optind]);
 		cli_bad_usage(usage);

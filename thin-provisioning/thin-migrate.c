@@ -311,6 +311,7 @@ int thin_migrate_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 	if (optind < argc) {
 		cli_error("unexpected argument '%s'", argv[optind]);
 		return cli_bad_usage(usage);

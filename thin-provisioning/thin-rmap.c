@@ -116,6 +116,7 @@ int thin_rmap_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 	if (optind >= argc) {
 		free(regions);
 		fprintf(stderr, "No input file provided.\n");
