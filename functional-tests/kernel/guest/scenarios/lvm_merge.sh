@@ -63,7 +63,7 @@ snap_setup() {
 # vg_state: the VG metadata text without its volatile lines.
 vg_state() {
 	vgcfgbackup -f /tmp/state.vg $VG </dev/null >/dev/null 2>&1 || fail state "vgcfgbackup failed"
-	grep -vE '^[ \t]*(seqno|description|creation_time|creation_host|contents|version|#)' /tmp/state.vg | grep -v '^[ \t]*$'
+	grep -vE '^[[:space:]]*(seqno|description|creation_time|creation_host|contents|version|#)' /tmp/state.vg | grep -v '^[[:space:]]*$'
 }
 
 # merged_ok CHECK: the state after a finished merge.
