@@ -63,35 +63,35 @@ snap_setup() {
 # vg_state: the VG metadata text without its volatile lines.
 vg_state() {
 	vgcfgbackup -f /tmp/state.vg $VG </dev/null >/dev/null 2>&1 || fail state "vgcfgbackup failed"
-	grep -vE '^[ \t]*(seqno|description|creation_time|creation_host|contents|version|#)' /tmp/state.vg | grep -v '^[ \t]*$'
+	grep -vE '^[[:space:]]*(seqno|description|creation_time|creation_host|contents|version|#)' /tmp/state.vg | grep -v '^[[:space:]]*$'
 }
 
 # merged_ok CHECK: the state after a finished merge.
 merged_ok() {
-	c=$1
+	mc=$1
 	L lvs -a -o+thin_id,lv_uuid,origin $VG
-	[ -z "$(lvattr copy lv_name)" ] || fail "$c" "copy still exists"
-	expect_eq "$c" "snap's origin" "$(lvattr snap origin)" ""
-	expect_eq "$c" "snap's UUID" "$(lvattr snap lv_uuid)" "$SNAP_UUID"
-	expect_eq "$c" "snap's thin id" "$(lvattr snap thin_id)" "$SNAP_ID"
-	[ -z "$(lvattr snap_tmerge lv_name)" ] || fail "$c" "the temporary LV is left"
-	CHECK=$c L vgck $VG
+	[ -z "$(lvattr copy lv_name)" ] || fail "$mc" "copy still exists"
+	expect_eq "$mc" "snap's origin" "$(lvattr snap origin)" ""
+	expect_eq "$mc" "snap's UUID" "$(lvattr snap lv_uuid)" "$SNAP_UUID"
+	expect_eq "$mc" "snap's thin id" "$(lvattr snap thin_id)" "$SNAP_ID"
+	[ -z "$(lvattr snap_tmerge lv_name)" ] || fail "$mc" "the temporary LV is left"
+	CHECK=$mc L vgck $VG
 	tools_log_reset
-	CHECK=$c L lvchange -ay $VG/snap
-	expect_ran "$c" "thin_check '-q' '/dev/mapper/$VG-pool_tmeta'"
-	CHECK=$c L lvchange -ay $VG/u
-	expect_eq "$c" "snap's md5" "$(dev_hash "$(dm_node $VG snap)")" "$SNAP_HASH"
-	expect_eq "$c" "u's md5" "$(dev_hash "$(dm_node $VG u)")" "$U_HASH"
+	CHECK=$mc L lvchange -ay $VG/snap
+	expect_ran "$mc" "thin_check '-q' '/dev/mapper/$VG-pool_tmeta'"
+	CHECK=$mc L lvchange -ay $VG/u
+	expect_eq "$mc" "snap's md5" "$(dev_hash "$(dm_node $VG snap)")" "$SNAP_HASH"
+	expect_eq "$mc" "u's md5" "$(dev_hash "$(dm_node $VG u)")" "$U_HASH"
 	used=$(dmsetup status $VG-pool-tpool | awk '{ split($6, a, "/"); print a[1] }')
 	meta_table_save pool
-	CHECK=$c L vgchange -an $VG
+	CHECK=$mc L vgchange -an $VG
 	meta_open pool
-	check_clean "$c" "$META"
+	check_clean "$mc" "$META"
 	dump /tmp/merged.xml "$META"
 	meta_close
-	expect_eq "$c" "devices" "$(xml_devices /tmp/merged.xml | tr '\n' ' ')" "$(echo "$SNAP_ID $U_ID" | tr ' ' '\n' | sort -n | tr '\n' ' ')"
-	expect_eq "$c" "pool used data blocks (kernel) vs blocks snap and u map" "$used" "$(xml_used /tmp/merged.xml)"
-	expect_eq "$c" "snap's mapped blocks" "$(xml_details_mapped /tmp/merged.xml "$SNAP_ID")" "$(xml_mappings /tmp/merged.xml "$SNAP_ID")"
+	expect_eq "$mc" "devices" "$(xml_devices /tmp/merged.xml | tr '\n' ' ')" "$(echo "$SNAP_ID $U_ID" | tr ' ' '\n' | sort -n | tr '\n' ' ')"
+	expect_eq "$mc" "pool used data blocks (kernel) vs blocks snap and u map" "$used" "$(xml_used /tmp/merged.xml)"
+	expect_eq "$mc" "snap's mapped blocks" "$(xml_details_mapped /tmp/merged.xml "$SNAP_ID")" "$(xml_mappings /tmp/merged.xml "$SNAP_ID")"
 }
 
 save_pv() { must save_pv dd if="$(disk pv)" of="$(disk pvsave)" bs=1M status=none; }
@@ -148,7 +148,7 @@ mode_fail() {
 		[ $rc -eq 1 ] || fail "fail_$p" "thin_merge_lvm did not fail at $p (exit $rc)"
 		grep -q 'rolled back' /tmp/run.out || fail "fail_$p" "no rollback reported"
 		vg_state >/tmp/state.now
-		echo "$before" | cmp -s - /tmp/state.now || fail "rollback_$p" "the VG metadata differs from before: $(echo "$before" | diff - /tmp/state.now | grep '^[-+] ' | head -n 4 | tr '\n' ' ')"
+		echo "$before" | cmp -s - /tmp/state.now || fail "rollback_$p" "the VG metadata differs from before: $(echo "$before" | diff - /tmp/state.now | grep '^[-+][^-+]' | head -n 6 | tr '\n' ' ')"
 		[ -z "$(dmsetup ls | grep "^$VG-")" ] || fail "rollback_$p" "devices left active: $(dmsetup ls | tr '\n' ' ')"
 		[ ! -e /etc/lvm/thin_merge_lvm/$VG.snap.job ] || fail "rollback_$p" "the job record is left"
 		echo "## ok rollback_$p: the VG metadata is as before"
