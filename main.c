@@ -5,7 +5,10 @@
  * argument of "pdata_tools CMD ...".
  */
 #include "cli.h"
+#include "snapshot/commands.h"
+#include "cache/commands.h"
 #include "thin-provisioning/commands.h"
+#include "thincmds/commands.h"
 
 #include <libgen.h>
 #include <stdio.h>
@@ -17,13 +20,30 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{ "cache_check", cache_check_main },
+	{ "cache_dump", cache_dump_main },
+	{ "cache_metadata_size", cache_metadata_size_main },
+	{ "cache_repair", cache_repair_main },
+	{ "cache_restore", cache_restore_main },
+	{ "era_check", era_check_main },
+	{ "era_dump", era_dump_main },
+	{ "era_invalidate", era_invalidate_main },
+	{ "era_restore", era_restore_main },
 	{ "thin_check", thin_check_main },
+	{ "thin_delta", thin_delta_main },
 	{ "thin_dump", thin_dump_main },
 	{ "thin_ls", thin_ls_main },
 	{ "thin_merge", thin_merge_main },
+	{ "thin_metadata_pack", thin_metadata_pack_main },
 	{ "thin_metadata_size", thin_metadata_size_main },
+	{ "thin_metadata_unpack", thin_metadata_unpack_main },
 	{ "thin_repair", thin_repair_main },
 	{ "thin_restore", thin_restore_main },
+	{ "thin_rmap", thin_rmap_main },
+	{ "snapshot_check", snapshot_check_main },
+	{ "snapshot_dump", snapshot_dump_main },
+	{ "snapshot_merge", snapshot_merge_main },
+	{ "dm-merge", dm_merge_main },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -24,6 +24,7 @@
 #   BENCH_SNAP_PERCENT, BENCH_OTHER_DEVICES, BENCH_SEED: pool parameters
 #                    (default 1, 0, 1)
 #   BENCH_TARGET     highest acceptable ours/1.x time ratio (default 0.8)
+#   BENCH_DELTA_TARGET   the same for thin_delta (default 0.3)
 #   BENCH_MERGE_TARGET   highest acceptable full merge / I/O floor (dd of
 #                    the used metadata blocks) time ratio (default 2)
 #   BENCH_INPLACE_TARGET highest acceptable merge --in-place / full merge
@@ -54,7 +55,7 @@ die() {
 	exit 1
 }
 
-ALL_BENCHES="dump check restore merge"
+ALL_BENCHES="dump check restore merge delta"
 HERE=$(cd "$(dirname "$0")" && pwd)
 GEN_POOL="$HERE/gen-pool.py"
 PYTHON3=${PYTHON3:-python3}
@@ -67,6 +68,7 @@ BENCH_RUNS=${BENCH_RUNS:-3}
 BENCH_CACHE=${BENCH_CACHE:-auto}
 BENCH_RESTORER=${BENCH_RESTORER:-auto}
 BENCH_TARGET=${BENCH_TARGET:-0.8}
+DELTA_TARGET=${BENCH_DELTA_TARGET:-0.3}
 SNAP_PERCENT=${BENCH_SNAP_PERCENT:-1}
 OTHER_DEVICES=${BENCH_OTHER_DEVICES:-0}
 SEED=${BENCH_SEED:-1}
@@ -465,6 +467,43 @@ bench_check() {
 	bench_tool check 0.9.0 - /dev/null : "$DEBIAN_SBIN/thin_check" "$META"
 	bench_tool check 1.x - /dev/null : "$ONEX" thin_check "$META"
 	print_table check "thin_check"
+}
+
+# thin_delta between the origin (1) and the snapshot (2), plain and
+# --verbose; ratios against 1.x with BENCH_DELTA_TARGET, peak RSS against
+# BENCH_RSS_MB; our output must equal 0.9.0's.
+bench_delta() {
+	local e v tag saved_target=$BENCH_TARGET kb row tool engine status med runs
+	BENCH_TARGET=$DELTA_TARGET
+	for v in "" --verbose; do
+		tag=${v:+-verbose}
+		echo
+		echo "-- thin_delta $v --thin1 1 --thin2 2 (XML to a file in $BENCH_TMP)"
+		for e in $(ours_engines); do
+			bench_tool "delta$tag" ours "$e" "$SCRATCH/delta-ours-$e.xml" : \
+				"$BUILD/thin_delta" --io-engine "$e" $v --thin1 1 --thin2 2 "$META"
+		done
+		bench_tool "delta$tag" 0.9.0 - "$SCRATCH/delta-debian.xml" : \
+			"$DEBIAN_SBIN/thin_delta" $v --thin1 1 --thin2 2 "$META"
+		bench_tool "delta$tag" 1.x - "$SCRATCH/delta-1x.xml" : \
+			"$ONEX" thin_delta $v --thin1 1 --thin2 2 "$META"
+		for row in "${ROWS[@]}"; do
+			IFS='|' read -r tool engine status med kb runs <<<"$row"
+			[ "$tool" = ours ] && [ "$status" = ok ] || continue
+			if [ "$kb" -lt $((RSS_MB * 1024)) ]; then
+				note "delta${tag}_rss_ours_$engine=PASS peak_rss_kb=$kb target_mb=$RSS_MB"
+			else
+				note "delta${tag}_rss_ours_$engine=MISS peak_rss_kb=$kb target_mb=$RSS_MB"
+			fi
+		done
+		print_table "delta$tag" "thin_delta $v"
+		for e in $(ours_engines); do
+			same_output "delta${tag}_ours_${e}_vs_0.9.0" "$SCRATCH/delta-ours-$e.xml" \
+				"$SCRATCH/delta-debian.xml"
+		done
+		rm -f "$SCRATCH"/delta-*.xml
+	done
+	BENCH_TARGET=$saved_target
 }
 
 new_output() {

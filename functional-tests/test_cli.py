@@ -15,7 +15,7 @@ import re
 import subprocess
 import unittest
 
-from lib import pools, tools
+from lib import cacheera, pools, snapstore, tools
 from lib.testing import ToolTestCase
 
 VERSION_RE = re.compile(r'^\d+\.\d+\.\d+$')
@@ -26,13 +26,18 @@ TOO_SMALL = [r'too small', r'not large enough']
 class CommandSpec:
     """input_flag: None when the input is the positional argument, else the
     option naming it ('-i').  input_kind: 'metadata' (binary) or 'xml'.
+    input_kind 'snapshot': a dm-snapshot COW store (lib/snapstore.py).
     extra: the other arguments of a valid call; '{output}' becomes a fresh
     pre-allocated output file.  writes_stdout: the command's result goes to
     stdout (a write error there must be reported)."""
 
     def __init__(self, input_flag=None, input_kind='metadata', extra=(),
-                 writes_stdout=False, valid_pool='snapshots'):
+                 writes_stdout=False, valid_pool='snapshots',
+                 reads_damaged=False):
         self.input_flag = input_flag
+        # copies whatever metadata blocks there are (thin_metadata_pack,
+        # as 1.x): a zeroed superblock is no error
+        self.reads_damaged = reads_damaged
         self.input_kind = input_kind
         self.extra = list(extra)
         self.writes_stdout = writes_stdout
@@ -47,7 +52,7 @@ class CommandSpec:
                     f.truncate(8 << 20)
                 os.chmod(a, 0o666)
             args.append(a)
-        if input_path is not None:
+        if input_path is not None and self.input_kind != 'none':
             if self.input_flag:
                 args += [self.input_flag, input_path]
             else:
@@ -55,7 +60,17 @@ class CommandSpec:
         return args
 
     def valid_input(self):
+        if self.input_kind == 'snapshot':
+            return snapstore.cli_fixture()
+        if self.input_kind == 'none':
+            return None
+        if self.valid_pool in ('cache', 'era'):
+            meta, xml = (cacheera.cache_fixture() if self.valid_pool == 'cache'
+                         else cacheera.era_fixture())
+            return meta if self.input_kind == 'metadata' else xml
         fx = pools.get(self.valid_pool)
+        if self.input_kind == 'pack':
+            return _pack_of(fx.meta)
         return fx.meta if self.input_kind == 'metadata' else fx.xml
 
 
@@ -67,7 +82,49 @@ COMMAND_SPECS = {
     'thin_repair': CommandSpec('-i', 'metadata', ['-o', '{output}']),
     'thin_merge': CommandSpec('-i', 'metadata',
                               ['-o', '{output}', '--origin', '0']),
+    'snapshot_check': CommandSpec(None, 'snapshot'),
+    'snapshot_dump': CommandSpec(None, 'snapshot', writes_stdout=True),
+    'snapshot_merge': CommandSpec('-i', 'snapshot', ['-o', '{output}']),
+    'dm-merge': CommandSpec('-i', 'snapshot', ['-o', '{output}']),
+    'thin_delta': CommandSpec(extra=['--thin1', '0', '--thin2', '1'],
+                              writes_stdout=True),
+    'thin_rmap': CommandSpec(extra=['--region', '0..100'],
+                             writes_stdout=True),
+    'thin_metadata_pack': CommandSpec('-i', 'metadata', ['-o', '{output}'],
+                                      reads_damaged=True),
+    'thin_metadata_unpack': CommandSpec('-i', 'pack', ['-o', '{output}']),
+    'cache_check': CommandSpec(valid_pool='cache'),
+    'cache_dump': CommandSpec(writes_stdout=True, valid_pool='cache'),
+    'cache_restore': CommandSpec('-i', 'xml', ['-o', '{output}'], valid_pool='cache'),
+    'cache_repair': CommandSpec('-i', 'metadata', ['-o', '{output}'], valid_pool='cache'),
+    'cache_metadata_size': CommandSpec(input_kind='none', extra=['--nr-blocks', '1000'],
+                                       writes_stdout=True),
+    'cache_writeback': CommandSpec('--metadata-device', 'metadata',
+                                   ['--origin-device', '{output}', '--fast-device',
+                                    '{output}', '--no-metadata-update'],
+                                   valid_pool='cache'),
+    'era_check': CommandSpec(valid_pool='era'),
+    'era_dump': CommandSpec(writes_stdout=True, valid_pool='era'),
+    'era_restore': CommandSpec('-i', 'xml', ['-o', '{output}'], valid_pool='era'),
+    'era_invalidate': CommandSpec(extra=['--written-since', '1'], writes_stdout=True,
+                                  valid_pool='era'),
 }
+
+
+_packs = {}
+
+
+def _pack_of(meta):
+    """A pack of meta, made once by 1.x's thin_metadata_pack."""
+    if meta not in _packs:
+        p = os.path.join(tools.temp_dir('cli-pack-'), 'valid.pack')
+        r = tools.run(tools.onex('thin_metadata_pack') + ['-i', meta, '-o', p])
+        if r.rc != 0:
+            raise RuntimeError('1.x thin_metadata_pack failed: %s' % r.err)
+        os.chmod(os.path.dirname(p), 0o755)
+        os.chmod(p, 0o644)
+        _packs[meta] = p
+    return _packs[meta]
 
 
 def _xml_file(path):
@@ -268,6 +325,11 @@ class MetadataInputChecks:
         with open(p, 'r+b') as f:
             f.write(bytes(4096))
         r = self.run_tool(self.argv(p, d))
+        if self.spec.reads_damaged:
+            onex = tools.run(tools.onex(self.command) +
+                             self.spec.argv('', p, tools.temp_dir())[1:])
+            self.assertExit(r, onex.rc, 'as 1.x')
+            return
         self.assertExit(r, 1)
         self.assertNonEmpty(r.err)
 
@@ -286,6 +348,17 @@ class XmlInputChecks:
         r = self.run_tool(self.argv(p))
         self.assertExit(r, 1)
         self.assertNonEmpty(r.err)
+
+
+class NoInputChecks:
+    """Commands without an input (cache_metadata_size): the input checks
+    do not apply."""
+
+    def _no_input(self):
+        self.skipTest('%s reads no input' % self.command)
+
+    test_no_input = test_input_not_found = test_input_is_directory = _no_input
+    test_read_only_input = _no_input
 
 
 class StdoutChecks:
@@ -312,15 +385,17 @@ def _make_class(command):
         def test_spec_present(self):
             self.fail('no CommandSpec for %s in test_cli.COMMAND_SPECS'
                       % command)
-        return type('TestCli_%s' % command, (ToolTestCase,),
+        return type('TestCli_%s' % command.replace('-', '_'), (ToolTestCase,),
                     {'test_spec_present': test_spec_present})
-    if spec.input_kind == 'metadata':
+    if spec.input_kind in ('metadata', 'snapshot'):
         bases.insert(0, MetadataInputChecks)
+    elif spec.input_kind == 'none':
+        bases.insert(0, NoInputChecks)
     else:
         bases.insert(0, XmlInputChecks)
     if spec.writes_stdout:
         bases.insert(0, StdoutChecks)
-    return type('TestCli_%s' % command, tuple(bases),
+    return type('TestCli_%s' % command.replace('-', '_'), tuple(bases),
                 {'command': command, 'spec': spec})
 
 

@@ -52,9 +52,15 @@ MIB = 1 << 20
 
 # Our commands that may be in the build dir; each becomes a link to
 # pdata_tools in the guest.
-OUR_COMMANDS = ('thin_check', 'thin_dump', 'thin_restore', 'thin_merge')
-# The modules dm-thin needs, and what they need (from modules.dep).
-WANTED_MODULES = ('dm-thin-pool',)
+OUR_COMMANDS = ('thin_check', 'thin_dump', 'thin_restore', 'thin_merge', 'thin_repair',
+                'snapshot_check', 'snapshot_dump', 'snapshot_merge', 'dm-merge')
+# Our scripts that may be in the source dir: (guest name, path under SRC).
+OUR_SCRIPTS = (('thin_merge_lvm', 'lvm/thin_merge_lvm'),)
+# Debian packages of the LVM scenarios: lvm2 and the libraries its
+# programs need that a host may lack (the others come from the host).
+LVM_DEBS = ('lvm2', 'libdevmapper-event1.02.1', 'libdevmapper1.02.1', 'libaio1', 'libedit2')
+# The modules dm-thin, dm-snapshot and dm-delay need, and what they need (from modules.dep).
+WANTED_MODULES = ('dm-thin-pool', 'dm-snapshot', 'dm-delay')
 
 
 def log_dir():
@@ -87,8 +93,16 @@ class SetupError(Exception):
 # Scenarios
 
 class Scenario:
-    def __init__(self, name, script, params, disks, needs=(), expect_fail=None):
+    def __init__(self, name, script, params, disks, needs=(), expect_fail=None,
+                 debs=(), modules=(), timeout=1):
         self.name = name
+        # a multiple of the per-guest timeout (scenarios running many commands)
+        self.timeout = TIMEOUT * timeout
+        # Debian packages unpacked into the guest (with the libraries their
+        # programs need) and kernel modules loaded, beyond the base image:
+        # the image holds the union over the scenarios that run.
+        self.debs = tuple(debs)
+        self.modules = tuple(modules)
         self.script = script
         self.params = params
         # (name, MiB) for blank sparse disks, or (name, 'origin'|'pat')
@@ -100,6 +114,11 @@ class Scenario:
 
 def merge_disks(data_mib):
     return [('meta', 16), ('meta2', 16), ('data', data_mib),
+            ('origin', 'origin'), ('pat', 'pat')]
+
+
+def snapshot_disks():
+    return [('sorig', 32), ('sorig2', 32), ('cow', 16), ('cow2', 16),
             ('origin', 'origin'), ('pat', 'pat')]
 
 
@@ -115,7 +134,32 @@ def scenarios(tools):
         params.update({k: str(v) for k, v in p.items()})
         return Scenario(name, params=params, needs=needs, **merge)
 
+    # Debian's lvm2 as the client of our tools (guest/lvm.sh): its
+    # packages in the guest, dm-snapshot loaded (lvcreate -s wants it).
+    lvm = dict(debs=LVM_DEBS, modules=('dm-snapshot',),
+               needs=('thin_check', 'thin_dump', 'thin_repair'))
+
+    def lv(name, script, disks=(('pv', 256),), needs=(), timeout=1, **p):
+        return Scenario(name, script, {k: str(v) for k, v in p.items()},
+                        list(disks) + [('pat', 'pat')], needs=lvm['needs'] + tuple(needs),
+                        debs=lvm['debs'], modules=lvm['modules'], timeout=timeout)
+
     return [
+        lv('lvm_activate', 'lvm_activate'),
+        lv('lvm_repair', 'lvm_repair'),
+        # thin_merge_lvm (lvm/thin_merge_lvm) on LVM's external-origin workflow
+        lv('lvm_merge', 'lvm_merge', disks=(('pv', 96),), needs=('thin_merge', 'thin_merge_lvm'),
+           mode='plain'),
+        lv('lvm_merge_refusals', 'lvm_merge', disks=(('pv', 96),),
+           needs=('thin_merge', 'thin_merge_lvm'), mode='refuse', timeout=2),
+        # killed at each step, then run again; a saved copy of the PV resets it
+        lv('lvm_merge_killed_early', 'lvm_merge', disks=(('pv', 96), ('pvsave', 96)),
+           needs=('thin_merge', 'thin_merge_lvm'), mode='kill', points='backup,create,merge', timeout=2),
+        lv('lvm_merge_killed_late', 'lvm_merge', disks=(('pv', 96), ('pvsave', 96)),
+           needs=('thin_merge', 'thin_merge_lvm'), mode='kill', points='swap,commit,cleanup', timeout=2),
+        # a step fails: rolled back to the old state
+        lv('lvm_merge_rollback', 'lvm_merge', disks=(('pv', 96), ('pvsave', 96)),
+           needs=('thin_merge', 'thin_merge_lvm'), mode='fail', points='backup,create,merge,swap,commit', timeout=2),
         # The writer is Debian's thin_restore until ours is built: the name says so.
         Scenario('restore' if writer == 'ours' else 'restore_debian_writer', 'restore',
                  dict(writer=writer), [('meta', 16), ('meta2', 16), ('data', 64), ('pat', 'pat')]),
@@ -137,6 +181,16 @@ def scenarios(tools):
             merge='tool', inplace='0', rebase='0', shared='1', merged_only='0',
             sabotage='snap_time', writer=writer),
             needs=('thin_merge',), expect_fail='sharing_safe', **merge),
+        # dm-snapshot stores merged offline by snapshot_merge (snapshot.sh)
+        Scenario('snapshot_commit', 'snapshot', dict(mode='commit'), snapshot_disks(),
+                 needs=('snapshot_merge',)),
+        Scenario('snapshot_revert', 'snapshot', dict(mode='revert'), snapshot_disks(),
+                 needs=('snapshot_merge',)),
+        Scenario('snapshot_kernel_diff', 'snapshot', dict(mode='kernel'), snapshot_disks(),
+                 needs=('snapshot_merge',)),
+        # A merge that misses the table's last entry: must fail at merged_hash.
+        Scenario('snapshot_negative_control', 'snapshot', dict(mode='wrong'), snapshot_disks(),
+                 needs=('snapshot_merge',), expect_fail='merged_hash'),
     ]
 
 
@@ -318,6 +372,8 @@ class Tools:
         if not os.access(self.ours, os.X_OK):
             raise SetupError('%s not built' % self.ours)
         self.commands = [c for c in OUR_COMMANDS if os.path.lexists(os.path.join(BUILD, c))]
+        self.scripts = {n: os.path.join(SRC, rel) for n, rel in OUR_SCRIPTS
+                        if os.path.exists(os.path.join(SRC, rel))}
         self.merge_help = ''
         if 'thin_merge' in self.commands:
             r = sh([os.path.join(BUILD, 'thin_merge'), '--help'], timeout=30)
@@ -326,11 +382,13 @@ class Tools:
     def has(self, need):
         if need.startswith('--'):
             return need in self.merge_help
-        return need in self.commands
+        return need in self.commands or need in self.scripts
 
     def missing_reason(self, need):
         if need.startswith('--'):
             return 'our thin_merge has no %s option (thin_merge --help does not list it)' % need
+        if need in dict(OUR_SCRIPTS):
+            return 'our %s is not written yet (no %s)' % (need, os.path.join(SRC, dict(OUR_SCRIPTS)[need]))
         return 'our %s is not built yet (no %s)' % (need, os.path.join(BUILD, need))
 
 
@@ -339,7 +397,7 @@ class Guest:
     (user-mode-linux, the kernel as a process) or 'qemu' (Debian's
     linux-image under qemu in software emulation)."""
 
-    def __init__(self, workdir, tools, route):
+    def __init__(self, workdir, tools, route, debs=(), modules=()):
         self.workdir = workdir
         self.tools = tools
         self.route = route
@@ -350,6 +408,8 @@ class Guest:
             else:
                 self._fetch_qemu()
             self._fetch_userland()
+            self._fetch_extra_debs(debs)
+        self.modules = tuple(self.modules) + tuple(m for m in modules if m not in self.modules)
         self.initrd = os.path.join(workdir, 'initrd-%s.cpio' % route)
         self._build_initrd()
 
@@ -434,6 +494,50 @@ class Guest:
         self.describe.append('oracles in the guest: Debian %s, upstream 1.x %s' % (
             self.debian, self.upstream))
 
+    # Parts of a package that a guest never needs.
+    EXTRA_DEB_SKIP = ('usr/share/doc', 'usr/share/man', 'usr/share/lintian', 'usr/share/bug',
+                      'usr/share/initramfs-tools', 'lib/systemd', 'lib/udev', 'usr/lib/tmpfiles.d')
+
+    def _fetch_extra_debs(self, debs):
+        """Packages some scenarios need (e.g. lvm2), unpacked: every file
+        goes to the guest at its path, and the programs' libraries come
+        from these packages first, then from the host."""
+        self.extra_trees = []
+        got = []
+        for pkg in debs:
+            tree, deb = fetch_deb(pkg)
+            self.extra_trees.append(tree)
+            got.append(deb)
+        if got:
+            self.describe.append('extra packages: %s' % ', '.join(got))
+
+    def _extra_files(self, files, links):
+        """Adds the extra packages' files and links; returns their programs."""
+        programs = []
+        for tree in self.extra_trees:
+            for root, dnames, fnames in os.walk(tree):
+                rel_root = os.path.relpath(root, tree)
+                if rel_root.startswith(self.EXTRA_DEB_SKIP):
+                    dnames[:] = []
+                    continue
+                for n in fnames + [d for d in dnames if os.path.islink(os.path.join(root, d))]:
+                    host = os.path.join(root, n)
+                    guest = '/' + os.path.normpath(os.path.join(rel_root, n))
+                    if n == '.unpacked':
+                        continue
+                    if os.path.islink(host):
+                        links[guest] = os.readlink(host)
+                    elif os.path.isfile(host):
+                        files[guest] = host
+                        if os.access(host, os.X_OK) and re.search(r'/s?bin/', guest):
+                            programs.append(host)
+        return programs
+
+    def _extra_libdirs(self):
+        return [os.path.join(t, d) for t in self.extra_trees
+                for d in ('lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu')
+                if os.path.isdir(os.path.join(t, d))]
+
     @staticmethod
     def _is_debian_tools(path):
         if not os.access(path, os.X_OK):
@@ -463,7 +567,13 @@ class Guest:
         files['/thinp/debian/pdata_tools'] = self.debian
         for c in ('thin_check', 'thin_dump', 'thin_restore'):
             links['/thinp/debian/' + c] = 'pdata_tools'
+        for n, host in self.tools.scripts.items():
+            files['/thinp/ours/' + n] = host
         binaries = [(self.dmsetup, self.dm_libdirs), (self.tools.ours, []), (self.debian, [])]
+        for prog in self._extra_files(files, links):
+            with open(prog, 'rb') as f:
+                if f.read(4) == b'\x7fELF':
+                    binaries.append((prog, self._extra_libdirs() + self.dm_libdirs))
         if self.upstream:
             files['/thinp/upstream/pdata_tools'] = self.upstream
             for c in ('thin_check', 'thin_dump'):
@@ -479,7 +589,8 @@ class Guest:
             files['/thinp/modules/' + n] = os.path.join(self.moddir, k)
             names.append(n)
         files['/init'] = os.path.join(HERE, 'guest/init')
-        files['/thinp/lib.sh'] = os.path.join(HERE, 'guest/lib.sh')
+        for h in glob.glob(os.path.join(HERE, 'guest/*.sh')):
+            files['/thinp/' + os.path.basename(h)] = h
         for s in glob.glob(os.path.join(HERE, 'guest/scenarios/*.sh')):
             files['/thinp/scenarios/' + os.path.basename(s)] = s
         extra = {'/thinp/modules/order': ('\n'.join(names) + '\n').encode()}
@@ -636,7 +747,7 @@ def run_guest(guest, sc, shared_disks, workdir, logpath, interactive=False):
             except ProcessLookupError:
                 pass
 
-        timer = threading.Timer(TIMEOUT, kill)
+        timer = threading.Timer(sc.timeout, kill)
         timer.start()
         try:
             for raw in p.stdout:
@@ -682,7 +793,7 @@ def run_guest(guest, sc, shared_disks, workdir, logpath, interactive=False):
     if seen['pass'] and seen['end']:
         return None, None, steps
     if timed_out:
-        return 'timeout', 'guest killed after %d s (last step: %s)' % (TIMEOUT, seen['step']), steps
+        return 'timeout', 'guest killed after %d s (last step: %s)' % (sc.timeout, seen['step']), steps
     if not seen['booted']:
         return 'boot', 'the guest did not boot (exit status %s)' % p.returncode, steps
     return 'crash', 'the guest stopped without a result (last step: %s, exit status %s)' % (
@@ -714,7 +825,7 @@ def run_scenario(guest, sc, shared_disks, workdir, logs):
     return r
 
 
-def make_guest(workdir, tools, logs):
+def make_guest(workdir, tools, logs, table=()):
     """A guest whose kernel boots and has dm-thin: user-mode-linux, or
     qemu when user-mode-linux cannot run here (THINP_KERNEL_ROUTE=auto),
     or the route asked for.  Raises Skip when no route's packages can be
@@ -725,7 +836,9 @@ def make_guest(workdir, tools, logs):
         if route not in ('uml', 'qemu'):
             raise SetupError('THINP_KERNEL_ROUTE=%s: not uml, qemu or auto' % route)
         try:
-            g = Guest(workdir, tools, route)
+            g = Guest(workdir, tools, route,
+                      debs=sorted(set(d for s in table for d in s.debs)),
+                      modules=list(dict.fromkeys(m for s in table for m in s.modules)))
         except Skip as e:
             skips.append(str(e))
             continue
@@ -789,7 +902,7 @@ def main(argv):
             print('--shell takes one scenario name (see --list)')
             return 1
         workdir = tempfile.mkdtemp(prefix='thinp-kernel.')
-        guest = make_guest(workdir, tools, log_dir())
+        guest = make_guest(workdir, tools, log_dir(), table)
         shared = {'origin': os.path.join(workdir, 'origin.img'),
                   'pat': os.path.join(workdir, 'pat.img')}
         shared['origin_md5'] = pattern_file(shared['origin'], ORIGIN_MIB, SEED)
@@ -817,7 +930,7 @@ def main(argv):
     try:
         if runnable:
             try:
-                guest = make_guest(workdir, tools, logs)
+                guest = make_guest(workdir, tools, logs, runnable)
             except Skip as e:
                 for s in runnable:
                     r = Result(s.name)

@@ -32,8 +32,8 @@ DEBIAN = {name: os.path.join(DEBIAN_SBIN, name) for name in (
     'thin_check', 'thin_dump', 'thin_restore', 'thin_repair', 'thin_ls',
     'thin_delta', 'thin_rmap', 'thin_trim', 'thin_metadata_size',
     'cache_check', 'cache_dump', 'cache_restore', 'cache_repair',
-    'cache_metadata_size', 'era_check', 'era_dump', 'era_restore',
-    'era_invalidate', 'pdata_tools')}
+    'cache_metadata_size', 'cache_writeback', 'era_check', 'era_dump',
+    'era_restore', 'era_invalidate', 'pdata_tools')}
 ONEX_PDATA_TOOLS = os.path.join(ORACLE_DIR, '1x', 'usr', 'sbin', 'pdata_tools')
 
 # The reason of every skip caused by a missing oracle starts with this;
@@ -89,7 +89,12 @@ def require_oracle(path):
 # Commands the CLI matrix knows; by default those whose symlink exists in
 # the build dir are tested.
 MATRIX_COMMANDS = ('thin_check', 'thin_dump', 'thin_ls', 'thin_restore',
-                   'thin_repair', 'thin_merge')
+                   'thin_repair', 'thin_merge', 'snapshot_check',
+                   'snapshot_dump', 'snapshot_merge', 'dm-merge', 'thin_delta',
+                   'thin_rmap', 'thin_metadata_pack', 'thin_metadata_unpack',
+                   'cache_check', 'cache_dump', 'cache_restore', 'cache_repair',
+                   'cache_metadata_size', 'cache_writeback',
+                   'era_check', 'era_dump', 'era_restore', 'era_invalidate')
 
 
 def commands_under_test():

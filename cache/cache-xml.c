@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "cache-xml.h"
+
+#include <errno.h>
+#include <expat.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*----------------------------------------------------------------
+ * Base64
+ *--------------------------------------------------------------*/
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void base64_encode(const uint8_t *in, size_t n, char *out)
+{
+	size_t i;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+
+		*out++ = b64[v >> 18];
+		*out++ = b64[(v >> 12) & 63];
+		*out++ = b64[(v >> 6) & 63];
+		*out++ = b64[v & 63];
+	}
+	if (i < n) {
+		uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+
+		*out++ = b64[v >> 18];
+		*out++ = b64[(v >> 12) & 63];
+		*out++ = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+		*out++ = '=';
+	}
+	*out = 0;
+}
+
+static int b64_value(char c)
+{
+	const char *p = c ? strchr(b64, c) : NULL;
+
+	return p ? (int)(p - b64) : -1;
+}
+
+int base64_decode(const char *in, uint8_t *out, size_t max)
+{
+	size_t len = strlen(in), n = 0;
+
+	if (len % 4)
+		return -1;
+	for (size_t i = 0; i < len; i += 4) {
+		int v[4], pad = 0;
+
+		for (int j = 0; j < 4; j++) {
+			if (in[i + j] == '=' && i + 4 == len && j >= 2) {
+				v[j] = 0;
+				pad++;
+			} else if (pad || (v[j] = b64_value(in[i + j])) < 0) {
+				return -1;
+			}
+		}
+		uint32_t x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+		for (int j = 0; j < 3 - pad; j++) {
+			if (n >= max)
+				return -1;
+			out[n++] = (uint8_t)(x >> (16 - 8 * j));
+		}
+	}
+	return (int)n;
+}
+
+/*----------------------------------------------------------------
+ * Emitter
+ *--------------------------------------------------------------*/
+
+static int e_begin(void *ctx, const struct cache_sb *sb, uint32_t hint_width)
+{
+	struct cache_xml_emitter *e = ctx;
+	char uuid[17];
+
+	memcpy(uuid, sb->uuid, 16);
+	uuid[16] = 0;
+	fprintf(e->out, "<superblock uuid=\"%s\" block_size=\"%u\" nr_cache_blocks=\"%u\" "
+		"policy=\"%s\" hint_width=\"%u\">\n  <mappings>\n",
+		uuid, sb->data_block_size, sb->cache_blocks, sb->policy_name, hint_width);
+	return 0;
+}
+
+static int e_mapping(void *ctx, uint64_t cblock, uint64_t oblock, bool dirty)
+{
+	struct cache_xml_emitter *e = ctx;
+
+	fprintf(e->out, "    <mapping cache_block=\"%" PRIu64 "\" origin_block=\"%" PRIu64
+		"\" dirty=\"%s\"/>\n", cblock, oblock, dirty ? "true" : "false");
+	return 0;
+}
+
+static void begin_hints(struct cache_xml_emitter *e)
+{
+	if (!e->in_hints)
+		fputs("  </mappings>\n  <hints>\n", e->out);
+	e->in_hints = true;
+}
+
+static int e_hint(void *ctx, uint64_t cblock, const uint8_t *data, uint32_t len)
+{
+	struct cache_xml_emitter *e = ctx;
+	char buf[4 * (128 + 2) / 3 + 8];
+
+	begin_hints(e);
+	if (len > 128)
+		len = 128;
+	base64_encode(data, len, buf);
+	fprintf(e->out, "    <hint cache_block=\"%" PRIu64 "\" data=\"%s\"/>\n", cblock, buf);
+	return 0;
+}
+
+static int e_end(void *ctx)
+{
+	struct cache_xml_emitter *e = ctx;
+
+	begin_hints(e);
+	fputs("  </hints>\n</superblock>\n", e->out);
+	return ferror(e->out) ? -EIO : 0;
+}
+
+void cache_xml_emitter_init(struct cache_xml_emitter *e, FILE *out, struct cache_visitor *v)
+{
+	e->out = out;
+	e->in_hints = false;
+	v->ctx = e;
+	v->begin = e_begin;
+	v->mapping = e_mapping;
+	v->hint = e_hint;
+	v->end = e_end;
+}
+
+/*----------------------------------------------------------------
+ * Parser
+ *--------------------------------------------------------------*/
+
+struct parser {
+	XML_Parser xp;
+	const struct cache_visitor *v;
+	struct pd_err *verr;
+	struct pd_err *err;
+	int error;
+	bool in_sb, seen_sb;
+};
+
+static void fail(struct parser *p, int code, const char *fmt, const char *what)
+{
+	char msg[PD_ERR_MSG_MAX];
+
+	if (p->error)
+		return;
+	snprintf(msg, sizeof(msg), fmt, what);
+	p->error = pd_err_set(p->err, code, "line %lu: %s",
+			      (unsigned long)XML_GetCurrentLineNumber(p->xp), msg);
+	XML_StopParser(p->xp, XML_FALSE);
+}
+
+static void visitor_failed(struct parser *p, int r)
+{
+	if (p->error)
+		return;
+	p->error = pd_err_set(p->err, r, "line %lu: %s",
+			      (unsigned long)XML_GetCurrentLineNumber(p->xp),
+			      p->verr->code ? p->verr->msg : strerror(-r));
+	XML_StopParser(p->xp, XML_FALSE);
+}
+
+static const char *attr(struct parser *p, const char **a, const char *name)
+{
+	for (; a[0]; a += 2)
+		if (!strcmp(a[0], name))
+			return a[1];
+	fail(p, -EINVAL, "missing attribute '%s'", name);
+	return NULL;
+}
+
+static bool num(struct parser *p, const char **a, const char *name, uint64_t max, uint64_t *v)
+{
+	const char *s = attr(p, a, name);
+	char *end;
+
+	if (!s)
+		return false;
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	if (!*s || *end || errno || *s == '-' || *s == '+' || *s == ' ' || *v > max) {
+		fail(p, -EINVAL, "bad value for attribute '%s'", name);
+		return false;
+	}
+	return true;
+}
+
+static void start(void *data, const char *el, const char **a)
+{
+	struct parser *p = data;
+	uint64_t x, y;
+	int r;
+
+	if (p->error)
+		return;
+	if (!strcmp(el, "superblock")) {
+		struct cache_sb sb;
+		uint64_t bs, nr, hw;
+		const char *uuid, *policy;
+
+		if (p->seen_sb)
+			return fail(p, -EINVAL, "%s", "more than one superblock");
+		memset(&sb, 0, sizeof(sb));
+		if (!(uuid = attr(p, a, "uuid")) || !num(p, a, "block_size", UINT32_MAX, &bs) ||
+		    !num(p, a, "nr_cache_blocks", UINT32_MAX, &nr) ||
+		    !(policy = attr(p, a, "policy")) || !num(p, a, "hint_width", 128, &hw))
+			return;
+		if (strlen(uuid) > 16)
+			return fail(p, -EINVAL, "%s", "uuid too long");
+		if (strlen(policy) >= CACHE_POLICY_NAME_SIZE)
+			return fail(p, -EINVAL, "%s", "policy name too long");
+		memcpy(sb.uuid, uuid, strlen(uuid));
+		strcpy(sb.policy_name, policy);
+		sb.data_block_size = (uint32_t)bs;
+		sb.cache_blocks = (uint32_t)nr;
+		p->seen_sb = p->in_sb = true;
+		r = p->v->begin(p->v->ctx, &sb, (uint32_t)hw);
+		if (r)
+			visitor_failed(p, r);
+		return;
+	}
+	if (!p->in_sb)
+		return fail(p, -EINVAL, "%s", "missing superblock");
+	if (!strcmp(el, "mappings") || !strcmp(el, "hints"))
+		return;
+	if (!strcmp(el, "mapping")) {
+		const char *d;
+
+		if (!num(p, a, "cache_block", UINT32_MAX, &x) ||
+		    !num(p, a, "origin_block", UINT64_MAX, &y) || !(d = attr(p, a, "dirty")))
+			return;
+		if (strcmp(d, "true") && strcmp(d, "false"))
+			return fail(p, -EINVAL, "%s", "bad boolean value");
+		r = p->v->mapping(p->v->ctx, x, y, !strcmp(d, "true"));
+		if (r)
+			visitor_failed(p, r);
+		return;
+	}
+	if (!strcmp(el, "hint")) {
+		uint8_t buf[128];
+		const char *d;
+		int n;
+
+		if (!num(p, a, "cache_block", UINT32_MAX, &x) || !(d = attr(p, a, "data")))
+			return;
+		n = base64_decode(d, buf, sizeof(buf));
+		if (n < 0)
+			return fail(p, -EINVAL, "%s", "invalid base64 encoding of hint");
+		r = p->v->hint(p->v->ctx, x, buf, (uint32_t)n);
+		if (r)
+			visitor_failed(p, r);
+		return;
+	}
+	if (!strcmp(el, "discards") || !strcmp(el, "discard"))
+		return fail(p, -EINVAL, "%s", "discards are not supported");
+	fail(p, -EINVAL, "unknown tag type '%s'", el);
+}
+
+static void end(void *data, const char *el)
+{
+	struct parser *p = data;
+
+	if (!p->error && !strcmp(el, "superblock"))
+		p->in_sb = false;
+}
+
+int cache_xml_parse(FILE *in, const struct cache_visitor *v, struct pd_err *verr,
+		    struct pd_err *err)
+{
+	struct parser p = { .v = v, .verr = verr, .err = err };
+	char *buf = malloc(1 << 20);
+	bool first = true;
+	int r = 0;
+
+	p.xp = XML_ParserCreate(NULL);
+	if (!buf || !p.xp) {
+		free(buf);
+		if (p.xp)
+			XML_ParserFree(p.xp);
+		return pd_err_set(err, -ENOMEM, "out of memory");
+	}
+	XML_SetUserData(p.xp, &p);
+	XML_SetElementHandler(p.xp, start, end);
+	for (;;) {
+		size_t n = fread(buf, 1, 1 << 20, in);
+		bool done = n < (1 << 20);
+
+		if (ferror(in)) {
+			r = pd_err_set(err, -EIO, "cannot read the input");
+			break;
+		}
+		if (first && n) {
+			size_t i = 0;
+
+			while (i < n && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\t' || buf[i] == '\r'))
+				i++;
+			if (i < n && buf[i] != '<') {
+				r = pd_err_set(err, -EINVAL, "the input is not XML");
+				break;
+			}
+		}
+		first = false;
+		if (!XML_Parse(p.xp, buf, (int)n, done)) {
+			if (p.error)
+				r = p.error;
+			else
+				r = pd_err_set(err, -EINVAL, "line %lu: %s",
+					       (unsigned long)XML_GetCurrentLineNumber(p.xp),
+					       XML_ErrorString(XML_GetErrorCode(p.xp)));
+			break;
+		}
+		if (done)
+			break;
+	}
+	if (!r && !p.seen_sb)
+		r = pd_err_set(err, -EINVAL, "missing superblock");
+	if (!r) {
+		r = v->end(v->ctx);
+		if (r)
+			pd_err_set(err, r, "%s", verr->code ? verr->msg : strerror(-r));
+	}
+	XML_ParserFree(p.xp);
+	free(buf);
+	return r;
+}

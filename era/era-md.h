@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#ifndef ERA_MD_H
+#define ERA_MD_H
+
+/*
+ * dm-era metadata (doc/cache-era-format.md section 5): the superblock,
+ * the writeset tree (era -> a bitset of the blocks written in that era,
+ * archived at each era rollover), the era array (block -> the era it
+ * was last written in, as digested from archived writesets) and an
+ * optional metadata snapshot (a copy of the superblock whose writeset
+ * tree and era array roots hold a reference each).
+ */
+
+#include "persistent-data/block-manager.h"
+#include "persistent-data/endian.h"
+#include "persistent-data/error.h"
+#include "persistent-data/io-engine.h"
+#include "persistent-data/space-map-disk.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define ERA_SB_MAGIC		2126579579u
+#define ERA_SB_CSUM_XOR		146538381u
+#define ERA_METADATA_BLOCK_SECTORS 8u
+
+struct era_writeset_disk {
+	le32 nr_bits;
+	le64 root;
+} __attribute__((packed));
+PD_STATIC_ASSERT(sizeof(struct era_writeset_disk) == 12, "era writeset");
+
+struct era_sb_disk {
+	le32 csum;
+	le32 flags;
+	le64 blocknr;
+	uint8_t uuid[16];
+	le64 magic;
+	le32 version;
+	uint8_t metadata_sm_root[SM_ROOT_BLOB_SIZE];
+	le32 data_block_size;
+	le32 metadata_block_size;
+	le32 nr_blocks;
+	le32 current_era;
+	struct era_writeset_disk current_writeset;
+	le64 writeset_tree_root;	/* valid in a metadata snapshot too */
+	le64 era_array_root;		/* valid in a metadata snapshot too */
+	le64 metadata_snap;
+} __attribute__((packed));
+PD_STATIC_ASSERT(sizeof(struct era_sb_disk) == 224, "era superblock");
+
+struct era_writeset {
+	uint32_t era;
+	uint32_t nr_bits;
+	uint64_t root;
+};
+
+struct era_sb {
+	uint32_t flags;
+	uint8_t uuid[16];
+	uint32_t version;
+	uint8_t metadata_sm_root[SM_ROOT_BLOB_SIZE];
+	uint32_t data_block_size;
+	uint32_t metadata_block_size;
+	uint32_t nr_blocks;
+	uint32_t current_era;
+	uint32_t current_nr_bits;
+	uint64_t current_root;
+	uint64_t writeset_tree_root;
+	uint64_t era_array_root;
+	uint64_t metadata_snap;
+};
+
+extern const struct bm_validator era_sb_validator;
+void era_sb_decode(const void *block, struct era_sb *sb);
+void era_sb_encode(const struct era_sb *sb, void *block, uint64_t location);
+
+struct era_md {
+	struct io_engine *io;
+	struct bm *bm;
+	struct era_sb sb;		/* block 0 */
+	uint64_t nr_md_blocks;		/* of the metadata space map */
+};
+
+/* Opens read-only and checks block 0 (and its fields). */
+int era_md_open(const char *path, struct era_md **out, struct pd_err *err);
+void era_md_close(struct era_md *md);
+
+/*
+ * Reads the metadata snapshot block 0 names: its writeset tree and era
+ * array roots replace those of md->sb.  -ENODATA: no snapshot taken.
+ */
+int era_md_use_snapshot(struct era_md *md, struct pd_err *err);
+
+/*
+ * The archived writesets in era order (a malloc'd array: 12 bytes a
+ * writeset, however many the tree holds).  Strict: damage is an error.
+ */
+int era_md_writesets(struct era_md *md, struct era_writeset **out, uint64_t *nr,
+		     struct pd_err *err);
+
+/* What a dump or a restore carries, in this order. */
+struct era_visitor {
+	void *ctx;
+	int (*begin)(void *ctx, const struct era_sb *sb);
+	int (*writeset_begin)(void *ctx, uint32_t era, uint32_t nr_bits);
+	int (*writeset_bit)(void *ctx, uint32_t bit, bool value);
+	int (*writeset_end)(void *ctx);
+	int (*era_array_begin)(void *ctx);
+	int (*era)(void *ctx, uint32_t block, uint32_t era);
+	int (*era_array_end)(void *ctx);
+	int (*end)(void *ctx);
+};
+
+/*
+ * Streams md to v: every writeset with every bit (unless logical), then
+ * the era array; logical: no writesets, and each block's era raised to
+ * the newest archived writeset that marks it.  repair: damaged parts are
+ * left out instead of ending the walk with -EILSEQ.
+ */
+int era_md_walk(struct era_md *md, bool logical, bool repair, const struct era_visitor *v,
+		struct pd_err *err);
+
+/* Builds fresh metadata on io from a visitor stream; end() commits. */
+struct era_writer;
+int era_writer_create(struct io_engine *io, struct era_writer **out, struct pd_err *err);
+void era_writer_visitor(struct era_writer *w, struct era_visitor *v);
+struct pd_err *era_writer_err(struct era_writer *w);
+void era_writer_destroy(struct era_writer *w);
+
+#endif

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* era_restore: XML to fresh era metadata. */
+#include "cli.h"
+#include "cache/commands.h"
+#include "era/era-md.h"
+#include "era/era-xml.h"
+#include "thin-provisioning/output-file.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s [options]\n"
+		"Options:\n"
+		"  {-h|--help}\n"
+		"  {-i|--input} <input xml file>\n"
+		"  {-o|--output} <output device or file>\n"
+		"  {-q|--quiet}\n"
+		"  {-V|--version}\n", prog_name);
+}
+
+int era_restore_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "input", required_argument, NULL, 'i' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *input = NULL, *output = NULL;
+	struct era_writer *w = NULL;
+	struct io_engine *io = NULL;
+	struct era_visitor v;
+	struct pd_err err = { 0 };
+	struct stat st;
+	FILE *in = NULL;
+	int c, r, ret = 1;
+	bool written = false;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hVi:o:q", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			cli_version();
+			return 0;
+		case 'i':
+			input = optarg;
+			break;
+		case 'o':
+			output = optarg;
+			break;
+		case 'q':
+			break;
+		default:
+			return cli_bad_usage(usage);
+		}
+	}
+	if (optind < argc) {
+		cli_error("unexpected argument '%s'", argv[optind]);
+		usage(stderr);
+		return 1;
+	}
+	if (!input || !output) {
+		cli_error(!input ? "No input file provided." : "No output file provided.");
+		usage(stderr);
+		return 1;
+	}
+	if (stat(input, &st)) {
+		cli_error("%s: %s", input, strerror(errno));
+		return 1;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		cli_error("%s: Is a directory", input);
+		return 1;
+	}
+	if (output_check(output, input, &err)) {
+		cli_error("%s", err.msg);
+		return 1;
+	}
+	in = fopen(input, "r");
+	if (!in) {
+		cli_error("%s: %s", input, strerror(errno));
+		return 1;
+	}
+	r = io_engine_open(output, IO_ENGINE_SYNC, IO_OPEN_WRITE | IO_OPEN_EXCL, &io, &err);
+	if (r) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	r = era_writer_create(io, &w, &err);
+	if (r) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	era_writer_visitor(w, &v);
+	written = true;
+	r = era_xml_parse(in, &v, era_writer_err(w), &err);
+	if (r) {
+		cli_error("%s: %s", input, err.msg);
+		goto out;
+	}
+	ret = 0;
+out:
+	era_writer_destroy(w);
+	io_engine_destroy(io);
+	fclose(in);
+	if (ret && written)
+		output_invalidate(output);
+	return ret;
+}

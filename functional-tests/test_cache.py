@@ -1,0 +1,328 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""cache_check, cache_dump, cache_restore, cache_repair and
+cache_metadata_size against Debian's 0.9.0 and upstream 1.x.
+
+Fixtures are models (lib/cacheera.py) written as XML and restored by each
+tool.  Round trips: our restore -> every checker passes, and every dump
+(ours, 0.9's, 1.x's) gives back the model; their restores -> our check
+passes and our dump equals theirs byte for byte (0.9's layout; for
+version 2, where 0.9 ignores the dirty bitset, 1.x's content).  The
+damage catalogue damages each block of a fixture in turn and several
+superblock fields: each damaged input is rejected with exit 1 and one
+line, and the verdict agrees with 0.9 and 1.x where they agree.
+"""
+
+import os
+import struct
+import unittest
+
+from lib import cacheera, tools
+from lib.testing import ToolTestCase
+
+DEB = tools.DEBIAN
+ONEX = tools.ONEX_PDATA_TOOLS
+
+need_debian = unittest.skipUnless(os.access(DEB.get('cache_check', ''), os.X_OK),
+                                  'no Debian 0.9 cache tools')
+need_onex = unittest.skipUnless(os.access(ONEX, os.X_OK), 'no 1.x oracle')
+
+MODELS = {
+    'empty': lambda: cacheera.CacheModel(0),
+    'one': lambda: cacheera.CacheModel(1, fill=1.0, dirty=1.0),
+    'block_boundary': lambda: cacheera.CacheModel(1019, fill=0.9, seed=1),
+    'several_blocks': lambda: cacheera.CacheModel(5000, seed=2),
+    'all_mapped_dirty': lambda: cacheera.CacheModel(2100, fill=1.0, dirty=1.0, seed=3),
+    'none_mapped': lambda: cacheera.CacheModel(700, fill=0.0, seed=4),
+}
+
+
+class CacheTests(ToolTestCase):
+    def setUp(self):
+        self.d = tools.temp_dir()
+
+    def xml(self, name, model):
+        return cacheera.write(os.path.join(self.d, name + '.xml'), model.xml())
+
+    def ours_restore(self, xml, version):
+        return cacheera.restore_cache(
+            [tools.ours('cache_restore')], xml,
+            os.path.join(self.d, 'ours-v%d.meta' % version),
+            ['--metadata-version', str(version)])
+
+    def assertChecks(self, argv, meta, what):
+        r = self.run_tool(list(argv) + [meta])
+        self.assertExit(r, 0, what)
+
+
+def _add(cls, name, fn):
+    assert not hasattr(cls, name), name
+    fn.__name__ = name
+    setattr(cls, name, fn)
+
+
+def _round_trip(name, make):
+    @need_debian
+    @need_onex
+    def test(self):
+        model = make()
+        xml = self.xml(name, model)
+        for version in (1, 2):
+            meta = self.ours_restore(xml, version)
+            self.assertChecks([tools.ours('cache_check')], meta, 'ours v%d' % version)
+            ours = self.run_tool([tools.ours('cache_dump'), meta])
+            self.assertExit(ours, 0)
+            self.assertSameBytes(ours.stdout, model.xml(), 'our dump of v%d' % version)
+            if not model.nr_blocks:
+                continue        # both oracles fail on arrays of 0 entries
+            self.assertChecks(tools.onex('cache_check'), meta, '1.x on ours v%d' % version)
+            self.assertChecks([DEB['cache_check']], meta, '0.9 on ours v%d' % version)
+            onex = self.run_tool(tools.onex('cache_dump') + [meta])
+            self.assertSameBytes(ours.stdout, onex.stdout + b'\n', '1.x dump v%d' % version)
+            if model.nr_blocks:
+                deb = self.run_tool([DEB['cache_dump'], meta])
+                self.assertSameBytes(deb.stdout, model.xml(with_dirty=(version == 1)),
+                                     '0.9 dump v%d' % version)
+    return test
+
+
+def _theirs(name, make):
+    @need_debian
+    @need_onex
+    def test(self):
+        model = make()
+        if not model.nr_blocks:
+            self.skipTest('1.x cannot restore a cache of 0 blocks')
+        xml = self.xml(name, model)
+        # 1.x, version 2 (its default) and 1
+        for version in (1, 2):
+            meta = cacheera.restore_cache(tools.onex('cache_restore'), xml,
+                                          os.path.join(self.d, 'onex.meta'),
+                                          ['--metadata-version', str(version)])
+            self.assertChecks([tools.ours('cache_check')], meta, 'ours on 1.x v%d' % version)
+            ours = self.run_tool([tools.ours('cache_dump'), meta])
+            self.assertSameBytes(ours.stdout, model.xml(), 'our dump of 1.x v%d' % version)
+            if version == 1 and model.nr_blocks:
+                deb = self.run_tool([DEB['cache_dump'], meta])
+                self.assertSameBytes(ours.stdout, deb.stdout, '0.9 dump of 1.x v1')
+        # 0.9 (version 1; its hint size field is 0 and it leaks blocks,
+        # which 1.x reports too: LVM's call frees them)
+        meta = cacheera.restore_cache([DEB['cache_restore']], xml,
+                                      os.path.join(self.d, 'deb.meta'))
+        deb = self.run_tool([DEB['cache_dump'], meta])
+        ours = self.run_tool([tools.ours('cache_dump'), meta])
+        self.assertExit(ours, 0)
+        self.assertSameBytes(ours.stdout, deb.stdout, 'dump of 0.9 restore')
+        self.assertChecks([tools.ours('cache_check'), '--ignore-non-fatal-errors'],
+                          meta, 'ours on 0.9')
+        self.assertChecks([tools.ours('cache_check'), '-q', '--clear-needs-check-flag'],
+                          meta, 'LVM call on 0.9')
+        self.assertChecks([tools.ours('cache_check')], meta, 'after the fix')
+        self.assertChecks([DEB['cache_check']], meta, '0.9 after our fix')
+        ours2 = self.run_tool([tools.ours('cache_dump'), meta])
+        self.assertSameBytes(ours2.stdout, deb.stdout, 'dump after the fix')
+    return test
+
+
+class CacheRoundTrip(CacheTests):
+    pass
+
+
+for _n, _m in MODELS.items():
+    _add(CacheRoundTrip, 'test_round_trip__' + _n, _round_trip(_n, _m))
+    _add(CacheRoundTrip, 'test_theirs__' + _n, _theirs(_n, _m))
+
+
+class CacheRepairTests(CacheTests):
+    def test_repair_of_clean_metadata_is_identical(self):
+        model = MODELS['several_blocks']()
+        for version in (1, 2):
+            meta = self.ours_restore(self.xml('m', model), version)
+            out = cacheera.blank(os.path.join(self.d, 'out.meta'))
+            r = self.run_tool([tools.ours('cache_repair'), '-i', meta, '-o', out])
+            self.assertExit(r, 0)
+            self.assertChecks([tools.ours('cache_check')], out, 'repaired')
+            d = self.run_tool([tools.ours('cache_dump'), out])
+            self.assertSameBytes(d.stdout, model.xml(), 'dump of the repair')
+
+    def test_dump_repair_skips_a_damaged_mapping_block(self):
+        model = cacheera.CacheModel(3000, fill=1.0, seed=9)
+        meta = self.ours_restore(self.xml('m', model), 2)
+        blk = self._mapping_block(meta, 1)
+        _flip(meta, blk, 100)
+        r = self.run_tool([tools.ours('cache_dump'), meta])
+        self.assertExit(r, 1)
+        self.assertEqual(len(r.err.strip().splitlines()), 1, r.err)
+        r = self.run_tool([tools.ours('cache_dump'), '--repair', meta])
+        self.assertExit(r, 0)
+        # entries 509 .. 1017 (the second block of 8-byte values) are gone
+        got = [int(l.split('"')[1]) for l in r.out.splitlines() if '<mapping ' in l]
+        self.assertEqual(got, [c for c in range(3000) if not 509 <= c < 1018])
+
+    def _mapping_block(self, meta, index):
+        """The block holding array block `index` of the mapping array."""
+        root = struct.unpack_from('<Q', tools.read_block(meta, 0), 192)[0]
+        node = tools.read_block(meta, root)
+        flags, = struct.unpack_from('<I', node, 4)
+        self.assertEqual(flags, 2, 'a leaf root (small array)')
+        nr, maxe = struct.unpack_from('<II', node, 16)
+        keys = struct.unpack_from('<%dQ' % nr, node, 32)
+        vals = struct.unpack_from('<%dQ' % nr, node, 32 + 8 * maxe)
+        return vals[keys.index(index)]
+
+
+def _flip(path, block, offset):
+    with open(path, 'r+b') as f:
+        f.seek(block * 4096 + offset)
+        b = f.read(1)
+        f.seek(block * 4096 + offset)
+        f.write(bytes([b[0] ^ 0xff]))
+
+
+# ----------------------------------------------------------------
+# The damage catalogue
+
+SB_DAMAGE = {
+    # name: (offset, struct format, value, restamp the checksum)
+    'bad_checksum': (4, '<I', 0x7, False),
+    'bad_magic': (32, '<Q', 12345, True),
+    'version_3': (40, '<I', 3, True),
+    'version_0': (40, '<I', 0, True),
+    'mapping_root_past_end': (192, '<Q', 1 << 40, True),
+    'hint_root_past_end': (200, '<Q', 1 << 40, True),
+    'dirty_root_past_end': (284, '<Q', 1 << 40, True),
+    'mapping_root_is_superblock': (192, '<Q', 0, True),
+    'hint_width_odd': (60, '<I', 3, True),
+    'sm_nr_blocks_huge': (64, '<Q', 1 << 40, True),
+    'wrong_blocknr': (8, '<Q', 7, True),
+    'incompat_flags': (252, '<I', 1, True),
+}
+
+
+# Damage the oracles miss, which we reject: a metadata space map larger
+# than the device (the kernel would allocate past its end) and a
+# superblock naming another block as its own (the kernel's validator
+# refuses it, so the cache would not activate), and incompatible feature
+# flags the kernel does not know (it refuses them too).
+STRICTER = {'sm_nr_blocks_huge', 'wrong_blocknr', 'incompat_flags'}
+
+
+class CacheDamage(CacheTests):
+    def _fixture(self):
+        model = cacheera.CacheModel(2500, fill=0.8, seed=11)
+        return self.ours_restore(self.xml('d', model), 2)
+
+    def _judge(self, meta, what, stricter=False):
+        ours = self.run_tool([tools.ours('cache_check'), meta])
+        deb = tools.run([DEB['cache_check'], meta])
+        onex = tools.run(tools.onex('cache_check') + [meta])
+        if ours.rc != 0:
+            self.assertExit(ours, 1, what)
+            self.assertEqual(len(ours.err.strip().splitlines()), 1,
+                             '%s: one line expected\n%s' % (what, ours.err))
+        if (deb.rc == 0) == (onex.rc == 0) and not stricter:
+            self.assertEqual(ours.rc == 0, deb.rc == 0,
+                             '%s: 0.9 and 1.x agree (%s), we do not\n%s'
+                             % (what, 'clean' if deb.rc == 0 else 'damaged',
+                                ours.describe()))
+        d = self.run_tool([tools.ours('cache_dump'), meta])
+        if ours.rc != 0 and d.rc != 0:
+            self.assertEqual(len(d.err.strip().splitlines()), 1, d.err)
+        self.run_tool([tools.ours('cache_dump'), '--repair', meta])
+        return ours.rc
+
+    @need_debian
+    @need_onex
+    def test_superblock_damage(self):
+        src = self._fixture()
+        for name, (off, fmt, val, stamp) in SB_DAMAGE.items():
+            meta = tools.sparse_copy(src, os.path.join(self.d, name))
+            with open(meta, 'r+b') as f:
+                f.seek(off)
+                f.write(struct.pack(fmt, val))
+            if stamp:
+                cacheera.restamp(meta, cacheera.CACHE_SB_XOR)
+            rc = self._judge(meta, name, name in STRICTER)
+            if name != 'mapping_root_is_superblock':
+                self.assertEqual(rc, 1, name)
+
+    @need_debian
+    @need_onex
+    def test_every_block_damaged(self):
+        """A byte flipped in each used block in turn (block headers and
+        payload): rejected, one line, no crash."""
+        src = self._fixture()
+        size = os.path.getsize(src)
+        used = [b for b in range(size // 4096)
+                if any(tools.read_block(src, b))]
+        self.assertGreater(len(used), 8)
+        for b in used:
+            for off in (0, 20, 2000):
+                meta = tools.sparse_copy(src, os.path.join(self.d, 'blk'))
+                _flip(meta, b, off)
+                rc = self._judge(meta, 'block %d offset %d' % (b, off))
+                self.assertEqual(rc, 1, 'block %d offset %d' % (b, off))
+
+
+# ----------------------------------------------------------------
+# cache_metadata_size
+
+SIZE_CASES = [
+    ['--nr-blocks', '0'], ['--nr-blocks', '1000'], ['--nr-blocks', '1000000'],
+    ['--nr-blocks', '12345678'], ['--nr-blocks', '4000000000'],
+    ['--nr-blocks', '1000', '--max-hint-width', '8'],
+    ['--nr-blocks', '1000', '--max-hint-width', '0'],
+    ['--block-size', '128', '--device-size', '1048576'],
+    ['--block-size', '64', '--device-size', '100'],
+    ['--block-size', '64k', '--device-size', '1g'],
+    ['--block-size', '1m', '--device-size', '1t'],
+    ['--nr-blocks', '1000', '--unit', 'm'], ['--nr-blocks', '1000', '-u', 'k'],
+    ['--nr-blocks', '1000', '-u', 'G'], ['--nr-blocks', '1000', '-u', 'b'],
+    ['--nr-blocks', '1000', '-n'], ['--nr-blocks', '1000', '-u', 'G', '-n'],
+    ['--nr-blocks', '1000', '--numeric-only=short'],
+    ['--nr-blocks', '1000', '--numeric-only=long'],
+]
+
+SIZE_ERRORS = [
+    [], ['--block-size', '64'], ['--device-size', '100'],
+    ['--block-size', '100', '--device-size', '10000'],
+    ['--block-size', '2g', '--device-size', '1t'],
+    ['--block-size', '64', '--device-size', '32'],
+    ['--nr-blocks', 'abc'], ['--nr-blocks', '10', '--block-size', '64'],
+    ['--nr-blocks', '10', '-u', 'x'],
+]
+
+
+class CacheMetadataSize(ToolTestCase):
+    @need_onex
+    def test_same_as_1x(self):
+        for args in SIZE_CASES:
+            ours = self.run_tool([tools.ours('cache_metadata_size')] + args)
+            onex = self.run_tool(tools.onex('cache_metadata_size') + args)
+            self.assertExit(ours, 0, str(args))
+            self.assertEqual(ours.out, onex.out, str(args))
+
+    @need_debian
+    def test_agrees_with_0_9(self):
+        """0.9 prints whole sectors, each term rounded down: the same
+        number where the size is whole, else at most 1 sector below ours."""
+        for args in SIZE_CASES:
+            if '-u' in args or '--unit' in args or any(a.startswith('-n') or
+                                                       a.startswith('--numeric')
+                                                       for a in args):
+                continue
+            ours = self.run_tool([tools.ours('cache_metadata_size')] + args)
+            deb = self.run_tool([DEB['cache_metadata_size']] + args)
+            if deb.rc != 0 or '4000000000' in args:
+                continue        # 0.9 does not cap at the largest metadata device
+            o = float(ours.out.split()[0])
+            d = float(deb.out.split()[0])
+            self.assertTrue(0 <= o - d < 2, '%s: ours %s, 0.9 %s' % (args, o, d))
+
+    def test_errors(self):
+        for args in SIZE_ERRORS:
+            r = self.run_tool([tools.ours('cache_metadata_size')] + args)
+            self.assertExit(r, 1, str(args))
+            self.assertNonEmpty(r.err)
+            if os.access(ONEX, os.X_OK):
+                o = tools.run(tools.onex('cache_metadata_size') + args)
+                self.assertNotEqual(o.rc, 0, '1.x accepts %s' % args)

@@ -1,0 +1,293 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""era_check, era_dump, era_restore and era_invalidate against Debian's
+0.9.0 and upstream 1.x, with models from lib/cacheera.py.
+
+Round trips: our restore passes every checker, our dump (plain and
+--logical) equals 0.9's byte for byte and the model; 0.9's and 1.x's
+restores pass our check and dump identically.  era_invalidate's list is
+the model's (blocks whose era, or an archived writeset's era, is at
+least the threshold) and 0.9's output byte for byte.  The damage
+catalogue flips bytes in every used block and superblock fields.
+"""
+
+import os
+import struct
+import unittest
+
+from lib import cacheera, tools
+from lib.testing import ToolTestCase
+
+DEB = tools.DEBIAN
+ONEX = tools.ONEX_PDATA_TOOLS
+
+need_debian = unittest.skipUnless(os.access(DEB.get('era_check', ''), os.X_OK),
+                                  'no Debian 0.9 era tools')
+need_onex = unittest.skipUnless(os.access(ONEX, os.X_OK), 'no 1.x oracle')
+
+MODELS = {
+    'no_writesets': lambda: cacheera.EraModel(100, nr_writesets=0, seed=1),
+    'one_writeset': lambda: cacheera.EraModel(2000, nr_writesets=1, seed=2),
+    'three_writesets': lambda: cacheera.EraModel(5000, nr_writesets=3, seed=3),
+    'block_boundary': lambda: cacheera.EraModel(1019, nr_writesets=2, seed=4),
+    'disjoint_writesets': lambda: _disjoint(cacheera.EraModel(3000, nr_writesets=3, seed=6)),
+}
+
+
+def _disjoint(model):
+    seen = set()
+    for era in sorted(model.writesets):
+        model.writesets[era] -= seen
+        seen |= model.writesets[era]
+    return model
+
+
+class EraBase(ToolTestCase):
+    def setUp(self):
+        self.d = tools.temp_dir()
+
+    def restore(self, argv, model, name='m'):
+        x = cacheera.write(os.path.join(self.d, name + '.xml'), model.xml())
+        return cacheera.restore_cache(argv, x, os.path.join(self.d, name + '.meta'))
+
+
+class EraRoundTrip(EraBase):
+    pass
+
+
+def _add(cls, name, fn):
+    fn.__name__ = name
+    setattr(cls, name, fn)
+
+
+def _round_trip(make):
+    @need_debian
+    @need_onex
+    def test(self):
+        model = make()
+        meta = self.restore([tools.ours('era_restore')], model)
+        for argv in ([tools.ours('era_check')], [DEB['era_check']], tools.onex('era_check')):
+            self.assertExit(self.run_tool(argv + [meta]), 0, argv[-1])
+        ours = self.run_tool([tools.ours('era_dump'), meta])
+        self.assertSameBytes(ours.stdout, model.xml(), 'our dump')
+        deb = self.run_tool([DEB['era_dump'], meta])
+        self.assertSameBytes(ours.stdout, deb.stdout, '0.9 dump')
+        ours = self.run_tool([tools.ours('era_dump'), '--logical', meta])
+        if _no_block_in_two_writesets(model):
+            # 0.9 keeps the OLDEST writeset's era for a block several mark
+            deb = self.run_tool([DEB['era_dump'], '--logical', meta])
+            self.assertSameBytes(ours.stdout, deb.stdout, '0.9 logical dump')
+        eras = [int(l.split('"')[3]) for l in ours.out.splitlines() if '<era ' in l]
+        self.assertEqual(eras, model.logical_eras())
+        for since in (0, 1, model.current_era - 2, model.current_era - 1, model.current_era + 5):
+            ours = self.run_tool([tools.ours('era_invalidate'), '--written-since', str(since), meta])
+            self.assertExit(ours, 0)
+            self.assertSameBytes(ours.stdout,
+                                 cacheera.invalidate_xml(model.written_since(since)),
+                                 'invalidate since %d (model)' % since)
+            deb = self.run_tool([DEB['era_invalidate'], '--written-since', str(since), meta])
+            self.assertSameBytes(ours.stdout, deb.stdout, 'invalidate since %d (0.9)' % since)
+    return test
+
+
+def _no_block_in_two_writesets(model):
+    seen = set()
+    for blocks in model.writesets.values():
+        if seen & blocks:
+            return False
+        seen |= blocks
+    return True
+
+
+def _theirs(make):
+    @need_debian
+    @need_onex
+    def test(self):
+        model = make()
+        for name, argv in (('deb', [DEB['era_restore']]),
+                           ('onex', tools.onex('era_restore'))):
+            meta = self.restore(argv, model, name)
+            self.assertExit(self.run_tool([tools.ours('era_check'), meta]), 0, name)
+            ours = self.run_tool([tools.ours('era_dump'), meta])
+            deb = self.run_tool([DEB['era_dump'], meta])
+            self.assertSameBytes(ours.stdout, deb.stdout, 'dump of %s' % name)
+            self.assertSameBytes(ours.stdout, model.xml(), 'model, %s' % name)
+    return test
+
+
+for _n, _m in MODELS.items():
+    _add(EraRoundTrip, 'test_round_trip__' + _n, _round_trip(_m))
+    _add(EraRoundTrip, 'test_theirs__' + _n, _theirs(_m))
+
+
+class EraSnapshot(EraBase):
+    def test_no_snapshot_is_one_line_error(self):
+        meta = self.restore([tools.ours('era_restore')], MODELS['one_writeset']())
+        r = self.run_tool([tools.ours('era_invalidate'), '--written-since', '1',
+                           '--metadata-snapshot', meta])
+        self.assertExit(r, 1)
+        self.assertEqual(len(r.err.strip().splitlines()), 1)
+        self.assertMentions(r.err, [r'no metadata snapshot'])
+
+    def test_snapshot_of_the_same_trees(self):
+        """A snapshot block sharing the live trees (as the kernel takes
+        it: a copy of the superblock, each root's count raised)."""
+        model = MODELS['three_writesets']()
+        meta = self.restore([tools.ours('era_restore')], model)
+        snap = _add_snapshot(meta)
+        r = self.run_tool([tools.ours('era_check'), meta])
+        self.assertExit(r, 0)
+        for since in (0, model.current_era - 2):
+            r = self.run_tool([tools.ours('era_invalidate'), '--metadata-snapshot',
+                               '--written-since', str(since), meta])
+            self.assertExit(r, 0)
+            self.assertSameBytes(r.stdout, cacheera.invalidate_xml(model.written_since(since)))
+            if os.access(DEB['era_invalidate'], os.X_OK):
+                d = self.run_tool([DEB['era_invalidate'], '--metadata-snapshot',
+                                   '--written-since', str(since), meta])
+                self.assertSameBytes(r.stdout, d.stdout, '0.9 with snapshot')
+        self.assertTrue(snap)
+
+
+def _add_snapshot(meta):
+    """Takes a metadata snapshot by hand: copies block 0 to a free block,
+    points the superblock at it and adds the references to the space map
+    (ref-count tree untouched: counts 1 -> 2 are bitmap values)."""
+    sb = bytearray(tools.read_block(meta, 0))
+    ws_root, era_root = struct.unpack_from('<QQ', sb, 200)
+    nr_blocks, = struct.unpack_from('<Q', sb, 44)
+    idx_root, = struct.unpack_from('<Q', sb, 44 + 16)
+    size = os.path.getsize(meta) // 4096
+    free = next(b for b in range(size - 1, 0, -1) if not any(tools.read_block(meta, b)))
+    snap = bytearray(sb)
+    struct.pack_into('<Q', snap, 8, free)
+    with open(meta, 'r+b') as f:
+        f.seek(free * 4096)
+        f.write(snap)
+    cacheera.restamp(meta, cacheera.ERA_SB_XOR, free)
+    struct.pack_into('<Q', sb, 216, free)
+    with open(meta, 'r+b') as f:
+        f.write(sb)
+    cacheera.restamp(meta, cacheera.ERA_SB_XOR)
+    _sm_add(meta, idx_root, [free, ws_root, era_root])
+    return free
+
+
+def _sm_add(meta, index_block, blocks):
+    """+1 to each block's count in the metadata space map's bitmaps
+    (counts below 3 only), fixing the bitmaps' checksums and the index's
+    nr_free."""
+    idx = bytearray(tools.read_block(meta, index_block))
+    for b in blocks:
+        entry = b // 16320
+        bm_block, = struct.unpack_from('<Q', idx, 16 + 16 * entry)
+        bm = bytearray(tools.read_block(meta, bm_block))
+        e = b % 16320
+        word_off = 16 + 8 * (e // 32)
+        w, = struct.unpack_from('<Q', bm, word_off)
+        shift = (e % 32) * 2
+        pair = (w >> shift) & 3
+        count = ((pair & 1) << 1) | ((pair >> 1) & 1)
+        assert count < 2, count
+        if count == 0:
+            nr_free, = struct.unpack_from('<I', idx, 16 + 16 * entry + 8)
+            struct.pack_into('<I', idx, 16 + 16 * entry + 8, nr_free - 1)
+        count += 1
+        pair = ((count >> 1) & 1) | ((count & 1) << 1)
+        w = (w & ~(3 << shift)) | (pair << shift)
+        struct.pack_into('<Q', bm, word_off, w)
+        with open(meta, 'r+b') as f:
+            f.seek(bm_block * 4096)
+            f.write(bm)
+        cacheera.restamp(meta, 240779, bm_block)
+    with open(meta, 'r+b') as f:
+        f.seek(index_block * 4096)
+        f.write(idx)
+    cacheera.restamp(meta, 160478, index_block)
+    # the allocated count in the superblock's space map root
+    sb = bytearray(tools.read_block(meta, 0))
+    nr_alloc, = struct.unpack_from('<Q', sb, 52)
+    struct.pack_into('<Q', sb, 52, nr_alloc + 1)
+    with open(meta, 'r+b') as f:
+        f.write(sb)
+    cacheera.restamp(meta, cacheera.ERA_SB_XOR)
+
+
+def _flip(path, block, offset):
+    with open(path, 'r+b') as f:
+        f.seek(block * 4096 + offset)
+        b = f.read(1)
+        f.seek(block * 4096 + offset)
+        f.write(bytes([b[0] ^ 0xff]))
+
+
+class _Crashed:
+    rc = 134
+
+
+def _oracle(argv):
+    """An oracle's verdict; one that crashes (0.9's era_check aborts on
+    some damage) rejects the input."""
+    try:
+        return tools.run(argv)
+    except tools.CommandFailure:
+        return _Crashed()
+
+
+SB_DAMAGE = {
+    'bad_checksum': (4, '<I', 7, False),
+    'bad_magic': (32, '<Q', 1, True),
+    'version_2': (40, '<I', 2, True),
+    'writeset_root_past_end': (200, '<Q', 1 << 40, True),
+    'era_root_past_end': (208, '<Q', 1 << 40, True),
+    'era_root_zero': (208, '<Q', 0, True),
+    'snapshot_past_end': (216, '<Q', 1 << 40, True),
+    'current_writeset_past_end': (192, '<Q', 1 << 40, True),
+}
+# The oracles do not read the metadata snapshot or the current writeset
+# of the superblock; a pointer past the end is damage all the same.
+STRICTER = {'snapshot_past_end', 'current_writeset_past_end'}
+
+
+class EraDamage(EraBase):
+    def _judge(self, meta, what, stricter=False):
+        ours = self.run_tool([tools.ours('era_check'), meta])
+        deb = _oracle([DEB['era_check'], meta])
+        onex = _oracle(tools.onex('era_check') + [meta])
+        # 0.9's and 1.x's era_check do not read the metadata space map
+        stricter = stricter or 'metadata space map' in ours.err
+        if ours.rc != 0:
+            self.assertExit(ours, 1, what)
+            self.assertEqual(len(ours.err.strip().splitlines()), 1, '%s\n%s' % (what, ours.err))
+        if (deb.rc == 0) == (onex.rc == 0) and not stricter:
+            self.assertEqual(ours.rc == 0, deb.rc == 0,
+                             '%s: 0.9 and 1.x agree, we do not\n%s' % (what, ours.describe()))
+        for extra in ([], ['--logical'], ['--repair']):
+            self.run_tool([tools.ours('era_dump')] + extra + [meta])
+        self.run_tool([tools.ours('era_invalidate'), '--written-since', '1', meta])
+        return ours.rc
+
+    @need_debian
+    @need_onex
+    def test_superblock_damage(self):
+        src = self.restore([tools.ours('era_restore')], MODELS['three_writesets']())
+        for name, (off, fmt, val, stamp) in SB_DAMAGE.items():
+            meta = tools.sparse_copy(src, os.path.join(self.d, name))
+            with open(meta, 'r+b') as f:
+                f.seek(off)
+                f.write(struct.pack(fmt, val))
+            if stamp:
+                cacheera.restamp(meta, cacheera.ERA_SB_XOR)
+            self.assertEqual(self._judge(meta, name, name in STRICTER), 1, name)
+
+    @need_debian
+    @need_onex
+    def test_every_block_damaged(self):
+        src = self.restore([tools.ours('era_restore')], MODELS['three_writesets']())
+        used = [b for b in range(os.path.getsize(src) // 4096) if any(tools.read_block(src, b))]
+        self.assertGreater(len(used), 8)
+        for b in used:
+            for off in (0, 20, 2000):
+                meta = tools.sparse_copy(src, os.path.join(self.d, 'blk'))
+                _flip(meta, b, off)
+                self.assertEqual(self._judge(meta, 'block %d offset %d' % (b, off)), 1,
+                                 'block %d offset %d' % (b, off))

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#ifndef PD_STORE_H
+#define PD_STORE_H
+
+/*
+ * A transaction on metadata that is a superblock at block 0 plus
+ * structures counted by a metadata space map (the cache and era formats,
+ * and the array/bitset tests): the block manager, the metadata space map
+ * and the transaction manager, set up together.
+ *
+ * pd_store_create() formats: a fresh metadata space map over the first
+ * nr_blocks blocks (block 0 counted as used).  pd_store_open() takes the
+ * space map root blob of a committed superblock.  pd_store_commit()
+ * writes every new block, flushes, has the caller encode the superblock
+ * (with the space map root to put in it, checksum included) and writes it
+ * at block 0, flushing again: a crash leaves the old state or the new.
+ * Destroying without commit abandons the transaction.  The store does not
+ * own io.
+ */
+
+#include "block-manager.h"
+#include "error.h"
+#include "io-engine.h"
+#include "space-map.h"
+#include "transaction-manager.h"
+
+struct pd_store {
+	struct io_engine *io;
+	struct bm *bm;
+	struct space_map *md_sm;
+	struct tm *tm;
+};
+
+int pd_store_create(struct io_engine *io, uint64_t nr_blocks, unsigned cache_blocks,
+		    struct pd_store **out, struct pd_err *err);
+int pd_store_open(struct io_engine *io, const void *sm_root_blob, unsigned cache_blocks,
+		  struct pd_store **out, struct pd_err *err);
+/* encode(ctx, block, sm_root_blob): fill the 4 KiB superblock block. */
+int pd_store_commit(struct pd_store *s,
+		    void (*encode)(void *ctx, void *block, const void *sm_root_blob),
+		    void *ctx, struct pd_err *err);
+void pd_store_destroy(struct pd_store *s);	/* accepts NULL */
+
+#endif

@@ -1,0 +1,388 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "delta.h"
+#include "persistent-data/btree.h"
+#include "thin-provisioning/thin-disk.h"
+
+#include <errno.h>
+#include <string.h>
+
+/*----------------------------------------------------------------
+ * One tree, as a stack of locked nodes
+ *--------------------------------------------------------------*/
+
+struct frame {
+	struct bm_block *blk;
+	const uint8_t *node;
+	uint32_t idx, nr;
+	unsigned level;		/* 0 = root */
+	bool leaf;
+};
+
+struct side {
+	struct bm *bm;
+	struct frame fr[BTREE_MAX_DEPTH];
+	int top;		/* -1: nothing left */
+	unsigned depth;		/* levels down the leftmost path */
+	uint64_t last_key;
+	bool has_last;
+	struct delta_stats *st;
+};
+
+/* A checked-node mark in the block's aux word, so a cached node is checked once. */
+#define NODE_CHECKED 0x64656c74u
+
+static int lock_node(struct side *s, uint64_t b, struct bm_block **out, struct pd_err *err)
+{
+	static const struct btree_shape_opts shape = { .value_size = THIN_MAPPING_VALUE_SIZE };
+	struct bm_block *blk;
+	uint32_t *aux;
+	int r;
+
+	if (b >= bm_nr_blocks(s->bm))
+		return pd_err_set(err, -EILSEQ, "mapping tree node %llu is beyond the metadata device",
+				  (unsigned long long)b);
+	r = bm_read_lock(s->bm, b, &btree_node_validator, &blk, err);
+	if (r)
+		return r;
+	aux = bm_block_aux(blk);
+	if (*aux != NODE_CHECKED) {
+		r = btree_node_check_shape(bm_block_data(blk), b, &shape, err);
+		if (r) {
+			bm_unlock(blk);
+			return r;
+		}
+		*aux = NODE_CHECKED;
+	}
+	if (s->st)
+		s->st->nodes_read++;
+	*out = blk;
+	return 0;
+}
+
+/* The leaves under a node about to be walked: read them in one batch. */
+static void prefetch_children(struct side *s, const struct frame *f)
+{
+	uint64_t blocks[256];
+	const uint8_t *vals = node_values_c(f->node);
+	unsigned n = f->nr < 256 ? f->nr : 256;
+
+	for (unsigned i = 0; i < n; i++)
+		blocks[i] = load_le64(vals + 8u * i);
+	bm_prefetch(s->bm, blocks, n);
+}
+
+static int side_push(struct side *s, uint64_t b, unsigned level, struct pd_err *err)
+{
+	struct frame *f;
+	int r;
+
+	if (s->top + 1 >= BTREE_MAX_DEPTH)
+		return pd_err_set(err, -ELOOP, "mapping tree too deep (a cycle?) at block %llu",
+				  (unsigned long long)b);
+	f = &s->fr[s->top + 1];
+	r = lock_node(s, b, &f->blk, err);
+	if (r)
+		return r;
+	f->node = bm_block_data(f->blk);
+	f->idx = 0;
+	f->nr = node_nr_entries(f->node);
+	f->leaf = node_is_leaf(f->node);
+	f->level = level;
+	s->top++;
+	if (!f->leaf && s->depth && level + 1 == s->depth)
+		prefetch_children(s, f);
+	return 0;
+}
+
+static void side_release(struct side *s)
+{
+	while (s->top >= 0)
+		bm_unlock(s->fr[s->top--].blk);
+}
+
+static int side_init(struct side *s, struct bm *bm, uint64_t root, struct delta_stats *st,
+		     struct pd_err *err)
+{
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	s->bm = bm;
+	s->top = -1;
+	s->st = st;
+	r = side_push(s, root, 0, err);
+	if (r)
+		return r;
+	/* the depth, down the leftmost path (a hint only: which side to open first) */
+	while (!s->fr[s->top].leaf && s->fr[s->top].nr) {
+		const struct frame *f = &s->fr[s->top];
+
+		r = side_push(s, load_le64(node_values_c(f->node)), f->level + 1, err);
+		if (r)
+			return r;
+	}
+	s->depth = s->fr[s->top].level;
+	while (s->top > 0)
+		bm_unlock(s->fr[s->top--].blk);
+	if (s->depth == 1)
+		prefetch_children(s, &s->fr[0]);
+	return 0;
+}
+
+enum front_kind { FRONT_END, FRONT_ENTRY, FRONT_SUBTREE };
+
+struct front {
+	enum front_kind kind;
+	uint64_t key;		/* entry: its key; subtree: its parent's key for it */
+	uint64_t value;		/* entry: block_time; subtree: its block */
+	unsigned height;	/* subtree: levels above the leaves */
+};
+
+/* Pops finished nodes and says what comes next. */
+static void side_front(struct side *s, struct front *fr)
+{
+	const struct frame *f;
+
+	while (s->top >= 0 && s->fr[s->top].idx >= s->fr[s->top].nr)
+		bm_unlock(s->fr[s->top--].blk);
+	if (s->top < 0) {
+		fr->kind = FRONT_END;
+		return;
+	}
+	f = &s->fr[s->top];
+	fr->value = load_le64((const uint8_t *)node_values_c(f->node) + 8u * f->idx);
+	if (f->leaf) {
+		fr->kind = FRONT_ENTRY;
+		fr->key = node_key(f->node, f->idx);
+	} else {
+		fr->kind = FRONT_SUBTREE;
+		fr->key = node_key(f->node, f->idx);	/* a lower bound of its keys */
+		fr->height = s->depth > f->level + 1 ? s->depth - f->level - 1 : 0;
+	}
+}
+
+/* Opens the subtree in front. */
+static int side_expand(struct side *s, uint64_t block, struct pd_err *err)
+{
+	struct frame *f = &s->fr[s->top];
+
+	f->idx++;
+	return side_push(s, block, f->level + 1, err);
+}
+
+static inline int side_take_key(struct side *s, uint64_t key, struct pd_err *err)
+{
+	if (s->has_last && key <= s->last_key)
+		return pd_err_set(err, -EILSEQ, "mapping tree keys out of order at block %llu",
+				  (unsigned long long)bm_block_location(s->fr[s->top].blk));
+	s->last_key = key;
+	s->has_last = true;
+	return 0;
+}
+
+/*----------------------------------------------------------------
+ * Steps, one virtual block at a time
+ *--------------------------------------------------------------*/
+
+struct steps {
+	delta_step_fn fn;
+	void *ctx;
+	bool have;
+	struct delta_step cur;
+};
+
+static int steps_flush(struct steps *st)
+{
+	if (!st->have)
+		return 0;
+	st->have = false;
+	return st->fn(st->ctx, &st->cur);
+}
+
+static inline int steps_add(struct steps *st, enum delta_kind kind, uint64_t key,
+		     uint64_t ld, uint64_t rd)
+{
+	struct delta_step *c = &st->cur;
+	int r;
+
+	if (st->have && c->kind == kind && key == c->begin + c->len &&
+	    (kind == DELTA_RIGHT_ONLY || ld == c->left_data + c->len) &&
+	    (kind == DELTA_LEFT_ONLY || rd == c->right_data + c->len)) {
+		c->len++;
+		return 0;
+	}
+	r = steps_flush(st);
+	if (r)
+		return r;
+	st->have = true;
+	c->kind = kind;
+	c->begin = key;
+	c->len = 1;
+	c->left_data = ld;
+	c->right_data = rd;
+	return 0;
+}
+
+/*
+ * A subtree both trees share: every mapping in it is the same.  It is read
+ * once, with a side of its own; keys continue the order of both trees.
+ */
+static int shared_subtree(struct bm *bm, struct side *l, struct side *r, uint64_t block,
+			  struct steps *st, struct delta_stats *stats, struct pd_err *err)
+{
+	struct side s;
+	struct front f;
+	int ret;
+
+	ret = side_init(&s, bm, block, stats, err);
+	s.last_key = l->last_key > r->last_key ? l->last_key : r->last_key;
+	s.has_last = l->has_last || r->has_last;
+	if (stats)
+		stats->shared_subtrees++;
+	while (!ret) {
+		side_front(&s, &f);
+		if (f.kind == FRONT_END)
+			break;
+		if (f.kind == FRONT_SUBTREE) {
+			ret = side_expand(&s, f.value, err);
+			continue;
+		}
+		/* a whole leaf at a time */
+		struct frame *fr = &s.fr[s.top];
+		const uint8_t *vals = node_values_c(fr->node);
+
+		for (; fr->idx < fr->nr && !ret; fr->idx++) {
+			uint64_t k = node_key(fr->node, fr->idx);
+			uint64_t d = block_time_block(load_le64(vals + 8u * fr->idx));
+
+			ret = side_take_key(&s, k, err);
+			if (!ret)
+				ret = steps_add(st, DELTA_SAME, k, d, d);
+			if (stats)
+				stats->shared_mappings++;
+		}
+	}
+	side_release(&s);
+	if (!ret && s.has_last) {
+		l->last_key = r->last_key = s.last_key;
+		l->has_last = r->has_last = true;
+	}
+	return ret;
+}
+
+/*
+ * The entries of the current leaves of l and r, merged by key, until one
+ * of the leaves ends.  Either may be NULL: that tree has ended, or what
+ * comes next in it starts at key limit or above; the other's entries
+ * below limit are then taken alone.
+ */
+static int merge_leaves(struct side *l, struct side *r, uint64_t limit, struct steps *st,
+			struct pd_err *err)
+{
+	struct frame *a = l ? &l->fr[l->top] : NULL;
+	struct frame *b = r ? &r->fr[r->top] : NULL;
+	const uint8_t *av = a ? node_values_c(a->node) : NULL;
+	const uint8_t *bv = b ? node_values_c(b->node) : NULL;
+	int ret = 0;
+
+	while (!ret && (!a || a->idx < a->nr) && (!b || b->idx < b->nr)) {
+		uint64_t ak = a ? node_key(a->node, a->idx) : limit;
+		uint64_t bk = b ? node_key(b->node, b->idx) : limit;
+
+		if ((!a && bk >= limit) || (!b && ak >= limit))
+			break;
+
+		if (a && (!b || ak < bk)) {
+			ret = side_take_key(l, ak, err);
+			if (!ret)
+				ret = steps_add(st, DELTA_LEFT_ONLY, ak,
+						block_time_block(load_le64(av + 8u * a->idx)), 0);
+			a->idx++;
+		} else if (b && (!a || bk < ak)) {
+			ret = side_take_key(r, bk, err);
+			if (!ret)
+				ret = steps_add(st, DELTA_RIGHT_ONLY, bk, 0,
+						block_time_block(load_le64(bv + 8u * b->idx)));
+			b->idx++;
+		} else {
+			uint64_t ld = block_time_block(load_le64(av + 8u * a->idx));
+			uint64_t rd = block_time_block(load_le64(bv + 8u * b->idx));
+
+			ret = side_take_key(l, ak, err);
+			if (!ret)
+				ret = side_take_key(r, bk, err);
+			if (!ret)
+				ret = steps_add(st, ld == rd ? DELTA_SAME : DELTA_DIFFERENT, ak, ld, rd);
+			a->idx++;
+			b->idx++;
+		}
+	}
+	return ret;
+}
+
+int thin_delta_walk(struct bm *bm, uint64_t root1, uint64_t root2,
+		    delta_step_fn fn, void *ctx, struct delta_stats *stats,
+		    struct pd_err *err)
+{
+	struct side l, r;
+	struct steps st = { .fn = fn, .ctx = ctx };
+	struct front fl, fr;
+	int ret;
+
+	if (stats)
+		memset(stats, 0, sizeof(*stats));
+	l.top = r.top = -1;
+	if (root1 == root2) {
+		/* one tree: the same as itself, read once */
+		memset(&l, 0, sizeof(l));
+		memset(&r, 0, sizeof(r));
+		ret = shared_subtree(bm, &l, &r, root1, &st, stats, err);
+		return ret ? ret : steps_flush(&st);
+	}
+	ret = side_init(&l, bm, root1, stats, err);
+	if (!ret)
+		ret = side_init(&r, bm, root2, stats, err);
+	while (!ret) {
+		side_front(&l, &fl);
+		side_front(&r, &fr);
+		if (fl.kind == FRONT_END && fr.kind == FRONT_END)
+			break;
+		if (fl.kind == FRONT_SUBTREE && fr.kind == FRONT_SUBTREE && fl.value == fr.value) {
+			l.fr[l.top].idx++;
+			r.fr[r.top].idx++;
+			ret = shared_subtree(bm, &l, &r, fl.value, &st, stats, err);
+			continue;
+		}
+		/*
+		 * Entries that come before the other tree's next subtree are
+		 * taken alone; otherwise the subtree further behind is opened
+		 * (the taller one on a tie): its children may be the other
+		 * tree's next subtree.
+		 */
+		if (fl.kind == FRONT_ENTRY && fr.kind == FRONT_SUBTREE && fl.key < fr.key) {
+			ret = merge_leaves(&l, NULL, fr.key, &st, err);
+			continue;
+		}
+		if (fr.kind == FRONT_ENTRY && fl.kind == FRONT_SUBTREE && fr.key < fl.key) {
+			ret = merge_leaves(NULL, &r, fl.key, &st, err);
+			continue;
+		}
+		if (fl.kind == FRONT_SUBTREE &&
+		    (fr.kind != FRONT_SUBTREE || fl.key < fr.key ||
+		     (fl.key == fr.key && fl.height >= fr.height))) {
+			ret = side_expand(&l, fl.value, err);
+			continue;
+		}
+		if (fr.kind == FRONT_SUBTREE) {
+			ret = side_expand(&r, fr.value, err);
+			continue;
+		}
+		/* entries (or the end) on both sides: whole leaves at a time */
+		ret = merge_leaves(fl.kind == FRONT_END ? NULL : &l, fr.kind == FRONT_END ? NULL : &r,
+				   UINT64_MAX, &st, err);
+	}
+	if (!ret)
+		ret = steps_flush(&st);
+	side_release(&l);
+	side_release(&r);
+	return ret;
+}
