@@ -10,23 +10,31 @@
 # for the commands of PLUGIN_COMMANDS that are built, and only their man
 # pages and completions; no file name of that package is used.
 
-# Shell commands printing the commands this install puts in sbindir, and
-# the names the completion script is installed (and registered) under.
+# Shell commands printing the commands of the multi-call binary this
+# install links in sbindir; those and the scripts installed in sbindir
+# (such as thin_merge_lvm, over thin_merge), which have their man pages
+# and completions installed; the names the completion script is installed
+# (and registered) under.
+sbin_script_names = for s in $(sbin_SCRIPTS) $(dist_sbin_SCRIPTS); do basename $$s; done
 if PLUGIN
 installed_commands = for c in $(PLUGIN_COMMANDS); do \
 	case " $(COMMANDS) " in *" $$c "*) echo $$c;; esac; done
-completion_names = $(installed_commands)
 pdata_tools_path = $(pkglibexecdir)/pdata_tools
 else
 installed_commands = echo $(COMMANDS)
-completion_names = echo pdata_tools $(COMMANDS)
 pdata_tools_path = $(sbindir)/pdata_tools
 endif
+installed_names = $(installed_commands); $(sbin_script_names)
+if PLUGIN
+completion_names = $(installed_names)
+else
+completion_names = echo pdata_tools; $(installed_names)
+endif
 
-# `make -s print-commands`: the commands this install provides (used by
-# debian/rules and scripts/test-packaging.sh).
+# `make -s print-commands`: the commands this install puts in sbindir,
+# scripts included (used by debian/rules and scripts/test-packaging.sh).
 print-commands:
-	@echo `$(installed_commands)`
+	@echo `$(installed_names)`
 
 # `make -s print-all-commands`: every command of the multi-call binary.
 print-all-commands:
@@ -49,10 +57,10 @@ install-exec-hook:
 		$(LN_S) $$target '$(DESTDIR)$(sbindir)/'$$c || exit 1; \
 	done
 
-# The plugin ships only the man pages of its commands.
+# The plugin ships only the man pages of its commands and scripts.
 install-data-hook:
 if PLUGIN
-	@keep=" `$(installed_commands)` "; \
+	@keep=`$(installed_names)`; keep=" `echo $$keep` "; \
 	for m in $(dist_man8_MANS); do \
 		c=`basename $$m .8`; \
 		case "$$keep" in *" $$c "*) ;; \
@@ -70,8 +78,9 @@ EXTRA_DIST += packaging/bash-completion.in
 
 packaging/thinp-tools.bash: $(srcdir)/packaging/bash-completion.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) packaging && \
+	names=`$(completion_names)` && names=`echo $$names` && \
 	sed -e 's|@PDATA_TOOLS[@]|$(pdata_tools_path)|g' \
-	    -e "s|@COMPLETE_COMMANDS[@]|`$(completion_names)`|g" \
+	    -e "s|@COMPLETE_COMMANDS[@]|$$names|g" \
 	    $(srcdir)/packaging/bash-completion.in >$@.tmp && mv $@.tmp $@
 
 install-data-local: packaging/thinp-tools.bash
