@@ -57,6 +57,7 @@ int cache_dump_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
+	argc = cli_drop_empty_operands(argc, argv);
 	if (optind + 1 != argc) {
 		cli_error(optind >= argc ? "No input file provided." : "too many arguments");
 		usage(stderr);
