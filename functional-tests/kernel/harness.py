@@ -48,9 +48,11 @@ MIB = 1 << 20
 
 # Our commands that may be in the build dir; each becomes a link to
 # pdata_tools in the guest.
-OUR_COMMANDS = ('thin_check', 'thin_dump', 'thin_restore', 'thin_merge')
+OUR_COMMANDS = ('thin_check', 'thin_dump', 'thin_restore', 'thin_merge',
+                'cache_check', 'cache_dump', 'cache_restore', 'cache_writeback',
+                'era_check', 'era_dump', 'era_restore', 'era_invalidate')
 # The modules dm-thin needs, and what they need (from modules.dep).
-WANTED_MODULES = ('dm-thin-pool',)
+WANTED_MODULES = ('dm-thin-pool', 'dm-cache-smq', 'dm-era')
 
 
 def log_dir():
@@ -118,6 +120,17 @@ def scenarios(tools):
         Scenario('negative_control', params=dict(merge='wrong', inplace='0', rebase='0',
                                                  shared='0', merged_only='0', writer=writer),
                  expect_fail='merged_hash', **merge),
+        # dm-cache (smq) and dm-era on metadata our tools wrote.
+        Scenario('cache', 'cache', {}, [('cmeta', 16), ('cmeta2', 16), ('fast', 16),
+                                        ('slow', 32), ('pat', 'pat')],
+                 needs=('cache_restore', 'cache_writeback')),
+        # The dirty mappings dropped from the XML before the restore: the
+        # cache must then read differently.
+        Scenario('negative_control_cache', 'cache', dict(sabotage='drop_dirty'),
+                 [('cmeta', 16), ('cmeta2', 16), ('fast', 16), ('slow', 32), ('pat', 'pat')],
+                 needs=('cache_restore', 'cache_writeback'), expect_fail='cache_hash'),
+        Scenario('era', 'era', {}, [('emeta', 16), ('emeta2', 16), ('edata', 32), ('pat', 'pat')],
+                 needs=('era_restore', 'era_invalidate')),
         # Our merge, then M's snapshotted_time zeroed: the kernel writes
         # over blocks M shares with T, which the scenario must notice.
         Scenario('negative_control_sharing', params=dict(
