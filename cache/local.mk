@@ -13,3 +13,8 @@ COMMANDS += cache_check cache_dump cache_restore cache_repair cache_metadata_siz
 dist_man8_MANS += man8/cache_check.8 man8/cache_dump.8 man8/cache_restore.8 \
 	man8/cache_repair.8 man8/cache_metadata_size.8 man8/cache_writeback.8
 EXTRA_DIST += doc/cache-era-format.md
+
+# The cache and era benchmark against 1.x (bench/cache-era-bench.sh)
+.PHONY: bench-cache-era
+bench-cache-era: all
+	$(top_srcdir)/bench/cache-era-bench.sh '$(abs_top_builddir)'
