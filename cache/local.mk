@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # dm-cache metadata: library and commands
 libpdata_a_SOURCES += cache/cache-md.c cache/cache-xml.c cache/data-copy.c
-noinst_HEADERS += cache/cache-md.h cache/cache-xml.h cache/commands.h cache/data-copy.h
+noinst_HEADERS += cache/cache-disk.h cache/cache-md.h cache/cache-xml.h cache/commands.h cache/data-copy.h
 pdata_tools_SOURCES += \
 	cache/cache-check.c \
 	cache/cache-dump.c \
