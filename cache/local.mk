@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # dm-cache metadata: library and commands
 libpdata_a_SOURCES += cache/cache-md.c cache/cache-xml.c cache/data-copy.c
-noinst_HEADERS += cache/cache-disk.h cache/cache-md.h cache/cache-xml.h cache/commands.h cache/data-copy.h
+noinst_HEADERS += cache/md-cli.h cache/cache-disk.h cache/cache-md.h cache/cache-xml.h cache/commands.h cache/data-copy.h
 pdata_tools_SOURCES += \
+	cache/md-cli.c \
 	cache/cache-check.c \
 	cache/cache-dump.c \
 	cache/cache-restore.c \
