@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* cache_dump: cache metadata to XML (the format of 0.9's cache_dump). */
 #include "cli.h"
+#include "cache/md-cli.h"
 #include "cache/cache-md.h"
 #include "cache/cache-xml.h"
 #include "cache/commands.h"
@@ -68,13 +69,9 @@ int cache_dump_main(int argc, char **argv)
 		cli_error("%s", err.msg);
 		return 1;
 	}
-	if (output) {
-		out = fopen(output, "w");
-		if (!out) {
-			cli_error("%s: %s", output, strerror(errno));
-			cache_md_close(md);
-			return 1;
-		}
+	if (md_cli_open_output(output, &out)) {
+		cache_md_close(md);
+		return 1;
 	}
 	cache_xml_emitter_init(&xe, out, &v);
 	r = cache_md_walk(md, repair, &v, &err);

@@ -4,12 +4,12 @@
 #include "cache/cache-md.h"
 #include "cache/cache-xml.h"
 #include "cache/commands.h"
+#include "cache/md-cli.h"
 #include "thin-provisioning/output-file.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static void usage(FILE *f)
 {
@@ -45,7 +45,6 @@ int cache_restore_main(int argc, char **argv)
 	struct io_engine *io = NULL;
 	struct cache_visitor v;
 	struct pd_err err = { 0 };
-	struct stat st;
 	FILE *in = NULL;
 	int c, r, ret = 1;
 	bool written = false;
@@ -92,28 +91,8 @@ int cache_restore_main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	if (stat(input, &st)) {
-		cli_error("%s: %s", input, strerror(errno));
+	if (md_cli_restore_open(input, output, &in, &io))
 		return 1;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		cli_error("%s: Is a directory", input);
-		return 1;
-	}
-	if (output_check(output, input, &err)) {
-		cli_error("%s", err.msg);
-		return 1;
-	}
-	in = fopen(input, "r");
-	if (!in) {
-		cli_error("%s: %s", input, strerror(errno));
-		return 1;
-	}
-	r = io_engine_open(output, IO_ENGINE_SYNC, IO_OPEN_WRITE | IO_OPEN_EXCL, &io, &err);
-	if (r) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
 	r = cache_writer_create(io, &wo, &w, &err);
 	if (r) {
 		cli_error("%s", err.msg);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* era_dump: era metadata to XML (the format of 0.9's era_dump). */
 #include "cli.h"
+#include "cache/md-cli.h"
 #include "cache/commands.h"
 #include "era/era-md.h"
 #include "era/era-xml.h"
@@ -74,13 +75,9 @@ int era_dump_main(int argc, char **argv)
 		cli_error("%s", err.msg);
 		return 1;
 	}
-	if (output) {
-		out = fopen(output, "w");
-		if (!out) {
-			cli_error("%s: %s", output, strerror(errno));
-			era_md_close(md);
-			return 1;
-		}
+	if (md_cli_open_output(output, &out)) {
+		era_md_close(md);
+		return 1;
 	}
 	era_xml_emitter_init(out, &v);
 	r = era_md_walk(md, logical, repair, &v, &err);

@@ -6,6 +6,7 @@
  * over the era array; memory: one block reader per writeset considered.
  */
 #include "cli.h"
+#include "cache/md-cli.h"
 #include "cache/commands.h"
 #include "era/era-md.h"
 #include "persistent-data/array.h"
@@ -177,14 +178,8 @@ int era_invalidate_main(int argc, char **argv)
 			cli_error("%s", err.msg);
 			goto out;
 		}
-	v.out = stdout;
-	if (output && strcmp(output, "-")) {
-		v.out = fopen(output, "w");
-		if (!v.out) {
-			cli_error("%s: %s", output, strerror(errno));
-			goto out;
-		}
-	}
+	if (md_cli_open_output(output, &v.out))
+		goto out;
 	fputs("<blocks>\n", v.out);
 	{
 		struct array_walk_ops ao = { .values = eras, .damage = damage };

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # dm-era metadata: library and commands
 libpdata_a_SOURCES += era/era-md.c era/era-xml.c
-noinst_HEADERS += era/era-md.h era/era-xml.h
+noinst_HEADERS += era/era-disk.h era/era-md.h era/era-xml.h
 pdata_tools_SOURCES += \
 	era/era-check.c \
 	era/era-dump.c \

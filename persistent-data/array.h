@@ -28,38 +28,14 @@
 
 #include "block-manager.h"
 #include "btree.h"
-#include "endian.h"
+#include "array-disk.h"
 #include "error.h"
 #include "transaction-manager.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#define ARRAY_CSUM_XOR 595846735u
 
-struct array_block_disk {
-	le32 csum;		/* CRC-32C of bytes 4..4095, XOR ARRAY_CSUM_XOR */
-	le32 max_entries;	/* (4096 - 24) / value_size */
-	le32 nr_entries;
-	le32 value_size;
-	le64 blocknr;		/* where the block belongs */
-} __attribute__((packed));
-PD_STATIC_ASSERT(sizeof(struct array_block_disk) == 24, "array block header");
-
-#define ARRAY_BLOCK_HEADER_SIZE 24u
-
-static inline uint32_t array_max_entries(uint32_t value_size)
-{
-	return (4096u - ARRAY_BLOCK_HEADER_SIZE) / value_size;
-}
-
-/* Number of array blocks for nr_entries values. */
-static inline uint64_t array_nr_blocks(uint64_t nr_entries, uint32_t value_size)
-{
-	uint32_t m = array_max_entries(value_size);
-
-	return (nr_entries + m - 1) / m;
-}
 
 /* blocknr and checksum (the kernel's rules); stamps them on write. */
 extern const struct bm_validator array_block_validator;

@@ -53,14 +53,17 @@ MIB = 1 << 20
 # Our commands that may be in the build dir; each becomes a link to
 # pdata_tools in the guest.
 OUR_COMMANDS = ('thin_check', 'thin_dump', 'thin_restore', 'thin_merge', 'thin_repair', 'thin_migrate',
-                'snapshot_check', 'snapshot_dump', 'snapshot_merge', 'dm-merge')
+                'snapshot_check', 'snapshot_dump', 'snapshot_merge', 'dm-merge',
+                'cache_check', 'cache_dump', 'cache_restore', 'cache_repair', 'cache_writeback',
+                'era_check', 'era_dump', 'era_restore', 'era_invalidate')
 # Our scripts that may be in the source dir: (guest name, path under SRC).
 OUR_SCRIPTS = (('thin_merge_lvm', 'lvm/thin_merge_lvm'),)
 # Debian packages of the LVM scenarios: lvm2 and the libraries its
 # programs need that a host may lack (the others come from the host).
 LVM_DEBS = ('lvm2', 'libdevmapper-event1.02.1', 'libdevmapper1.02.1', 'libaio1', 'libedit2')
-# The modules dm-thin, dm-snapshot and dm-delay need, and what they need (from modules.dep).
-WANTED_MODULES = ('dm-thin-pool', 'dm-snapshot', 'dm-delay')
+# The modules dm-thin, dm-snapshot, dm-delay, dm-cache (smq) and dm-era
+# need, and what they need (from modules.dep).
+WANTED_MODULES = ('dm-thin-pool', 'dm-snapshot', 'dm-delay', 'dm-cache-smq', 'dm-era')
 
 
 def log_dir():
@@ -177,6 +180,17 @@ def scenarios(tools):
         Scenario('negative_control', params=dict(merge='wrong', inplace='0', rebase='0',
                                                  shared='0', merged_only='0', writer=writer),
                  expect_fail='merged_hash', **merge),
+        # dm-cache (smq) and dm-era on metadata our tools wrote.
+        Scenario('cache', 'cache', {}, [('cmeta', 16), ('cmeta2', 16), ('fast', 16),
+                                        ('slow', 32), ('pat', 'pat')],
+                 needs=('cache_restore', 'cache_writeback')),
+        # The dirty mappings dropped from the XML before the restore: the
+        # cache must then read differently.
+        Scenario('negative_control_cache', 'cache', dict(sabotage='drop_dirty'),
+                 [('cmeta', 16), ('cmeta2', 16), ('fast', 16), ('slow', 32), ('pat', 'pat')],
+                 needs=('cache_restore', 'cache_writeback'), expect_fail='cache_hash'),
+        Scenario('era', 'era', {}, [('emeta', 16), ('emeta2', 16), ('edata', 32), ('pat', 'pat')],
+                 needs=('era_restore', 'era_invalidate')),
         # Our merge, then M's snapshotted_time zeroed: the kernel writes
         # over blocks M shares with T, which the scenario must notice.
         Scenario('negative_control_sharing', params=dict(

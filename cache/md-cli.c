@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "md-cli.h"
+#include "cli.h"
+#include "thin-provisioning/output-file.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int md_cli_restore_open(const char *input, const char *output, FILE **in,
+			struct io_engine **io)
+{
+	struct pd_err err = { 0 };
+	struct stat st;
+
+	if (stat(input, &st)) {
+		cli_error("%s: %s", input, strerror(errno));
+		return 1;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		cli_error("%s: Is a directory", input);
+		return 1;
+	}
+	if (output_check(output, input, &err)) {
+		cli_error("%s", err.msg);
+		return 1;
+	}
+	*in = fopen(input, "r");
+	if (!*in) {
+		cli_error("%s: %s", input, strerror(errno));
+		return 1;
+	}
+	if (io_engine_open(output, IO_ENGINE_SYNC, IO_OPEN_WRITE | IO_OPEN_EXCL, io, &err)) {
+		cli_error("%s", err.msg);
+		fclose(*in);
+		*in = NULL;
+		return 1;
+	}
+	return 0;
+}
+
+int md_cli_open_output(const char *output, FILE **out)
+{
+	*out = stdout;
+	if (!output || !strcmp(output, "-"))
+		return 0;
+	*out = fopen(output, "w");
+	if (!*out) {
+		cli_error("%s: %s", output, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
