@@ -436,18 +436,21 @@ static bool find_orphan(struct salvager *s, uint64_t mapped, uint64_t *root)
 
 /*
  * The superblock's roots are used as they are when each reads as a tree
- * of its kind and both name the same devices; otherwise the device is
+ * of its kind and both name the same devices, also when only the
+ * superblock's checksum is damaged (its fields still readable: the
+ * device holds stale trees of earlier transactions that scanning alone
+ * could prefer); otherwise the device is
  * scanned and the consistent pair is chosen from the candidates found
  * there and the superblock's roots (choose_roots).
  */
-static int find_roots(struct salvager *s, bool sb_ok, const struct thin_sb *sb,
+static int find_roots(struct salvager *s, bool sb_fields_ok, const struct thin_sb *sb,
 		      uint64_t *details_root, uint64_t *mapping_root)
 {
 	struct candidates details = { .n = 0 }, tops = { .n = 0 };
 	uint64_t sb_details = 0, sb_top = 0;
 	int r;
 
-	if (sb_ok) {
+	if (sb_fields_ok) {
 		if (tree_kind(s->bm, sb->device_details_root, THIN_DETAILS_VALUE_SIZE))
 			sb_details = sb->device_details_root;
 		if (looks_like_top_level(s->bm, sb->data_mapping_root) ||
@@ -838,7 +841,7 @@ int thin_salvage(struct bm *bm, const struct salvage_opts *o, struct emitter *e,
 	}
 	s.nr_data_blocks = esb.nr_data_blocks ? esb.nr_data_blocks : UINT64_MAX;
 
-	r = find_roots(&s, sb_ok, &sb, &details_root, &mapping_root);
+	r = find_roots(&s, fields_ok, &sb, &details_root, &mapping_root);
 	if (!r && !details_root && !mapping_root)
 		r = pd_err_set(err, -ENODATA, "no device or mapping tree could be found");
 	if (r)
