@@ -15,7 +15,8 @@
 #          then run again, which must finish the job (checks as above).
 #   fail   for each step: the step fails; thin_merge_lvm must roll back
 #          to exactly the old state (VG metadata, snap's data).
-#   refuse thin_merge_lvm's refusals, each changing nothing.
+#   refuse thin_merge_lvm's refusals, each changing nothing (also damaged
+#          metadata and a transaction id other than LVM's).
 
 . /thinp/lvm.sh
 
@@ -200,6 +201,24 @@ mode_refuse() {
 	refuse active_snap "is active" $VG/snap $VG/copy --yes
 	L vgchange -an $VG
 	refuse not_thin "is not a thin LV" $VG/src $VG/copy --yes
+	# metadata that does not check clean (a byte of the superblock's padding)
+	meta_open pool
+	put_le32 "$META" 3000 3735928559
+	meta_close
+	refuse damaged_metadata "does not check clean" $VG/snap $VG/copy --yes
+	meta_open pool
+	put_le32 "$META" 3000 0
+	# a transaction id other than LVM's
+	trans=$(od -An -tu4 -j 48 -N4 "$META" | tr -d ' ')
+	put_le32 "$META" 48 $((trans + 5))
+	put_le32 "$META" 0 "$(sb_csum "$META")"
+	meta_close
+	refuse transaction "transaction id differs: LVM says $trans, the metadata says $((trans + 5))" $VG/snap $VG/copy --yes
+	meta_open pool
+	put_le32 "$META" 48 "$trans"
+	put_le32 "$META" 0 "$(sb_csum "$META")"
+	check_clean restored "$META"
+	meta_close
 	# fill the VG: no room for the temporary metadata LV
 	free=$(vgs --noheadings -o vg_free_count $VG </dev/null | tr -d ' ')
 	L lvcreate -l "$free" -n filler $VG
