@@ -110,7 +110,7 @@ uninstall-local:
 # Release tarball: the folders that are not sources of a program go in
 # whole, without Python caches or debhelper's build products.
 dist-hook:
-	@for d in bench scripts debian packaging; do \
+	@for d in bench doc scripts debian packaging; do \
 		if test -d '$(srcdir)/'$$d; then \
 			cp -pR '$(srcdir)/'$$d '$(distdir)/' || exit 1; \
 		fi; \
