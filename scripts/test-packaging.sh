@@ -13,7 +13,8 @@
 # The base root is cached as a tarball in $THINP_PKG_CACHE
 # (/var/cache/thinp-tools/pkgtest).  One line per check (PASS/FAIL/SKIP),
 # then "N passed, N failed[, N skipped]"; exit 0 iff nothing failed.
-# THINP_PKG_KEEP=1 keeps the work dir.
+# THINP_PKG_KEEP=1 keeps the work dir; its log is kept as
+# /var/tmp/thinp-pkg.log.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 top=$(pwd)
@@ -54,6 +55,8 @@ work=$(mktemp -d /var/tmp/thinp-pkg.XXXXXX) || exit 1
 tmux_socket=thinp-pkg-$$
 cleanup() {
 	tmux -L "$tmux_socket" kill-server 2>/dev/null
+	# the log outlives the work dir
+	[ -f "$work/log" ] && cp "$work/log" /var/tmp/thinp-pkg.log
 	if [ -n "${THINP_PKG_KEEP:-}" ]; then
 		echo "# work dir kept: $work"
 	else
@@ -146,6 +149,13 @@ else
 		fail "build dependencies" "$(cd "$deb" && dpkg-checkbuilddeps 2>&1 | tail -1)"
 	check "dpkg-buildpackage -us -uc (unit + functional tests at build time)" \
 		sh -c "cd '$deb' && DEB_BUILD_OPTIONS=parallel=2 dpkg-buildpackage -us -uc"
+	# what the build-time tests said
+	for t in tests/unit-tests functional-tests/run-tests; do
+		l=$deb/obj-deb/$t.log
+		[ -f "$l" ] || continue
+		echo "# build-time $t: $(grep -E '^\[  (PASSED|FAILED)  \]|^[0-9]+ passed, ' "$l" | tr '\n' ' ')"
+		{ echo "=== $l (failures)"; grep -E '^(FAIL|ERROR):|^\[  FAILED  \]' "$l"; } >>"$work/log"
+	done
 	full_deb=$(ls "$work"/deb/thinp-tools_*.deb 2>/dev/null | head -1)
 	plugin_deb=$(ls "$work"/deb/thinp-tools-plugin_*.deb 2>/dev/null | head -1)
 	if [ -z "$full_deb" ] || [ -z "$plugin_deb" ]; then
