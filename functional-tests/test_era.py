@@ -20,9 +20,8 @@ from lib.testing import ToolTestCase
 DEB = tools.DEBIAN
 ONEX = tools.ONEX_PDATA_TOOLS
 
-need_debian = unittest.skipUnless(os.access(DEB.get('era_check', ''), os.X_OK),
-                                  'no Debian 0.9 era tools')
-need_onex = unittest.skipUnless(os.access(ONEX, os.X_OK), 'no 1.x oracle')
+need_debian = tools.needs_oracle(DEB['era_check'])
+need_onex = tools.needs_oracle(ONEX)
 
 MODELS = {
     'no_writesets': lambda: cacheera.EraModel(100, nr_writesets=0, seed=1),

@@ -22,7 +22,6 @@ model bug cannot hide.
 """
 
 import decimal
-import functools
 import math
 import os
 import re
@@ -36,13 +35,7 @@ ORACLE = tools.DEBIAN['thin_metadata_size']
 ONEX = tools.onex('thin_metadata_size')
 PROG = 'thin_metadata_size'
 
-def need_oracle(fn):
-    """Skips the test, with the reason, when the oracle is missing."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kw):
-        tools.require_oracle(ORACLE)
-        return fn(*args, **kw)
-    return wrapper
+need_oracle = tools.needs_oracle(ORACLE)
 
 
 def _add(cls, name, fn):

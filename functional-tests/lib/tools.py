@@ -86,6 +86,18 @@ def require_oracle(path):
         raise oracle_skip(path)
 
 
+def needs_oracle(path):
+    """Decorator: the test is skipped (an oracle skip, which fails under
+    CI=true) unless the oracle path is there."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kw):
+            require_oracle(path)
+            return fn(*args, **kw)
+        return wrapper
+    return decorate
+
+
 # Commands the CLI matrix knows; by default those whose symlink exists in
 # the build dir are tested.
 MATRIX_COMMANDS = ('thin_check', 'thin_dump', 'thin_ls', 'thin_restore',
