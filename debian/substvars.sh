@@ -34,11 +34,14 @@ thinp:Replaces=
 EOT
 	coverage="PARTIAL: this build lacks $missing of thin-provisioning-tools $version, so it neither provides nor replaces that package; it only conflicts with it, as both install the same file names."
 fi
-# one line of the extended description per line of at most 72 characters
-echo "thinp:Coverage=$(echo "$coverage" | fold -s -w 72 | sed 's/ *$//' |
-	awk 'NR > 1 { printf "${Newline} " } { printf "%s", $0 }')" >>"$out"
+# TEXT as lines of the extended description of at most 72 characters
+wrap() {
+	echo "$1" | fold -s -w 72 | sed 's/ *$//' |
+		awk 'NR > 1 { printf "${Newline} " } { printf "%s", $0 }'
+}
+echo "thinp:Coverage=$(wrap "$coverage")" >>"$out"
 out=debian/thinp-tools-plugin.substvars
 touch "$out"
 sed -i '/^thinp:/d' "$out"
-echo "thinp:Commands=$(echo $plugin | sed 's/ /, /g')" >>"$out"
+echo "thinp:Commands=$(wrap "$(echo $plugin | sed 's/ /, /g')")" >>"$out"
 echo "debian/substvars.sh: full suite lacks: ${missing:-nothing}; plugin commands: $plugin"
