@@ -23,7 +23,7 @@ PD_STATIC_ASSERT(sizeof(struct array_block_disk) == 24, "array block header");
 
 static inline uint32_t array_max_entries(uint32_t value_size)
 {
-	return (4096u - ARRAY_BLOCK_HEADER_SIZE) / value_size;
+	return value_size ? (4096u - ARRAY_BLOCK_HEADER_SIZE) / value_size : 0;
 }
 
 /* Number of array blocks for nr_entries values. */
@@ -31,7 +31,7 @@ static inline uint64_t array_nr_blocks(uint64_t nr_entries, uint32_t value_size)
 {
 	uint32_t m = array_max_entries(value_size);
 
-	return (nr_entries + m - 1) / m;
+	return m ? (nr_entries + m - 1) / m : 0;
 }
 
 #endif

@@ -81,6 +81,8 @@ int array_get(struct bm *bm, uint64_t root, uint32_t value_size, uint64_t index,
 	const struct array_block_disk *h;
 	int r;
 
+	if (!max)
+		return pd_err_set(err, -EINVAL, "bad array value size %u", value_size);
 	r = btree_lookup(bm, root, 8, index / max, le, err);
 	if (r)
 		return r;
@@ -298,6 +300,9 @@ int array_walk(struct bm *bm, uint64_t root, uint32_t value_size, uint64_t nr_en
 		.nr_entries = nr_entries, .ops = ops, .ctx = ctx, .err = err,
 	};
 	struct btree_walk_opts o = { .shape = { .value_size = 8 }, .prefetch = true };
+
+	if (!w.max)
+		return pd_err_set(err, -EINVAL, "bad array value size %u", value_size);
 	struct btree_walk_ops bo = {
 		.node = walk_node, .leaf = walk_leaf, .damage = walk_damage,
 	};
@@ -355,7 +360,7 @@ int array_delete(struct tm *tm, uint64_t root, struct pd_err *err)
 int array_set(struct tm *tm, uint64_t root, uint32_t value_size, uint64_t index,
 	      const void *value_le, uint64_t *new_root, struct pd_err *err)
 {
-	uint32_t max = array_max_entries(value_size);
+	uint32_t max;
 	struct btree_info info;
 	struct bm_block *blk;
 	struct array_block_disk *h;
@@ -366,6 +371,7 @@ int array_set(struct tm *tm, uint64_t root, uint32_t value_size, uint64_t index,
 
 	if (!value_size || value_size > 4096 - ARRAY_BLOCK_HEADER_SIZE)
 		return pd_err_set(err, -EINVAL, "bad array value size %u", value_size);
+	max = array_max_entries(value_size);
 	r = btree_lookup(tm_bm(tm), root, 8, index / max, le, err);
 	if (r)
 		return r;
