@@ -7,6 +7,52 @@
 #include <string.h>
 #include <sys/stat.h>
 
+int md_cli_parse_io(int argc, char **argv, const struct option *longopts,
+		    void (*usage)(FILE *), int (*extra)(void *ctx, int opt, const char *arg),
+		    void *ctx, const char **input, const char **output)
+{
+	int c, r;
+
+	*input = *output = NULL;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hVi:o:q", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			cli_version();
+			return 0;
+		case 'i':
+			*input = optarg;
+			break;
+		case 'o':
+			*output = optarg;
+			break;
+		case 'q':
+			break;
+		default:
+			if (c == '?' || c == ':' || !extra)
+				return cli_bad_usage(usage);
+			r = extra(ctx, c, optarg);
+			if (r)
+				return r;
+		}
+	}
+	argc = cli_drop_empty_operands(argc, argv);
+	if (optind < argc) {
+		cli_error("unexpected argument '%s'", argv[optind]);
+		usage(stderr);
+		return 1;
+	}
+	if (!*input || !*output) {
+		cli_error(!*input ? "No input file provided." : "No output file provided.");
+		usage(stderr);
+		return 1;
+	}
+	return -1;
+}
+
 int md_cli_restore_open(const char *input, const char *output, FILE **in,
 			struct io_engine **io)
 {
