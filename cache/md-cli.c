@@ -97,3 +97,28 @@ int md_cli_open_output(const char *output, FILE **out)
 	}
 	return 0;
 }
+
+int md_cli_one_input(int argc, char **argv, void (*usage)(FILE *))
+{
+	argc = cli_drop_empty_operands(argc, argv);
+	if (optind + 1 != argc) {
+		cli_error(optind >= argc ? "No input file provided." : "too many arguments");
+		usage(stderr);
+		return 1;
+	}
+	return 0;
+}
+
+int md_cli_dump_end(FILE *out, const char *output, int r, struct pd_err *err, bool repair,
+		    const char *check_cmd)
+{
+	if (out != stdout && fclose(out) && !r)
+		r = pd_err_set(err, -EIO, "%s: write error", output);
+	if (!r)
+		return 0;
+	if (r == -EILSEQ && !repair)
+		cli_error("metadata contains errors (run %s for details): %s", check_cmd, err->msg);
+	else
+		cli_error("%s", err->code ? err->msg : strerror(-r));
+	return 1;
+}

@@ -12,6 +12,7 @@
 #include "persistent-data/io-engine.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 /* The options every restore and repair takes; end longopts with these. */
@@ -44,5 +45,19 @@ int md_cli_restore_open(const char *input, const char *output, FILE **in,
 
 /* *out = stdout, or output opened for writing when given (not "-"). */
 int md_cli_open_output(const char *output, FILE **out);
+
+/*
+ * The operands of a check or a dump: empty ones dropped, then exactly
+ * one, argv[optind].  0, or 1 after the message and usage on stderr.
+ */
+int md_cli_one_input(int argc, char **argv, void (*usage)(FILE *));
+
+/*
+ * The end of a dump: closes out (unless stdout) and reports r, the
+ * walk's result with its message in err ("metadata contains errors (run
+ * check_cmd for details)" for damage without repair).  The exit code.
+ */
+int md_cli_dump_end(FILE *out, const char *output, int r, struct pd_err *err, bool repair,
+		    const char *check_cmd);
 
 #endif
