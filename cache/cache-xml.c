@@ -355,15 +355,7 @@ int cache_xml_parse_fast(FILE *in, const struct cache_visitor *v, struct pd_err 
 			return XML_PARSE_DECLINED;
 		}
 		if (r)
-			return pd_err_set(err, r, "line %lu: %s", nr,
-					  verr->code ? verr->msg : strerror(-r));
+			return xml_fast_visitor_failed(nr, r, verr, err);
 	}
-	if (ferror(in))
-		return pd_err_set(err, -EIO, "cannot read the input");
-	if (st != S_END)
-		return XML_PARSE_DECLINED;
-	r = v->end(v->ctx);
-	if (r)
-		return pd_err_set(err, r, "%s", verr->code ? verr->msg : strerror(-r));
-	return 0;
+	return xml_fast_end(in, st == S_END, finish, (void *)v, verr, err);
 }

@@ -289,15 +289,7 @@ int era_xml_parse_fast(FILE *in, const struct era_visitor *v, struct pd_err *ver
 			return ERA_XML_DECLINED;
 		}
 		if (r)
-			return pd_err_set(err, r, "line %lu: %s", nr,
-					  verr->code ? verr->msg : strerror(-r));
+			return xml_fast_visitor_failed(nr, r, verr, err);
 	}
-	if (ferror(in))
-		return pd_err_set(err, -EIO, "cannot read the input");
-	if (st != S_END)
-		return ERA_XML_DECLINED;
-	r = v->end(v->ctx);
-	if (r)
-		return pd_err_set(err, r, "%s", verr->code ? verr->msg : strerror(-r));
-	return 0;
+	return xml_fast_end(in, st == S_END, finish, (void *)v, verr, err);
 }

@@ -134,3 +134,23 @@ bool xml_fast_lit(const char **p, const char *s)
 	*p += n;
 	return true;
 }
+
+int xml_fast_visitor_failed(unsigned long nr, int r, struct pd_err *verr, struct pd_err *err)
+{
+	return pd_err_set(err, r, "line %lu: %s", nr, verr->code ? verr->msg : strerror(-r));
+}
+
+int xml_fast_end(FILE *in, bool complete, int (*finish)(void *ctx), void *ctx,
+		 struct pd_err *verr, struct pd_err *err)
+{
+	int r;
+
+	if (ferror(in))
+		return pd_err_set(err, -EIO, "cannot read the input");
+	if (!complete)
+		return 1;
+	r = finish(ctx);
+	if (r)
+		return pd_err_set(err, r, "%s", verr->code ? verr->msg : strerror(-r));
+	return 0;
+}

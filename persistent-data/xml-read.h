@@ -44,4 +44,15 @@ bool xml_fast_str(const char **p, const char *name, char *out, size_t max);
 /* The literal s at *p, skipped. */
 bool xml_fast_lit(const char **p, const char *s);
 
+/* The visitor failed with r at line nr: "line N: " its message; r. */
+int xml_fast_visitor_failed(unsigned long nr, int r, struct pd_err *verr, struct pd_err *err);
+
+/*
+ * At the end of the input: a read error, or 1 (declined) unless the
+ * reader saw the whole document (complete), else finish(ctx) with the
+ * visitor's message on error.
+ */
+int xml_fast_end(FILE *in, bool complete, int (*finish)(void *ctx), void *ctx,
+		 struct pd_err *verr, struct pd_err *err);
+
 #endif
