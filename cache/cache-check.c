@@ -10,6 +10,7 @@
  * found, as LVM expects on activation.
  */
 #include "cli.h"
+#include "cache/md-cli.h"
 #include "cache/cache-md.h"
 #include "cache/commands.h"
 #include "persistent-data/array.h"
@@ -206,12 +207,8 @@ int cache_check_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
-	argc = cli_drop_empty_operands(argc, argv);
-	if (optind + 1 != argc) {
-		cli_error(optind >= argc ? "No input file provided." : "too many arguments");
-		usage(stderr);
+	if (md_cli_one_input(argc, argv, usage))
 		return 1;
-	}
 	r = cache_md_open(argv[optind], clear || auto_repair, &c.md, &err);
 	if (r) {
 		if (!quiet)

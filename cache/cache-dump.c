@@ -58,12 +58,8 @@ int cache_dump_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
-	argc = cli_drop_empty_operands(argc, argv);
-	if (optind + 1 != argc) {
-		cli_error(optind >= argc ? "No input file provided." : "too many arguments");
-		usage(stderr);
+	if (md_cli_one_input(argc, argv, usage))
 		return 1;
-	}
 	r = cache_md_open(argv[optind], false, &md, &err);
 	if (r) {
 		cli_error("%s", err.msg);
@@ -76,14 +72,5 @@ int cache_dump_main(int argc, char **argv)
 	cache_xml_emitter_init(&xe, out, &v);
 	r = cache_md_walk(md, repair, &v, &err);
 	cache_md_close(md);
-	if (out != stdout && fclose(out) && !r)
-		r = pd_err_set(&err, -EIO, "%s: write error", output);
-	if (r) {
-		if (r == -EILSEQ && !repair)
-			cli_error("metadata contains errors (run cache_check for details): %s", err.msg);
-		else
-			cli_error("%s", err.code ? err.msg : strerror(-r));
-		return 1;
-	}
-	return 0;
+	return md_cli_dump_end(out, output, r, &err, repair, "cache_check");
 }

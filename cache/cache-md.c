@@ -154,47 +154,26 @@ int cache_sb_check_fields(const struct cache_sb *sb, uint64_t nr_md_blocks,
 int cache_md_open(const char *path, bool write, struct cache_md **out, struct pd_err *err)
 {
 	struct cache_md *md = calloc(1, sizeof(*md));
-	struct bm_block *blk;
+	uint8_t *block = io_alloc_block();
 	int r;
 
-	if (!md)
+	if (!md || !block) {
+		free(md);
+		free(block);
 		return pd_err_set(err, -ENOMEM, "out of memory");
-	r = io_engine_open(path, IO_ENGINE_ASYNC, write ? IO_OPEN_WRITE | IO_OPEN_EXCL : 0,
-			   &md->io, err);
-	if (r == -ENOTSUP)
-		r = io_engine_open(path, IO_ENGINE_SYNC, write ? IO_OPEN_WRITE | IO_OPEN_EXCL : 0,
-				   &md->io, err);
-	if (r)
-		goto bad;
-	if (md->io->nr_blocks < 1) {
-		r = pd_err_set(err, -EFBIG, "Metadata device/file too small.  Is this binary metadata?");
-		goto bad;
 	}
-	r = bm_create(md->io, BM_DEFAULT_CACHE_BLOCKS, &md->bm, err);
-	if (r)
-		goto bad;
-	r = bm_read_lock(md->bm, 0, NULL, &blk, err);
-	if (r)
-		goto bad;
-	if (!memcmp(bm_block_data(blk), "<superblock", 11) ||
-	    !memcmp(bm_block_data(blk), "<?xml", 5)) {
-		bm_unlock(blk);
-		r = pd_err_set(err, -EPROTO, "This looks like XML.  This tool only checks the binary metadata format.");
-		goto bad;
-	}
-	r = sb_check(NULL, bm_block_data(blk), 0, err);
-	if (!r)
-		cache_sb_decode(bm_block_data(blk), &md->sb);
-	bm_unlock(blk);
-	if (!r)
+	r = pd_store_read_sb(path, write, true, &cache_sb_validator, &md->io, &md->bm, block, err);
+	if (!r) {
+		cache_sb_decode(block, &md->sb);
 		r = cache_sb_check_fields(&md->sb, md->io->nr_blocks, err);
-	if (r)
-		goto bad;
+	}
+	free(block);
+	if (r) {
+		cache_md_close(md);
+		return r;
+	}
 	*out = md;
 	return 0;
-bad:
-	cache_md_close(md);
-	return r;
 }
 
 void cache_md_close(struct cache_md *md)

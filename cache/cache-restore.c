@@ -27,17 +27,28 @@ static void usage(FILE *f)
 
 enum { OPT_VERSION = 256, OPT_OMIT_CLEAN };
 
+static int restore_opt(void *ctx, int opt, const char *arg)
+{
+	struct cache_writer_opts *wo = ctx;
+
+	if (opt == OPT_VERSION) {
+		if (strcmp(arg, "1") && strcmp(arg, "2")) {
+			cli_error("--metadata-version must be 1 or 2");
+			return 1;
+		}
+		wo->version = (uint32_t)(arg[0] - '0');
+	} else {
+		wo->clean_shutdown = false;
+	}
+	return 0;
+}
+
 int cache_restore_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "input", required_argument, NULL, 'i' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "quiet", no_argument, NULL, 'q' },
 		{ "metadata-version", required_argument, NULL, OPT_VERSION },
 		{ "omit-clean-shutdown", no_argument, NULL, OPT_OMIT_CLEAN },
-		{ NULL, 0, NULL, 0 },
+		MD_CLI_IO_OPTIONS,
 	};
 	struct cache_writer_opts wo = { .version = 2, .clean_shutdown = true };
 	const char *input = NULL, *output = NULL;
@@ -46,51 +57,13 @@ int cache_restore_main(int argc, char **argv)
 	struct cache_visitor v;
 	struct pd_err err = { 0 };
 	FILE *in = NULL;
-	int c, r, ret = 1;
+	int r, ret;
 	bool written = false;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "hVi:o:q", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			cli_version();
-			return 0;
-		case 'i':
-			input = optarg;
-			break;
-		case 'o':
-			output = optarg;
-			break;
-		case 'q':
-			break;
-		case OPT_VERSION:
-			if (strcmp(optarg, "1") && strcmp(optarg, "2")) {
-				cli_error("--metadata-version must be 1 or 2");
-				return 1;
-			}
-			wo.version = (uint32_t)(optarg[0] - '0');
-			break;
-		case OPT_OMIT_CLEAN:
-			wo.clean_shutdown = false;
-			break;
-		default:
-			return cli_bad_usage(usage);
-		}
-	}
-	argc = cli_drop_empty_operands(argc, argv);
-	if (optind < argc) {
-		cli_error("unexpected argument '%s'", argv[optind]);
-		usage(stderr);
-		return 1;
-	}
-	if (!input || !output) {
-		cli_error(!input ? "No input file provided." : "No output file provided.");
-		usage(stderr);
-		return 1;
-	}
+	ret = md_cli_parse_io(argc, argv, longopts, usage, restore_opt, &wo, &input, &output);
+	if (ret >= 0)
+		return ret;
+	ret = 1;
 	if (md_cli_restore_open(input, output, &in, &io))
 		return 1;
 	r = cache_writer_create(io, &wo, &w, &err);

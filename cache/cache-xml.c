@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "cache-xml.h"
+#include "persistent-data/xml-read.h"
 
 #include <errno.h>
-#include <expat.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,34 +141,13 @@ void cache_xml_emitter_init(struct cache_xml_emitter *e, FILE *out, struct cache
  *--------------------------------------------------------------*/
 
 struct parser {
-	XML_Parser xp;
+	struct xml_read x;	/* first: expat's user data */
 	const struct cache_visitor *v;
-	struct pd_err *verr;
-	struct pd_err *err;
-	int error;
-	bool in_sb, seen_sb;
 };
 
 static void fail(struct parser *p, int code, const char *fmt, const char *what)
 {
-	char msg[PD_ERR_MSG_MAX];
-
-	if (p->error)
-		return;
-	snprintf(msg, sizeof(msg), fmt, what);
-	p->error = pd_err_set(p->err, code, "line %lu: %s",
-			      (unsigned long)XML_GetCurrentLineNumber(p->xp), msg);
-	XML_StopParser(p->xp, XML_FALSE);
-}
-
-static void visitor_failed(struct parser *p, int r)
-{
-	if (p->error)
-		return;
-	p->error = pd_err_set(p->err, r, "line %lu: %s",
-			      (unsigned long)XML_GetCurrentLineNumber(p->xp),
-			      p->verr->code ? p->verr->msg : strerror(-r));
-	XML_StopParser(p->xp, XML_FALSE);
+	xml_read_fail(&p->x, code, fmt, what);
 }
 
 static const char *attr(struct parser *p, const char **a, const char *name)
@@ -202,14 +181,14 @@ static void start(void *data, const char *el, const char **a)
 	uint64_t x, y;
 	int r;
 
-	if (p->error)
+	if (p->x.error)
 		return;
 	if (!strcmp(el, "superblock")) {
 		struct cache_sb sb;
 		uint64_t bs, nr, hw;
 		const char *uuid, *policy;
 
-		if (p->seen_sb)
+		if (p->x.seen_sb)
 			return fail(p, -EINVAL, "%s", "more than one superblock");
 		memset(&sb, 0, sizeof(sb));
 		if (!(uuid = attr(p, a, "uuid")) || !num(p, a, "block_size", UINT32_MAX, &bs) ||
@@ -224,13 +203,13 @@ static void start(void *data, const char *el, const char **a)
 		strcpy(sb.policy_name, policy);
 		sb.data_block_size = (uint32_t)bs;
 		sb.cache_blocks = (uint32_t)nr;
-		p->seen_sb = p->in_sb = true;
+		p->x.seen_sb = p->x.in_sb = true;
 		r = p->v->begin(p->v->ctx, &sb, (uint32_t)hw);
 		if (r)
-			visitor_failed(p, r);
+			xml_read_visitor_failed(&p->x, r);
 		return;
 	}
-	if (!p->in_sb)
+	if (!p->x.in_sb)
 		return fail(p, -EINVAL, "%s", "missing superblock");
 	if (!strcmp(el, "mappings") || !strcmp(el, "hints"))
 		return;
@@ -244,7 +223,7 @@ static void start(void *data, const char *el, const char **a)
 			return fail(p, -EINVAL, "%s", "bad boolean value");
 		r = p->v->mapping(p->v->ctx, x, y, !strcmp(d, "true"));
 		if (r)
-			visitor_failed(p, r);
+			xml_read_visitor_failed(&p->x, r);
 		return;
 	}
 	if (!strcmp(el, "hint")) {
@@ -259,7 +238,7 @@ static void start(void *data, const char *el, const char **a)
 			return fail(p, -EINVAL, "%s", "invalid base64 encoding of hint");
 		r = p->v->hint(p->v->ctx, x, buf, (uint32_t)n);
 		if (r)
-			visitor_failed(p, r);
+			xml_read_visitor_failed(&p->x, r);
 		return;
 	}
 	if (!strcmp(el, "discards") || !strcmp(el, "discard"))
@@ -271,124 +250,28 @@ static void end(void *data, const char *el)
 {
 	struct parser *p = data;
 
-	if (!p->error && !strcmp(el, "superblock"))
-		p->in_sb = false;
+	if (!p->x.error && !strcmp(el, "superblock"))
+		p->x.in_sb = false;
+}
+
+static int finish(void *ctx)
+{
+	const struct cache_visitor *v = ctx;
+
+	return v->end(v->ctx);
 }
 
 int cache_xml_parse(FILE *in, const struct cache_visitor *v, struct pd_err *verr,
 		    struct pd_err *err)
 {
-	struct parser p = { .v = v, .verr = verr, .err = err };
-	char *buf = malloc(1 << 20);
-	bool first = true;
-	int r = 0;
+	struct parser p = { .x = { .verr = verr, .err = err }, .v = v };
 
-	p.xp = XML_ParserCreate(NULL);
-	if (!buf || !p.xp) {
-		free(buf);
-		if (p.xp)
-			XML_ParserFree(p.xp);
-		return pd_err_set(err, -ENOMEM, "out of memory");
-	}
-	XML_SetUserData(p.xp, &p);
-	XML_SetElementHandler(p.xp, start, end);
-	for (;;) {
-		size_t n = fread(buf, 1, 1 << 20, in);
-		bool done = n < (1 << 20);
-
-		if (ferror(in)) {
-			r = pd_err_set(err, -EIO, "cannot read the input");
-			break;
-		}
-		if (first && n) {
-			size_t i = 0;
-
-			while (i < n && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\t' || buf[i] == '\r'))
-				i++;
-			if (i < n && buf[i] != '<') {
-				r = pd_err_set(err, -EINVAL, "the input is not XML");
-				break;
-			}
-		}
-		first = false;
-		if (!XML_Parse(p.xp, buf, (int)n, done)) {
-			if (p.error)
-				r = p.error;
-			else
-				r = pd_err_set(err, -EINVAL, "line %lu: %s",
-					       (unsigned long)XML_GetCurrentLineNumber(p.xp),
-					       XML_ErrorString(XML_GetErrorCode(p.xp)));
-			break;
-		}
-		if (done)
-			break;
-	}
-	if (!r && !p.seen_sb)
-		r = pd_err_set(err, -EINVAL, "missing superblock");
-	if (!r) {
-		r = v->end(v->ctx);
-		if (r)
-			pd_err_set(err, r, "%s", verr->code ? verr->msg : strerror(-r));
-	}
-	XML_ParserFree(p.xp);
-	free(buf);
-	return r;
+	return xml_read_run(&p.x, in, start, end, finish, (void *)v);
 }
 
 /*----------------------------------------------------------------
  * Fast reader: the lines cache_dump writes, nothing else
  *--------------------------------------------------------------*/
-
-/* Parses name="digits" at *p; advances past the closing quote. */
-static bool fast_num(const char **p, const char *name, uint64_t *v)
-{
-	size_t n = strlen(name);
-	const char *s = *p;
-	uint64_t x = 0;
-
-	if (strncmp(s, name, n) || s[n] != '=' || s[n + 1] != '"')
-		return false;
-	s += n + 2;
-	if (*s < '0' || *s > '9')
-		return false;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		if (x > (UINT64_MAX - 9) / 10)
-			return false;
-		x = x * 10 + (uint64_t)(*s - '0');
-	}
-	if (*s != '"')
-		return false;
-	*v = x;
-	*p = s + 1;
-	return true;
-}
-
-static bool fast_str(const char **p, const char *name, char *out, size_t max)
-{
-	size_t n = strlen(name), len;
-	const char *s = *p, *e;
-
-	if (strncmp(s, name, n) || s[n] != '=' || s[n + 1] != '"')
-		return false;
-	s += n + 2;
-	e = strchr(s, '"');
-	if (!e || (len = (size_t)(e - s)) >= max || memchr(s, '&', len) || memchr(s, '<', len))
-		return false;
-	memcpy(out, s, len);
-	out[len] = 0;
-	*p = e + 1;
-	return true;
-}
-
-static bool lit(const char **p, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (strncmp(*p, s, n))
-		return false;
-	*p += n;
-	return true;
-}
 
 int cache_xml_parse_fast(FILE *in, const struct cache_visitor *v, struct pd_err *verr,
 			 struct pd_err *err)
@@ -410,45 +293,45 @@ int cache_xml_parse_fast(FILE *in, const struct cache_visitor *v, struct pd_err 
 		while (*p == ' ')
 			p++;
 		r = 0;
-		if (st == S_MAPS && lit(&p, "<mapping ")) {
+		if (st == S_MAPS && xml_fast_lit(&p, "<mapping ")) {
 			bool dirty;
 
-			if (!fast_num(&p, "cache_block", &a) || !lit(&p, " ") ||
-			    !fast_num(&p, "origin_block", &b) || !lit(&p, " dirty=\""))
+			if (!xml_fast_num(&p, "cache_block", &a) || !xml_fast_lit(&p, " ") ||
+			    !xml_fast_num(&p, "origin_block", &b) || !xml_fast_lit(&p, " dirty=\""))
 				return XML_PARSE_DECLINED;
-			if (lit(&p, "true\"/>"))
+			if (xml_fast_lit(&p, "true\"/>"))
 				dirty = true;
-			else if (lit(&p, "false\"/>"))
+			else if (xml_fast_lit(&p, "false\"/>"))
 				dirty = false;
 			else
 				return XML_PARSE_DECLINED;
 			if (*p || a > UINT32_MAX)
 				return XML_PARSE_DECLINED;
 			r = v->mapping(v->ctx, a, b, dirty);
-		} else if (st == S_HINTS && lit(&p, "<hint ")) {
+		} else if (st == S_HINTS && xml_fast_lit(&p, "<hint ")) {
 			char data[256];
 			uint8_t buf[128];
 			int n;
 
-			if (!fast_num(&p, "cache_block", &a) || !lit(&p, " ") ||
-			    !fast_str(&p, "data", data, sizeof(data)) || !lit(&p, "/>") || *p ||
+			if (!xml_fast_num(&p, "cache_block", &a) || !xml_fast_lit(&p, " ") ||
+			    !xml_fast_str(&p, "data", data, sizeof(data)) || !xml_fast_lit(&p, "/>") || *p ||
 			    a > UINT32_MAX)
 				return XML_PARSE_DECLINED;
 			n = base64_decode(data, buf, sizeof(buf));
 			if (n < 0)
 				return XML_PARSE_DECLINED;
 			r = v->hint(v->ctx, a, buf, (uint32_t)n);
-		} else if (st == S_START && lit(&p, "<superblock ")) {
+		} else if (st == S_START && xml_fast_lit(&p, "<superblock ")) {
 			struct cache_sb sb;
 			char uuid[64], policy[64];
 			uint64_t bs, nrb, hw;
 
 			memset(&sb, 0, sizeof(sb));
-			if (!fast_str(&p, "uuid", uuid, sizeof(uuid)) || !lit(&p, " ") ||
-			    !fast_num(&p, "block_size", &bs) || !lit(&p, " ") ||
-			    !fast_num(&p, "nr_cache_blocks", &nrb) || !lit(&p, " ") ||
-			    !fast_str(&p, "policy", policy, sizeof(policy)) || !lit(&p, " ") ||
-			    !fast_num(&p, "hint_width", &hw) || !lit(&p, ">") || *p ||
+			if (!xml_fast_str(&p, "uuid", uuid, sizeof(uuid)) || !xml_fast_lit(&p, " ") ||
+			    !xml_fast_num(&p, "block_size", &bs) || !xml_fast_lit(&p, " ") ||
+			    !xml_fast_num(&p, "nr_cache_blocks", &nrb) || !xml_fast_lit(&p, " ") ||
+			    !xml_fast_str(&p, "policy", policy, sizeof(policy)) || !xml_fast_lit(&p, " ") ||
+			    !xml_fast_num(&p, "hint_width", &hw) || !xml_fast_lit(&p, ">") || *p ||
 			    strlen(uuid) > 16 || strlen(policy) >= CACHE_POLICY_NAME_SIZE ||
 			    bs > UINT32_MAX || nrb > UINT32_MAX || hw > 128)
 				return XML_PARSE_DECLINED;
@@ -472,15 +355,7 @@ int cache_xml_parse_fast(FILE *in, const struct cache_visitor *v, struct pd_err 
 			return XML_PARSE_DECLINED;
 		}
 		if (r)
-			return pd_err_set(err, r, "line %lu: %s", nr,
-					  verr->code ? verr->msg : strerror(-r));
+			return xml_fast_visitor_failed(nr, r, verr, err);
 	}
-	if (ferror(in))
-		return pd_err_set(err, -EIO, "cannot read the input");
-	if (st != S_END)
-		return XML_PARSE_DECLINED;
-	r = v->end(v->ctx);
-	if (r)
-		return pd_err_set(err, r, "%s", verr->code ? verr->msg : strerror(-r));
-	return 0;
+	return xml_fast_end(in, st == S_END, finish, (void *)v, verr, err);
 }

@@ -11,7 +11,29 @@
 
 #include "persistent-data/io-engine.h"
 
+#include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
+
+/* The options every restore and repair takes; end longopts with these. */
+#define MD_CLI_IO_OPTIONS \
+	{ "help", no_argument, NULL, 'h' }, \
+	{ "version", no_argument, NULL, 'V' }, \
+	{ "input", required_argument, NULL, 'i' }, \
+	{ "output", required_argument, NULL, 'o' }, \
+	{ "quiet", no_argument, NULL, 'q' }, \
+	{ NULL, 0, NULL, 0 }
+
+/*
+ * The command line of a restore or a repair: -h, -V, -i, -o, -q and the
+ * command's own long options (passed to extra, which returns 0, or the
+ * exit code after printing its message; NULL: none), no operands, both
+ * -i and -o given.  Returns -1 to go on with *input and *output set, or
+ * the exit code.
+ */
+int md_cli_parse_io(int argc, char **argv, const struct option *longopts,
+		    void (*usage)(FILE *), int (*extra)(void *ctx, int opt, const char *arg),
+		    void *ctx, const char **input, const char **output);
 
 /*
  * The input XML exists, is not a directory, and is not the output; the
@@ -23,5 +45,19 @@ int md_cli_restore_open(const char *input, const char *output, FILE **in,
 
 /* *out = stdout, or output opened for writing when given (not "-"). */
 int md_cli_open_output(const char *output, FILE **out);
+
+/*
+ * The operands of a check or a dump: empty ones dropped, then exactly
+ * one, argv[optind].  0, or 1 after the message and usage on stderr.
+ */
+int md_cli_one_input(int argc, char **argv, void (*usage)(FILE *));
+
+/*
+ * The end of a dump: closes out (unless stdout) and reports r, the
+ * walk's result with its message in err ("metadata contains errors (run
+ * check_cmd for details)" for damage without repair).  The exit code.
+ */
+int md_cli_dump_end(FILE *out, const char *output, int r, struct pd_err *err, bool repair,
+		    const char *check_cmd);
 
 #endif

@@ -7,6 +7,7 @@
  * stderr, exit 1.  Leaked blocks are non-fatal.
  */
 #include "cli.h"
+#include "cache/md-cli.h"
 #include "cache/commands.h"
 #include "era/era-md.h"
 #include "persistent-data/array.h"
@@ -185,12 +186,8 @@ int era_check_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
-	argc = cli_drop_empty_operands(argc, argv);
-	if (optind + 1 != argc) {
-		cli_error(optind >= argc ? "No input file provided." : "too many arguments");
-		usage(stderr);
+	if (md_cli_one_input(argc, argv, usage))
 		return 1;
-	}
 	r = era_md_open(argv[optind], &c.md, &err);
 	if (r) {
 		if (!quiet)

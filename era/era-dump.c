@@ -64,12 +64,8 @@ int era_dump_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
-	argc = cli_drop_empty_operands(argc, argv);
-	if (optind + 1 != argc) {
-		cli_error(optind >= argc ? "No input file provided." : "too many arguments");
-		usage(stderr);
+	if (md_cli_one_input(argc, argv, usage))
 		return 1;
-	}
 	r = era_md_open(argv[optind], &md, &err);
 	if (r) {
 		cli_error("%s", err.msg);
@@ -82,14 +78,5 @@ int era_dump_main(int argc, char **argv)
 	era_xml_emitter_init(out, &v);
 	r = era_md_walk(md, logical, repair, &v, &err);
 	era_md_close(md);
-	if (out != stdout && fclose(out) && !r)
-		r = pd_err_set(&err, -EIO, "%s: write error", output);
-	if (r) {
-		if (r == -EILSEQ && !repair)
-			cli_error("metadata contains errors (run era_check for details): %s", err.msg);
-		else
-			cli_error("%s", err.code ? err.msg : strerror(-r));
-		return 1;
-	}
-	return 0;
+	return md_cli_dump_end(out, output, r, &err, repair, "era_check");
 }

@@ -146,12 +146,8 @@ int era_invalidate_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
-	argc = cli_drop_empty_operands(argc, argv);
-	if (optind + 1 != argc) {
-		cli_error(optind >= argc ? "No input file provided." : "too many arguments");
-		usage(stderr);
+	if (md_cli_one_input(argc, argv, usage))
 		return 1;
-	}
 	if (!have_since) {
 		cli_error("Please specify --written-since");
 		usage(stderr);

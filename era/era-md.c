@@ -115,36 +115,19 @@ static int check_fields(const struct era_sb *sb, uint64_t nr_md, bool snapshot,
 int era_md_open(const char *path, struct era_md **out, struct pd_err *err)
 {
 	struct era_md *md = calloc(1, sizeof(*md));
-	struct bm_block *blk;
+	uint8_t *block = io_alloc_block();
 	struct sm_root smr;
 	int r;
 
-	if (!md)
+	if (!md || !block) {
+		free(md);
+		free(block);
 		return pd_err_set(err, -ENOMEM, "out of memory");
-	r = io_engine_open(path, IO_ENGINE_ASYNC, 0, &md->io, err);
-	if (r == -ENOTSUP)
-		r = io_engine_open(path, IO_ENGINE_SYNC, 0, &md->io, err);
-	if (r)
-		goto bad;
-	if (md->io->nr_blocks < 1) {
-		r = pd_err_set(err, -EFBIG, "Metadata device/file too small.  Is this binary metadata?");
-		goto bad;
 	}
-	r = bm_create(md->io, BM_DEFAULT_CACHE_BLOCKS, &md->bm, err);
-	if (r)
-		goto bad;
-	r = bm_read_lock(md->bm, 0, NULL, &blk, err);
-	if (r)
-		goto bad;
-	if (!memcmp(bm_block_data(blk), "<superblock", 11)) {
-		bm_unlock(blk);
-		r = pd_err_set(err, -EPROTO, "This looks like XML.  This tool only checks the binary metadata format.");
-		goto bad;
-	}
-	r = sb_check(NULL, bm_block_data(blk), 0, err);
+	r = pd_store_read_sb(path, false, false, &era_sb_validator, &md->io, &md->bm, block, err);
 	if (!r)
-		era_sb_decode(bm_block_data(blk), &md->sb);
-	bm_unlock(blk);
+		era_sb_decode(block, &md->sb);
+	free(block);
 	if (r)
 		goto bad;
 	sm_root_decode(md->sb.metadata_sm_root, &smr);

@@ -26,12 +26,7 @@ static void usage(FILE *f)
 int era_restore_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "input", required_argument, NULL, 'i' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ NULL, 0, NULL, 0 },
+		MD_CLI_IO_OPTIONS,
 	};
 	const char *input = NULL, *output = NULL;
 	struct era_writer *w = NULL;
@@ -39,41 +34,13 @@ int era_restore_main(int argc, char **argv)
 	struct era_visitor v;
 	struct pd_err err = { 0 };
 	FILE *in = NULL;
-	int c, r, ret = 1;
+	int r, ret;
 	bool written = false;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "hVi:o:q", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			cli_version();
-			return 0;
-		case 'i':
-			input = optarg;
-			break;
-		case 'o':
-			output = optarg;
-			break;
-		case 'q':
-			break;
-		default:
-			return cli_bad_usage(usage);
-		}
-	}
-	argc = cli_drop_empty_operands(argc, argv);
-	if (optind < argc) {
-		cli_error("unexpected argument '%s'", argv[optind]);
-		usage(stderr);
-		return 1;
-	}
-	if (!input || !output) {
-		cli_error(!input ? "No input file provided." : "No output file provided.");
-		usage(stderr);
-		return 1;
-	}
+	ret = md_cli_parse_io(argc, argv, longopts, usage, NULL, NULL, &input, &output);
+	if (ret >= 0)
+		return ret;
+	ret = 1;
 	if (md_cli_restore_open(input, output, &in, &io))
 		return 1;
 	r = era_writer_create(io, &w, &err);

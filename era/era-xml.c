@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "era-xml.h"
+#include "persistent-data/xml-read.h"
 
 #include <errno.h>
-#include <expat.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,31 +78,19 @@ void era_xml_emitter_init(FILE *out, struct era_visitor *v)
  *--------------------------------------------------------------*/
 
 struct parser {
-	XML_Parser xp;
+	struct xml_read x;	/* first: expat's user data */
 	const struct era_visitor *v;
-	struct pd_err *verr;
-	struct pd_err *err;
-	int error;
-	bool in_sb, seen_sb, in_ws;
+	bool in_ws;
 };
 
 static void fail(struct parser *p, int code, const char *msg)
 {
-	if (p->error)
-		return;
-	p->error = pd_err_set(p->err, code, "line %lu: %s",
-			      (unsigned long)XML_GetCurrentLineNumber(p->xp), msg);
-	XML_StopParser(p->xp, XML_FALSE);
+	xml_read_fail(&p->x, code, "%s", msg);
 }
 
 static void check(struct parser *p, int r)
 {
-	if (!r || p->error)
-		return;
-	p->error = pd_err_set(p->err, r, "line %lu: %s",
-			      (unsigned long)XML_GetCurrentLineNumber(p->xp),
-			      p->verr->code ? p->verr->msg : strerror(-r));
-	XML_StopParser(p->xp, XML_FALSE);
+	xml_read_visitor_failed(&p->x, r);
 }
 
 static bool num(struct parser *p, const char **a, const char *name, uint32_t *v)
@@ -116,21 +104,13 @@ static bool num(struct parser *p, const char **a, const char *name, uint32_t *v)
 			x = strtoull(a[1], &end, 10);
 			if (!a[1][0] || *end || errno || a[1][0] == '-' || a[1][0] == '+' ||
 			    a[1][0] == ' ' || x > UINT32_MAX) {
-				char msg[128];
-
-				snprintf(msg, sizeof(msg), "bad value for attribute '%s'", name);
-				fail(p, -EINVAL, msg);
+				xml_read_fail(&p->x, -EINVAL, "bad value for attribute '%s'", name);
 				return false;
 			}
 			*v = (uint32_t)x;
 			return true;
 		}
-	{
-		char msg[128];
-
-		snprintf(msg, sizeof(msg), "missing attribute '%s'", name);
-		fail(p, -EINVAL, msg);
-	}
+	xml_read_fail(&p->x, -EINVAL, "missing attribute '%s'", name);
 	return false;
 }
 
@@ -139,12 +119,7 @@ static const char *str(struct parser *p, const char **a, const char *name)
 	for (; a[0]; a += 2)
 		if (!strcmp(a[0], name))
 			return a[1];
-	{
-		char msg[128];
-
-		snprintf(msg, sizeof(msg), "missing attribute '%s'", name);
-		fail(p, -EINVAL, msg);
-	}
+	xml_read_fail(&p->x, -EINVAL, "missing attribute '%s'", name);
 	return NULL;
 }
 
@@ -153,13 +128,13 @@ static void start(void *data, const char *el, const char **a)
 	struct parser *p = data;
 	uint32_t x, y;
 
-	if (p->error)
+	if (p->x.error)
 		return;
 	if (!strcmp(el, "superblock")) {
 		struct era_sb sb;
 		const char *uuid;
 
-		if (p->seen_sb)
+		if (p->x.seen_sb)
 			return fail(p, -EINVAL, "more than one superblock");
 		memset(&sb, 0, sizeof(sb));
 		if (!(uuid = str(p, a, "uuid")) || !num(p, a, "block_size", &sb.data_block_size) ||
@@ -168,10 +143,10 @@ static void start(void *data, const char *el, const char **a)
 		if (strlen(uuid) > 16)
 			return fail(p, -EINVAL, "uuid too long");
 		memcpy(sb.uuid, uuid, strlen(uuid));
-		p->seen_sb = p->in_sb = true;
+		p->x.seen_sb = p->x.in_sb = true;
 		return check(p, p->v->begin(p->v->ctx, &sb));
 	}
-	if (!p->in_sb)
+	if (!p->x.in_sb)
 		return fail(p, -EINVAL, "missing superblock");
 	if (!strcmp(el, "writeset")) {
 		if (!num(p, a, "era", &x) || !num(p, a, "nr_bits", &y))
@@ -204,10 +179,10 @@ static void end(void *data, const char *el)
 {
 	struct parser *p = data;
 
-	if (p->error)
+	if (p->x.error)
 		return;
 	if (!strcmp(el, "superblock"))
-		p->in_sb = false;
+		p->x.in_sb = false;
 	else if (!strcmp(el, "writeset")) {
 		p->in_ws = false;
 		check(p, p->v->writeset_end(p->v->ctx));
@@ -215,62 +190,19 @@ static void end(void *data, const char *el)
 		check(p, p->v->era_array_end(p->v->ctx));
 }
 
+static int finish(void *ctx)
+{
+	const struct era_visitor *v = ctx;
+
+	return v->end(v->ctx);
+}
+
 int era_xml_parse(FILE *in, const struct era_visitor *v, struct pd_err *verr,
 		  struct pd_err *err)
 {
-	struct parser p = { .v = v, .verr = verr, .err = err };
-	char *buf = malloc(1 << 20);
-	bool first = true;
-	int r = 0;
+	struct parser p = { .x = { .verr = verr, .err = err }, .v = v };
 
-	p.xp = XML_ParserCreate(NULL);
-	if (!buf || !p.xp) {
-		free(buf);
-		if (p.xp)
-			XML_ParserFree(p.xp);
-		return pd_err_set(err, -ENOMEM, "out of memory");
-	}
-	XML_SetUserData(p.xp, &p);
-	XML_SetElementHandler(p.xp, start, end);
-	for (;;) {
-		size_t n = fread(buf, 1, 1 << 20, in);
-		bool done = n < (1 << 20);
-
-		if (ferror(in)) {
-			r = pd_err_set(err, -EIO, "cannot read the input");
-			break;
-		}
-		if (first && n) {
-			size_t i = 0;
-
-			while (i < n && (buf[i] == ' ' || buf[i] == '\n' || buf[i] == '\t' || buf[i] == '\r'))
-				i++;
-			if (i < n && buf[i] != '<') {
-				r = pd_err_set(err, -EINVAL, "the input is not XML");
-				break;
-			}
-		}
-		first = false;
-		if (!XML_Parse(p.xp, buf, (int)n, done)) {
-			r = p.error ? p.error :
-			    pd_err_set(err, -EINVAL, "line %lu: %s",
-				       (unsigned long)XML_GetCurrentLineNumber(p.xp),
-				       XML_ErrorString(XML_GetErrorCode(p.xp)));
-			break;
-		}
-		if (done)
-			break;
-	}
-	if (!r && !p.seen_sb)
-		r = pd_err_set(err, -EINVAL, "missing superblock");
-	if (!r) {
-		r = v->end(v->ctx);
-		if (r)
-			pd_err_set(err, r, "%s", verr->code ? verr->msg : strerror(-r));
-	}
-	XML_ParserFree(p.xp);
-	free(buf);
-	return r;
+	return xml_read_run(&p.x, in, start, end, finish, (void *)v);
 }
 
 /*----------------------------------------------------------------
@@ -279,34 +211,11 @@ int era_xml_parse(FILE *in, const struct era_visitor *v, struct pd_err *verr,
 
 static bool fnum(const char **p, const char *name, uint32_t *v)
 {
-	size_t n = strlen(name);
-	const char *s = *p;
-	uint64_t x = 0;
+	uint64_t x;
 
-	if (strncmp(s, name, n) || s[n] != '=' || s[n + 1] != '"')
-		return false;
-	s += n + 2;
-	if (*s < '0' || *s > '9')
-		return false;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		x = x * 10 + (uint64_t)(*s - '0');
-		if (x > UINT32_MAX)
-			return false;
-	}
-	if (*s != '"')
+	if (!xml_fast_num(p, name, &x) || x > UINT32_MAX)
 		return false;
 	*v = (uint32_t)x;
-	*p = s + 1;
-	return true;
-}
-
-static bool flit(const char **p, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (strncmp(*p, s, n))
-		return false;
-	*p += n;
 	return true;
 }
 
@@ -330,28 +239,28 @@ int era_xml_parse_fast(FILE *in, const struct era_visitor *v, struct pd_err *ver
 		while (*p == ' ')
 			p++;
 		r = 0;
-		if (st == S_ARRAY && flit(&p, "<era ")) {
-			if (!fnum(&p, "block", &a) || !flit(&p, " ") || !fnum(&p, "era", &b) ||
-			    !flit(&p, "/>") || *p)
+		if (st == S_ARRAY && xml_fast_lit(&p, "<era ")) {
+			if (!fnum(&p, "block", &a) || !xml_fast_lit(&p, " ") || !fnum(&p, "era", &b) ||
+			    !xml_fast_lit(&p, "/>") || *p)
 				return ERA_XML_DECLINED;
 			r = v->era(v->ctx, a, b);
-		} else if (st == S_WS && flit(&p, "<bit ")) {
+		} else if (st == S_WS && xml_fast_lit(&p, "<bit ")) {
 			bool val;
 
-			if (!fnum(&p, "block", &a) || !flit(&p, " value=\""))
+			if (!fnum(&p, "block", &a) || !xml_fast_lit(&p, " value=\""))
 				return ERA_XML_DECLINED;
-			if (flit(&p, "true\"/>"))
+			if (xml_fast_lit(&p, "true\"/>"))
 				val = true;
-			else if (flit(&p, "false\"/>"))
+			else if (xml_fast_lit(&p, "false\"/>"))
 				val = false;
 			else
 				return ERA_XML_DECLINED;
 			if (*p)
 				return ERA_XML_DECLINED;
 			r = v->writeset_bit(v->ctx, a, val);
-		} else if (st == S_SB && flit(&p, "<writeset ")) {
-			if (!fnum(&p, "era", &a) || !flit(&p, " ") || !fnum(&p, "nr_bits", &b) ||
-			    !flit(&p, ">") || *p)
+		} else if (st == S_SB && xml_fast_lit(&p, "<writeset ")) {
+			if (!fnum(&p, "era", &a) || !xml_fast_lit(&p, " ") || !fnum(&p, "nr_bits", &b) ||
+			    !xml_fast_lit(&p, ">") || *p)
 				return ERA_XML_DECLINED;
 			r = v->writeset_begin(v->ctx, a, b);
 			st = S_WS;
@@ -364,13 +273,13 @@ int era_xml_parse_fast(FILE *in, const struct era_visitor *v, struct pd_err *ver
 		} else if (st == S_ARRAY && !strcmp(p, "</era_array>")) {
 			r = v->era_array_end(v->ctx);
 			st = S_AFTER_ARRAY;
-		} else if (st == S_START && flit(&p, "<superblock uuid=\"\" ")) {
+		} else if (st == S_START && xml_fast_lit(&p, "<superblock uuid=\"\" ")) {
 			struct era_sb sb;
 
 			memset(&sb, 0, sizeof(sb));
-			if (!fnum(&p, "block_size", &sb.data_block_size) || !flit(&p, " ") ||
-			    !fnum(&p, "nr_blocks", &sb.nr_blocks) || !flit(&p, " ") ||
-			    !fnum(&p, "current_era", &sb.current_era) || !flit(&p, ">") || *p)
+			if (!fnum(&p, "block_size", &sb.data_block_size) || !xml_fast_lit(&p, " ") ||
+			    !fnum(&p, "nr_blocks", &sb.nr_blocks) || !xml_fast_lit(&p, " ") ||
+			    !fnum(&p, "current_era", &sb.current_era) || !xml_fast_lit(&p, ">") || *p)
 				return ERA_XML_DECLINED;
 			r = v->begin(v->ctx, &sb);
 			st = S_SB;
@@ -380,15 +289,7 @@ int era_xml_parse_fast(FILE *in, const struct era_visitor *v, struct pd_err *ver
 			return ERA_XML_DECLINED;
 		}
 		if (r)
-			return pd_err_set(err, r, "line %lu: %s", nr,
-					  verr->code ? verr->msg : strerror(-r));
+			return xml_fast_visitor_failed(nr, r, verr, err);
 	}
-	if (ferror(in))
-		return pd_err_set(err, -EIO, "cannot read the input");
-	if (st != S_END)
-		return ERA_XML_DECLINED;
-	r = v->end(v->ctx);
-	if (r)
-		return pd_err_set(err, r, "%s", verr->code ? verr->msg : strerror(-r));
-	return 0;
+	return xml_fast_end(in, st == S_END, finish, (void *)v, verr, err);
 }

@@ -113,3 +113,47 @@ void pd_store_destroy(struct pd_store *s)
 	bm_destroy(s->bm);
 	free(s);
 }
+
+int pd_store_read_sb(const char *path, bool write, bool xml_decl,
+		     const struct bm_validator *sb_v, struct io_engine **io, struct bm **bm,
+		     void *sb_block, struct pd_err *err)
+{
+	unsigned flags = write ? IO_OPEN_WRITE | IO_OPEN_EXCL : 0;
+	struct bm_block *blk;
+	const uint8_t *data;
+	int r;
+
+	*io = NULL;
+	*bm = NULL;
+	r = io_engine_open(path, IO_ENGINE_ASYNC, flags, io, err);
+	if (r == -ENOTSUP)
+		r = io_engine_open(path, IO_ENGINE_SYNC, flags, io, err);
+	if (r)
+		goto bad;
+	if ((*io)->nr_blocks < 1) {
+		r = pd_err_set(err, -EFBIG, "Metadata device/file too small.  Is this binary metadata?");
+		goto bad;
+	}
+	r = bm_create(*io, BM_DEFAULT_CACHE_BLOCKS, bm, err);
+	if (r)
+		goto bad;
+	r = bm_read_lock(*bm, 0, NULL, &blk, err);
+	if (r)
+		goto bad;
+	data = bm_block_data(blk);
+	if (!memcmp(data, "<superblock", 11) || (xml_decl && !memcmp(data, "<?xml", 5)))
+		r = pd_err_set(err, -EPROTO, "This looks like XML.  This tool only checks the binary metadata format.");
+	else
+		r = sb_v->check(sb_v, data, 0, err);
+	if (!r)
+		memcpy(sb_block, data, MD_BLOCK_SIZE);
+	bm_unlock(blk);
+	if (!r)
+		return 0;
+bad:
+	bm_destroy(*bm);
+	io_engine_destroy(*io);
+	*bm = NULL;
+	*io = NULL;
+	return r;
+}

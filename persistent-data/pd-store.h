@@ -24,6 +24,8 @@
 #include "space-map.h"
 #include "transaction-manager.h"
 
+#include <stdbool.h>
+
 struct pd_store {
 	struct io_engine *io;
 	struct bm *bm;
@@ -40,5 +42,18 @@ int pd_store_commit(struct pd_store *s,
 		    void (*encode)(void *ctx, void *block, const void *sm_root_blob),
 		    void *ctx, struct pd_err *err);
 void pd_store_destroy(struct pd_store *s);	/* accepts NULL */
+
+/*
+ * The reading side of such metadata (cache, era): opens path with the
+ * async engine, else the sync one (write: read-write and exclusive),
+ * creates a block manager over it, and reads block 0, which must exist
+ * ("Metadata device/file too small..."), must not be XML (it starts with
+ * "<superblock", or also "<?xml" when xml_decl) and must pass sb_v's
+ * check.  Copies block 0 into sb_block (MD_BLOCK_SIZE bytes).  On error
+ * nothing stays open.
+ */
+int pd_store_read_sb(const char *path, bool write, bool xml_decl,
+		     const struct bm_validator *sb_v, struct io_engine **io, struct bm **bm,
+		     void *sb_block, struct pd_err *err);
 
 #endif
