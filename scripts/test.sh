@@ -39,7 +39,7 @@ if BUILD_DIR=build-san THINP_NO_ORACLES=1 scripts/bootstrap.sh --enable-sanitize
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 	make -C build-san -j"$(nproc)" tests/unit-tests >>build-san.out 2>&1
 	echo "=== sanitizers: unit tests"
-	build-san/tests/unit-tests >build-san/unit-tests.log 2>&1 || status=1
+	THINP_BUILD_DIR=$top/build-san build-san/tests/unit-tests >build-san/unit-tests.log 2>&1 || status=1
 	tail -n 3 build-san/unit-tests.log
 	echo "=== sanitizers: functional tests (check, cli, restore, repair, merge, blockdev)"
 	THINP_BUILD_DIR=$top/build-san THINP_SRC_DIR=$top THINP_SANITIZED=1 \
