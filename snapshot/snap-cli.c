@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 enum io_engine_kind snap_cli_engine(const char *path, bool given, enum io_engine_kind kind)
 {
@@ -79,4 +80,20 @@ void snap_cli_report(void *ctx, bool fatal, const char *msg)
 		cli_error("%s: %s", path, msg);
 	else
 		cli_error("%s: warning: %s", path, msg);
+}
+
+const char *snap_cli_one_input(int argc, char **argv, void (*usage)(FILE *))
+{
+	argc = cli_drop_empty_operands(argc, argv);
+	if (optind >= argc) {
+		cli_error("no input file provided");
+		usage(stderr);
+		return NULL;
+	}
+	if (optind + 1 < argc) {
+		cli_error("unexpected argument '%s'", argv[optind + 1]);
+		cli_bad_usage(usage);
+		return NULL;
+	}
+	return argv[optind];
 }

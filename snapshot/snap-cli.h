@@ -4,6 +4,7 @@
 
 /* What the snapshot commands share on top of cli.h. */
 
+#include <stdio.h>
 #include "snap-store.h"
 
 #include <stdbool.h>
@@ -19,6 +20,13 @@ int snap_cli_open(const char *path, enum io_engine_kind kind, unsigned flags,
 
 /* Prints a busy block device's error with its holders and the hint. */
 void snap_cli_busy(const char *path, const char *busy_hint);
+
+/*
+ * After getopt: the one operand (the COW store) of snapshot_check and
+ * snapshot_dump, empty operands dropped.  NULL after saying what is
+ * wrong (none given, or more than one) with usage.
+ */
+const char *snap_cli_one_input(int argc, char **argv, void (*usage)(FILE *));
 
 /*
  * The engine for one device when --io-engine was not given: async

@@ -30,6 +30,7 @@ enum { OPT_ORIGIN_SIZE = 0x300, OPT_IO_ENGINE };
 
 int snapshot_check_main(int argc, char **argv)
 {
+	const char *path;
 	static const struct option longopts[] = {
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -75,18 +76,11 @@ int snapshot_check_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
-	argc = cli_drop_empty_operands(argc, argv);
-	if (optind >= argc) {
-		cli_error("no input file provided");
-		usage(stderr);
+	path = snap_cli_one_input(argc, argv, usage);
+	if (!path)
 		return 1;
-	}
-	if (optind + 1 < argc) {
-		cli_error("unexpected argument '%s'", argv[optind + 1]);
-		return cli_bad_usage(usage);
-	}
 	/* read-only and not exclusive: a live store may be inspected */
-	if (snap_cli_open(argv[optind], snap_cli_engine(argv[optind], engine_given, engine), 0, NULL, &s))
+	if (snap_cli_open(path, snap_cli_engine(path, engine_given, engine), 0, NULL, &s))
 		return 1;
 
 	problems = 0;

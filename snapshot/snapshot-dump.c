@@ -75,6 +75,7 @@ static int visit(void *ctx, uint64_t index, const struct snap_entry *e)
 
 int snapshot_dump_main(int argc, char **argv)
 {
+	const char *path;
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -115,17 +116,10 @@ int snapshot_dump_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
-	argc = cli_drop_empty_operands(argc, argv);
-	if (optind >= argc) {
-		cli_error("no input file provided");
-		usage(stderr);
+	path = snap_cli_one_input(argc, argv, usage);
+	if (!path)
 		return 1;
-	}
-	if (optind + 1 < argc) {
-		cli_error("unexpected argument '%s'", argv[optind + 1]);
-		return cli_bad_usage(usage);
-	}
-	if (snap_cli_open(argv[optind], snap_cli_engine(argv[optind], engine_given, engine), 0, NULL, &s))
+	if (snap_cli_open(path, snap_cli_engine(path, engine_given, engine), 0, NULL, &s))
 		return 1;
 	d.s = s;
 
