@@ -95,23 +95,38 @@ class TestPack(ToolTestCase):
         r = self.run_tool(tools.onex('thin_metadata_pack') + ['-i', meta, '-o', onex_pack],
                           timeout=TIMEOUT)
         self.assertExit(r, 0)
-        for what, argv in (
-                ('ours -> 1.x', tools.onex('thin_metadata_unpack') + ['-i', ours_pack]),
-                ('1.x -> ours', [UNPACK, '-i', onex_pack]),
-                ('ours -> ours', [UNPACK, '-i', ours_pack])):
-            out = os.path.join(d, 'out.meta')
-            if os.path.exists(out):
-                os.unlink(out)
-            r = self.run_tool(argv + ['-o', out], timeout=TIMEOUT)
-            self.assertExit(r, 0, what)
-            with open(out, 'rb') as f:
-                got = f.read()
-            self.assertEqual(len(got), len(expected), what)
-            self.assertTrue(got == expected, '%s: unpacked metadata differs '
-                            'from the model' % what)
+        # 1.x's pack now and then leaves out a run of metadata blocks (seen:
+        # 628 blocks of one_million, 1 run in ~10).  What we must read from
+        # its pack is what 1.x itself unpacks from it; that in turn must be
+        # the model with at most some blocks zeroed.
+        onex_unpacked = self.unpack(tools.onex('thin_metadata_unpack'), onex_pack,
+                                    d, '1.x -> 1.x')
+        self.assertEqual(len(onex_unpacked), len(expected))
+        for b in range(0, len(expected), 4096):
+            blk = onex_unpacked[b:b + 4096]
+            if blk != expected[b:b + 4096]:
+                self.assertEqual(blk.count(0), 4096, '1.x -> 1.x: block %d is '
+                                 'neither the model nor zero' % (b // 4096))
+        for what, tool, pack, want in (
+                ('ours -> 1.x', tools.onex('thin_metadata_unpack'), ours_pack, expected),
+                ('1.x -> ours', [UNPACK], onex_pack, onex_unpacked),
+                ('ours -> ours', [UNPACK], ours_pack, expected)):
+            got = self.unpack(tool, pack, d, what)
+            self.assertEqual(len(got), len(want), what)
+            self.assertTrue(got == want, '%s: unpacked metadata differs '
+                            'from the expectation' % what)
         # the pack is about as small as 1.x's
         self.assertLess(os.path.getsize(ours_pack),
                         2 * os.path.getsize(onex_pack) + 4096)
+
+    def unpack(self, tool, pack, d, what):
+        out = os.path.join(d, 'out.meta')
+        if os.path.exists(out):
+            os.unlink(out)
+        r = self.run_tool(tool + ['-i', pack, '-o', out], timeout=TIMEOUT)
+        self.assertExit(r, 0, what)
+        with open(out, 'rb') as f:
+            return f.read()
 
 
 def _add(name):
