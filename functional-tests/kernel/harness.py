@@ -150,6 +150,9 @@ def scenarios(tools):
     return [
         lv('lvm_activate', 'lvm_activate'),
         lv('lvm_repair', 'lvm_repair'),
+        # a cached LV (cache pool, smq): LVM runs our cache_check on activation
+        lv('lvm_cache', 'lvm_cache', disks=(('pv', 96),),
+           needs=('cache_check', 'cache_dump', 'cache_repair')),
         # thin_merge_lvm (lvm/thin_merge_lvm) on LVM's external-origin workflow
         lv('lvm_merge', 'lvm_merge', disks=(('pv', 96),), needs=('thin_merge', 'thin_merge_lvm'),
            mode='plain'),

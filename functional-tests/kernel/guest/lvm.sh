@@ -19,7 +19,7 @@ VG=vg
 lvm_setup() {
 	mkdir -p /etc/lvm/backup /etc/lvm/archive /run/lock/lvm /run/lvm "$LVM_WRAP"
 	: >"$LVM_TOOLS_LOG"
-	for c in thin_check thin_dump thin_repair thin_restore; do
+	for c in thin_check thin_dump thin_repair thin_restore cache_check cache_dump cache_repair; do
 		cat >"$LVM_WRAP/$c" <<EOF
 #!/bin/sh
 { printf '%s' $c; for a in "\$@"; do printf " '%s'" "\$a"; done; echo; } >>$LVM_TOOLS_LOG
@@ -44,6 +44,9 @@ global {
 	thin_check_executable = "$LVM_WRAP/thin_check"
 	thin_dump_executable = "$LVM_WRAP/thin_dump"
 	thin_repair_executable = "$LVM_WRAP/thin_repair"
+	cache_check_executable = "$LVM_WRAP/cache_check"
+	cache_dump_executable = "$LVM_WRAP/cache_dump"
+	cache_repair_executable = "$LVM_WRAP/cache_repair"
 EOF
 	# thin_restore_executable only where this LVM knows the key
 	if lvmconfig --type default global/thin_restore_executable </dev/null >/dev/null 2>&1; then
@@ -53,7 +56,8 @@ EOF
 	echo "## lvm.conf:"; cat /etc/lvm/lvm.conf
 	info "lvm=$(lvm version </dev/null 2>&1 | head -n 1 | tr -s ' ')"
 	must lvm_setup lvmconfig --type diff
-	must lvm_setup lvmconfig --type default global/thin_check_options global/thin_repair_options
+	must lvm_setup lvmconfig --type default global/thin_check_options global/thin_repair_options \
+		global/cache_check_options global/cache_repair_options
 }
 
 # L CMD...: an LVM command (stdin from /dev/null: LVM never waits for an
