@@ -7,7 +7,10 @@
  * is 1.  Leaked blocks are a non-fatal error (exit 0 with
  * --ignore-non-fatal-errors); --clear-needs-check-flag and
  * --auto-repair free them and clear needs_check when nothing fatal was
- * found, as LVM expects on activation.
+ * found, as LVM expects on activation.  --skip-mappings (the mapping
+ * array and, in version 2, the dirty bitset), --skip-hints and
+ * --skip-discards leave those structures unread; the space map is then
+ * not compared and nothing is written, as upstream 1.x does.
  */
 #include "cli.h"
 #include "cache/md-cli.h"
@@ -163,7 +166,7 @@ int cache_check_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	bool sb_only = false, skip_maps = false, skip_hints = false, skip_discards = false;
-	bool clear = false, ignore_nf = false, auto_repair = false;
+	bool clear = false, ignore_nf = false, auto_repair = false, partial = false;
 	struct checker c = { 0 };
 	struct pd_err err = { 0 };
 	struct sm_root smr;
@@ -225,22 +228,25 @@ int cache_check_main(int argc, char **argv)
 		goto verdict;
 
 	r = ref_check_ref(&c.rc, 0);
-	if (!r)
+	if (!r && !skip_maps)
 		r = walk_array(&c, "mapping array", c.md->sb.mapping_root, 8, c.md->sb.cache_blocks,
-			       skip_maps ? NULL : mapping_values);
-	if (!r && c.md->sb.hint_root)
+			       mapping_values);
+	if (!r && !skip_hints && c.md->sb.hint_root)
 		r = walk_array(&c, "hint array", c.md->sb.hint_root,
 			       c.md->sb.policy_hint_size ? c.md->sb.policy_hint_size : 4,
 			       c.md->sb.cache_blocks, NULL);
-	if (!r && c.md->sb.discard_root)
+	if (!r && !skip_discards && c.md->sb.discard_root)
 		r = walk_array(&c, "discard bitset", c.md->sb.discard_root, 8,
 			       bitset_nr_words(c.md->sb.discard_nr_blocks), NULL);
-	if (!r && c.version >= 2)
+	if (!r && !skip_maps && c.version >= 2)
 		r = walk_array(&c, "dirty bitset", c.md->sb.dirty_root, 8,
 			       bitset_nr_words(c.md->sb.cache_blocks), NULL);
-	(void)skip_hints;
-	(void)skip_discards;
-	if (!r)
+	/*
+	 * A structure left unwalked leaves its blocks uncounted: the space
+	 * map cannot be compared, and so nothing is repaired (as 1.x).
+	 */
+	partial = skip_maps || skip_hints || skip_discards;
+	if (!r && !partial)
 		r = ref_check_compare(&c.rc, c.md->bm, c.md->sb.metadata_sm_root);
 	if (r) {
 		cli_error("out of memory");
@@ -255,6 +261,8 @@ verdict:
 	}
 	if (c.rc.nr_leaked && !quiet && !clear && !auto_repair)
 		cli_error("%" PRIu64 " metadata blocks have leaked", c.rc.nr_leaked);
+	if (partial)
+		goto done;
 	if ((clear && (c.rc.nr_leaked || (c.md->sb.flags & CACHE_SB_NEEDS_CHECK))) ||
 	    (auto_repair && c.rc.nr_leaked)) {
 		if (repair(&c, &err)) {
@@ -264,6 +272,7 @@ verdict:
 		}
 		c.rc.nr_leaked = 0;
 	}
+done:
 	ret = c.rc.nr_leaked && !ignore_nf ? 1 : 0;
 out:
 	ref_check_exit(&c.rc);

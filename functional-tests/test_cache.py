@@ -444,3 +444,84 @@ class CacheRestoreReaders(CacheTests):
         r = self.run_tool([tools.ours('cache_restore'), '-i', bad, '-o', out])
         self.assertExit(r, 1)
         self.assertEqual(len(r.err.strip().splitlines()), 1, r.err)
+
+
+# ----------------------------------------------------------------
+# cache_check --skip-hints / --skip-discards / --skip-mappings
+
+SKIP_OPTS = ([], ['--skip-hints'], ['--skip-discards'], ['--skip-mappings'])
+
+
+class CacheCheckSkips(CacheTests):
+    """A damaged structure is rejected unless its --skip-* flag says not
+    to read it; each verdict is 1.x's (1.x reads nothing it is told to
+    skip, and then leaves the space map alone)."""
+
+    def _roots(self, meta):
+        sb = tools.read_block(meta, 0)
+        mapping, hint, discard = struct.unpack_from('<QQQ', sb, 192)
+        dirty, = struct.unpack_from('<Q', sb, 284)
+        return {'mapping': mapping, 'hint': hint, 'discard': discard, 'dirty': dirty}
+
+    def _verdicts(self, meta):
+        got = {}
+        for opts in SKIP_OPTS:
+            ours = self.run_tool([tools.ours('cache_check')] + opts + [meta])
+            onex = tools.run(tools.onex('cache_check') + opts + [meta])
+            key = opts[0] if opts else 'none'
+            self.assertEqual(ours.rc == 0, onex.rc == 0,
+                             '%s: 1.x says %d, we say\n%s' % (key, onex.rc, ours.describe()))
+            if ours.rc:
+                self.assertExit(ours, 1, key)
+                self.assertEqual(len(ours.err.strip().splitlines()), 1, ours.err)
+            got[key] = ours.rc
+        return got
+
+    @need_onex
+    def test_damaged_structure_and_its_skip_flag(self):
+        model = cacheera.CacheModel(2500, fill=0.8, seed=11)
+        xml = self.xml('s', model)
+        for version in (1, 2):
+            src = self.ours_restore(xml, version)
+            self.assertEqual(self._verdicts(src), dict.fromkeys(
+                ['none', '--skip-hints', '--skip-discards', '--skip-mappings'], 0))
+            roots = self._roots(src)
+            cases = [('hint', '--skip-hints'), ('discard', '--skip-discards'),
+                     ('mapping', '--skip-mappings')]
+            if version == 2:
+                cases.append(('dirty', '--skip-mappings'))
+            for what, flag in cases:
+                meta = tools.sparse_copy(src, os.path.join(self.d, what))
+                _flip(meta, roots[what], 100)
+                got = self._verdicts(meta)
+                want = {k: (0 if k == flag else 1) for k in got}
+                self.assertEqual(got, want, 'v%d, %s root damaged' % (version, what))
+
+    @need_onex
+    def test_skips_write_nothing(self):
+        """With a flag, the space map is not compared: leaks are not
+        reported nor freed, and needs_check stays set (as 1.x)."""
+        model = cacheera.CacheModel(700, fill=0.8, seed=12)
+        src = self.ours_restore(self.xml('n', model), 2)
+        with open(src, 'r+b') as f:
+            f.seek(4)
+            flags, = struct.unpack('<I', f.read(4))
+            f.seek(4)
+            f.write(struct.pack('<I', flags | 2))
+        cacheera.restamp(src, cacheera.CACHE_SB_XOR)
+        for opts in SKIP_OPTS[1:]:
+            for checker in ([tools.ours('cache_check')], tools.onex('cache_check')):
+                meta = tools.sparse_copy(src, os.path.join(self.d, 'nc'))
+                digest = tools.file_digest(meta)
+                r = tools.run(checker + ['-q', '--clear-needs-check-flag'] + opts + [meta])
+                self.assertEqual(r.rc, 0, '%s %s: %s' % (checker, opts, r.describe()))
+                self.assertUnchanged(meta, digest)
+        # without a flag both clear it
+        for checker in ([tools.ours('cache_check')], tools.onex('cache_check')):
+            meta = tools.sparse_copy(src, os.path.join(self.d, 'nc'))
+            digest = tools.file_digest(meta)
+            r = tools.run(checker + ['-q', '--clear-needs-check-flag', meta])
+            self.assertEqual(r.rc, 0)
+            self.assertNotEqual(tools.file_digest(meta), digest, str(checker))
+            flags, = struct.unpack_from('<I', tools.read_block(meta, 0), 4)
+            self.assertEqual(flags & 2, 0, str(checker))
