@@ -17,6 +17,13 @@
 #define CACHE_SB_CLEAN_SHUTDOWN	0x1u
 #define CACHE_SB_NEEDS_CHECK	0x2u
 
+/*
+ * Every hint array value is 4 bytes: the kernel reads hints as le32 and
+ * uses them only when policy_hint_size matches the policy's (smq: 4);
+ * policy_hint_size 0 means the hints were never written.
+ */
+#define CACHE_HINT_BYTES	4u
+
 #define CACHE_M_VALID		0x1u
 #define CACHE_M_DIRTY		0x2u	/* version 1 only */
 #define CACHE_M_FLAGS_MASK	0xffffu

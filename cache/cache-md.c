@@ -369,11 +369,18 @@ static int w_begin(void *ctx, const struct cache_sb *sb, uint32_t hint_width)
 
 	if (!sb->data_block_size)
 		return pd_err_set(w->err, -EINVAL, "invalid block size");
-	if (hint_width != 4)
-		return pd_err_set(w->err, -EINVAL, "invalid hint width");
+	/*
+	 * 0 is what 1.x's dump shows of 0.9's restores (policy_hint_size 0
+	 * over 4-byte hints): read as 4, as we read such metadata, and
+	 * written as 4 so that the kernel keeps the hints and 1.x's check
+	 * walks them.
+	 */
+	if (hint_width != CACHE_HINT_BYTES && hint_width != 0)
+		return pd_err_set(w->err, -EINVAL, "invalid hint width %u (only 4, or 0, are supported)",
+				  hint_width);
 	w->sb = *sb;
 	w->sb.version = w->o.version;
-	w->sb.policy_hint_size = hint_width;
+	w->sb.policy_hint_size = CACHE_HINT_BYTES;
 	return 0;
 }
 
@@ -431,7 +438,7 @@ static int end_mappings(struct cache_writer *w)
 	if (!r && w->dirty)
 		r = bitset_builder_finish(w->dirty, &w->sb.dirty_root, w->err);
 	if (!r)
-		r = array_builder_create(w->store->tm, w->sb.policy_hint_size, &w->hints, w->err);
+		r = array_builder_create(w->store->tm, CACHE_HINT_BYTES, &w->hints, w->err);
 	return r;
 }
 
@@ -442,9 +449,9 @@ static int w_hint(void *ctx, uint64_t cblock, const uint8_t *data, uint32_t len)
 
 	if (r)
 		return r;
-	if (len != w->sb.policy_hint_size)
+	if (len != CACHE_HINT_BYTES)
 		return pd_err_set(w->err, -EINVAL, "hint of cache block %" PRIu64 " has %u bytes, not %u",
-				  cblock, len, w->sb.policy_hint_size);
+				  cblock, len, CACHE_HINT_BYTES);
 	if (cblock >= w->sb.cache_blocks)
 		return pd_err_set(w->err, -EINVAL, "cache block %" PRIu64 " out of bounds (%u)",
 				  cblock, w->sb.cache_blocks);

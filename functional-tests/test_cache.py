@@ -525,3 +525,133 @@ class CacheCheckSkips(CacheTests):
             self.assertNotEqual(tools.file_digest(meta), digest, str(checker))
             flags, = struct.unpack_from('<I', tools.read_block(meta, 0), 4)
             self.assertEqual(flags & 2, 0, str(checker))
+
+
+# ----------------------------------------------------------------
+# cache_restore: <discards>, and the hint widths
+
+# (name, what goes where): '@end' before </superblock>, '@start' before
+# <mappings>.  0.9 accepts discard sections and empty ranges (its
+# restored discard bitset has no blocks: any block is out of bounds);
+# 1.x rejects the elements; neither dump writes them.
+DISCARD_XML = [
+    ('empty_section', '@end', '<discards>\n</discards>'),
+    ('self_closed', '@end', '<discards/>'),
+    ('empty_range', '@end', '<discards><discard dbegin="5" dend="5"/></discards>'),
+    ('zero_range', '@end', '<discards><discard dbegin="0" dend="0"/></discards>'),
+    ('bare_empty_range', '@end', '<discard dbegin="0" dend="0"/>'),
+    ('before_mappings', '@start', '<discards>\n</discards>'),
+    ('two_sections', '@end', '<discards></discards><discards></discards>'),
+    ('one_block', '@end', '<discards><discard dbegin="0" dend="1"/></discards>'),
+    ('range', '@end', '<discards><discard dbegin="3" dend="7"/></discards>'),
+    ('backwards', '@end', '<discards><discard dbegin="5" dend="2"/></discards>'),
+    ('bad_number', '@end', '<discards><discard dbegin="x" dend="1"/></discards>'),
+    ('no_dend', '@end', '<discards><discard dbegin="1"/></discards>'),
+]
+
+
+class CacheRestoreDiscards(CacheTests):
+    @need_debian
+    def test_discards_accepted_as_0_9(self):
+        model = cacheera.CacheModel(900, seed=41)
+        plain = model.xml()
+        for name, where, text in DISCARD_XML:
+            if where == '@end':
+                xml = plain.replace(b'</superblock>', text.encode() + b'\n</superblock>')
+            else:
+                xml = plain.replace(b'  <mappings>', text.encode() + b'\n  <mappings>')
+            x = cacheera.write(os.path.join(self.d, name + '.xml'), xml)
+            deb = tools.run([DEB['cache_restore'], '-i', x, '-o',
+                             cacheera.blank(os.path.join(self.d, 'deb.meta'))])
+            out = cacheera.blank(os.path.join(self.d, 'ours.meta'))
+            ours = self.run_tool([tools.ours('cache_restore'), '-i', x, '-o', out])
+            self.assertEqual(ours.rc == 0, deb.rc == 0,
+                             '%s: 0.9 exits %d, we\n%s' % (name, deb.rc, ours.describe()))
+            if ours.rc:
+                self.assertExit(ours, 1, name)
+                self.assertEqual(len(ours.err.strip().splitlines()), 1, ours.err)
+                continue
+            # nothing of the discards in the metadata: the same dump
+            d = self.run_tool([tools.ours('cache_dump'), out])
+            self.assertSameBytes(d.stdout, plain, name)
+            self.assertChecks([tools.ours('cache_check')], out, name)
+            self.assertChecks([DEB['cache_check']], out, name)
+
+
+HINT_WIDTHS = (0, 4, 8, 12, 16, 128, 3, 5)
+
+
+class CacheHintWidths(CacheTests):
+    """Hint values are 4 bytes for the kernel (it reads them as le32 and
+    uses them only when the policy hint size is its policy's: smq's is 4)
+    and for 1.x (its restore takes 4-byte hints whatever hint_width says,
+    its check accepts a policy hint size of 4 only).  hint_width 0 is
+    what 1.x's dump shows of 0.9's restores (size field 0 over 4-byte
+    hints): we take it as 4, as we read such metadata."""
+
+    def _xml(self, model, width):
+        return cacheera.write(os.path.join(self.d, 'w%d.xml' % width),
+                              model.xml().replace(b'hint_width="4"',
+                                                  b'hint_width="%d"' % width))
+
+    @need_onex
+    @need_debian
+    def test_widths_as_1x(self):
+        model = cacheera.CacheModel(1500, seed=42)
+        ref = cacheera.restore_cache(tools.onex('cache_restore'), self._xml(model, 4),
+                                     os.path.join(self.d, 'ref.meta'))
+        ref_dump = self.run_tool(tools.onex('cache_dump') + [ref]).stdout
+        for width in HINT_WIDTHS:
+            x = self._xml(model, width)
+            onex_meta = cacheera.blank(os.path.join(self.d, 'onex.meta'))
+            r = tools.run(tools.onex('cache_restore') + ['-i', x, '-o', onex_meta])
+            c = tools.run(tools.onex('cache_check') + [onex_meta])
+            # the facts about 1.x this support follows
+            if width == 4:
+                self.assertEqual((r.rc, c.rc), (0, 0), '1.x, width 4')
+            elif width == 0:
+                self.assertEqual(r.rc, 0, '1.x restores width 0')
+            else:
+                self.assertTrue(r.rc != 0 or 'hint size' in c.err, '1.x, width %d: %s'
+                                % (width, c.describe()))
+            out = cacheera.blank(os.path.join(self.d, 'ours.meta'))
+            ours = self.run_tool([tools.ours('cache_restore'), '-i', x, '-o', out])
+            if width not in (0, 4):
+                self.assertExit(ours, 1, 'width %d' % width)
+                self.assertEqual(len(ours.err.strip().splitlines()), 1, ours.err)
+                continue
+            self.assertExit(ours, 0, 'width %d' % width)
+            sb = tools.read_block(out, 0)
+            self.assertEqual(struct.unpack_from('<I', sb, 60)[0], 4, 'policy_hint_size')
+            self.assertChecks([tools.ours('cache_check')], out, 'ours, width %d' % width)
+            self.assertChecks(tools.onex('cache_check'), out, '1.x, width %d' % width)
+            self.assertChecks([DEB['cache_check']], out, '0.9, width %d' % width)
+            # 1.x reads what we wrote as what it writes of width 4
+            theirs = self.run_tool(tools.onex('cache_dump') + [out])
+            self.assertExit(theirs, 0)
+            self.assertSameBytes(theirs.stdout, ref_dump, '1.x dump, width %d' % width)
+            self.assertSameBytes(self.run_tool([tools.ours('cache_dump'), out]).stdout,
+                                 model.xml(), 'our dump, width %d' % width)
+            # 1.x's dump of its own width-0 restore comes back as width 4
+            if width == 0:
+                d0 = self.run_tool(tools.onex('cache_dump') + [onex_meta])
+                self.assertIn(b'hint_width="0"', d0.stdout)
+                x2 = cacheera.write(os.path.join(self.d, 'again.xml'), d0.stdout)
+                out2 = cacheera.restore_cache([tools.ours('cache_restore')], x2,
+                                              os.path.join(self.d, 'again.meta'))
+                self.assertSameBytes(self.run_tool(tools.onex('cache_dump') + [out2]).stdout,
+                                     ref_dump, '1.x round trip of width 0')
+                self.assertChecks(tools.onex('cache_check'), out2, '1.x on the round trip')
+
+    def test_hint_of_other_size_rejected(self):
+        model = cacheera.CacheModel(10, fill=1.0, seed=43)
+        text = model.xml()
+        cb = sorted(model.hints)[0]
+        old = b'data="%s"' % __import__('base64').b64encode(model.hints[cb])
+        for data in (b'AQIDBAUGBwg=', b'AQI='):
+            x = cacheera.write(os.path.join(self.d, 'h.xml'),
+                               text.replace(old, b'data="' + data + b'"', 1))
+            out = cacheera.blank(os.path.join(self.d, 'h.meta'))
+            r = self.run_tool([tools.ours('cache_restore'), '-i', x, '-o', out])
+            self.assertExit(r, 1)
+            self.assertEqual(len(r.err.strip().splitlines()), 1, r.err)
