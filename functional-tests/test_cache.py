@@ -10,6 +10,9 @@ version 2, where 0.9 ignores the dirty bitset, 1.x's content).  The
 damage catalogue damages each block of a fixture in turn and several
 superblock fields: each damaged input is rejected with exit 1 and one
 line, and the verdict agrees with 0.9 and 1.x where they agree.
+cache_check's --skip-* flags are judged against 1.x with each structure
+damaged in turn; cache_restore's handling of <discards> against 0.9's,
+and of hint widths against 1.x's (with a round trip through 1.x's dump).
 """
 
 import os
