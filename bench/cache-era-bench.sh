@@ -17,7 +17,7 @@ set -u
 BUILD=${1:?usage: cache-era-bench.sh BUILD_DIR [small|full]}
 SIZE=${2:-full}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-ONEX=${ONEX_PDATA_TOOLS:-/opt/thinp-1x/usr/sbin/pdata_tools}
+ONEX=${ONEX_PDATA_TOOLS:-${THINP_ORACLE_DIR:-/var/cache/thinp-tools/oracles}/1x/usr/sbin/pdata_tools}
 DIR=${BENCH_DIR:-/var/tmp/thinp-bench}/cache-era
 RUNS=${BENCH_RUNS:-3}
 TARGET=${BENCH_TARGET:-0.5}
