@@ -248,6 +248,15 @@ static void damaged_parts(const struct check_report *cr, char *buf, size_t n)
  * Sizes
  *--------------------------------------------------------------*/
 
+/*
+ * Entries of a full mapping tree node (252), of a node of the data space
+ * map's index tree (168), and of a mapping leaf at its least full (84:
+ * every non-root node holds at least a third of its maximum).
+ */
+#define MAPPING_MAX btree_max_entries(THIN_MAPPING_VALUE_SIZE)
+#define SM_INDEX_MAX btree_max_entries(SM_INDEX_ENTRY_SIZE)
+#define MAPPING_MIN_FILL (MAPPING_MAX / 3)
+
 /* Tree blocks of n entries in full nodes of max. */
 static uint64_t full_tree_blocks(uint64_t n, uint64_t max)
 {
@@ -270,13 +279,13 @@ static uint64_t full_tree_blocks(uint64_t n, uint64_t max)
 static uint64_t transaction_blocks(const struct thin_device *od, const struct thin_device *sd,
 				   uint64_t nr_data_blocks)
 {
-	uint64_t o_leaves = od->mapped_blocks / 84 + 1;
+	uint64_t o_leaves = od->mapped_blocks / MAPPING_MIN_FILL + 1;
 	uint64_t touched = sd->mapped_blocks < o_leaves ? sd->mapped_blocks : o_leaves;
 	uint64_t data_bitmaps = nr_data_blocks / SM_ENTRIES_PER_BITMAP + 1;
 	uint64_t bitmaps = 2 * sd->mapped_blocks < data_bitmaps ? 2 * sd->mapped_blocks : data_bitmaps;
 
-	return 2 * touched + 2 * (touched / 84 + 1) * 4 + 64 + bitmaps +
-	       full_tree_blocks(bitmaps, 168) + SM_MD_MAX_BITMAPS + 16;
+	return 2 * touched + 2 * (touched / MAPPING_MIN_FILL + 1) * 4 + 64 + bitmaps +
+	       full_tree_blocks(bitmaps, SM_INDEX_MAX) + SM_MD_MAX_BITMAPS + 16;
 }
 
 /* Blocks of fresh metadata holding the merged device alone. */
@@ -284,8 +293,8 @@ static uint64_t merged_only_blocks(uint64_t merged, uint64_t nr_data_blocks, uin
 {
 	uint64_t data_bitmaps = nr_data_blocks / SM_ENTRIES_PER_BITMAP + 1;
 
-	return 1 + full_tree_blocks(merged, 252) + 1 + 1 + data_bitmaps +
-	       full_tree_blocks(data_bitmaps, 168) * 2 + 1 +
+	return 1 + full_tree_blocks(merged, MAPPING_MAX) + 1 + 1 + data_bitmaps +
+	       full_tree_blocks(data_bitmaps, SM_INDEX_MAX) * 2 + 1 +
 	       nr_md / SM_ENTRIES_PER_BITMAP + 1 + 2 + 8;
 }
 
