@@ -46,7 +46,7 @@ static int r_begin_superblock(struct emitter *e, const struct emit_superblock *s
 		.trans_id = sb->trans_id,
 		.time = sb->time,
 		.flags = 0,		/* as 1.x: a restored pool starts clean */
-		.version = THIN_SB_VERSION,
+		.version = re->o && re->o->version ? re->o->version : THIN_SB_VERSION,
 	};
 
 	return pool_create(re->io, &po, re->o ? re->o->cache_blocks : 0, &re->p, re->err);
