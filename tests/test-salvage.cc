@@ -173,6 +173,8 @@ TEST(Salvage, a_lost_superblock_is_rebuilt_from_the_trees_found_by_scanning)
 	uint64_t data_end = 0;
 	uint32_t time = 0;
 
+	// the latest time is a mapping's, later than any device's
+	m.devs[4].maps[100000] = mapping{ 77, 30 };
 	write_pool(path, m);
 	zero_block(path, 0);
 	for (auto &[id, d] : m.devs) {
@@ -216,6 +218,9 @@ TEST(Salvage, mappings_beyond_a_smaller_data_device_are_dropped)
 	sb_overrides ov{};
 	uint64_t dropped = 0;
 
+	// the last block kept and the first dropped
+	m.devs[0].maps[30000] = mapping{ 19999, 0 };
+	m.devs[0].maps[30001] = mapping{ 20000, 0 };
 	write_pool(path, m);
 	ov.set_nr_data_blocks = true;
 	ov.nr_data_blocks = 20000;
