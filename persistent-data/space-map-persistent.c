@@ -849,9 +849,9 @@ int sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out,
 
 	if (!sm_size_fits(nr_blocks, bm_nr_blocks(tm_bm(tm))))
 		return pd_err_set(err, -ENOSPC,
-				  "%llu data blocks need more space map bitmaps than the metadata device has blocks (%llu)",
-				  (unsigned long long)nr_blocks,
-				  (unsigned long long)bm_nr_blocks(tm_bm(tm)));
+				  "%" PRIu64 " data blocks need more space map bitmaps than the metadata device has blocks (%" PRIu64 ")",
+				  nr_blocks,
+				  bm_nr_blocks(tm_bm(tm)));
 	r = alloc_disk(tm_bm(tm), tm, false, &d);
 	if (!r)
 		r = resize_bitmaps(d, nr_blocks);
@@ -886,9 +886,9 @@ int sm_disk_open(struct tm *tm, const void *root_blob, struct space_map **out,
 	sm_root_decode(root_blob, &root);
 	if (!sm_size_fits(root.nr_blocks, bm_nr_blocks(tm_bm(tm))))
 		return pd_err_set(err, -EILSEQ,
-				  "data space map size %llu needs more bitmaps than the metadata device has blocks (%llu)",
-				  (unsigned long long)root.nr_blocks,
-				  (unsigned long long)bm_nr_blocks(tm_bm(tm)));
+				  "data space map size %" PRIu64 " needs more bitmaps than the metadata device has blocks (%" PRIu64 ")",
+				  root.nr_blocks,
+				  bm_nr_blocks(tm_bm(tm)));
 	r = alloc_disk(tm_bm(tm), tm, false, &d);
 	if (!r)
 		r = resize_bitmaps(d, root.nr_blocks);
