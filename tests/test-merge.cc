@@ -33,22 +33,6 @@ using test_files::temp_dir;
 
 namespace {
 
-struct md_closer {
-	void operator()(thin_metadata *md) const { thin_metadata_close(md); }
-};
-using md_ptr = unique_ptr<thin_metadata, md_closer>;
-
-md_ptr open_md(const string &path)
-{
-	thin_open_opts o{};
-	thin_metadata *md = nullptr;
-	pd_err err{};
-
-	o.engine = IO_ENGINE_SYNC;
-	check(thin_metadata_open(path.c_str(), &o, &md, &err), err, "thin_metadata_open");
-	return md_ptr(md);
-}
-
 using step = tuple<uint64_t, uint64_t, merge_source>;	/* key, block_time, source */
 
 uint64_t bt(const mapping &m) { return m.data << 24 | m.time; }

@@ -91,22 +91,6 @@ pool_model random_pool(uint64_t seed, unsigned nr_devs, uint64_t per_dev)
 	return m;
 }
 
-struct md_closer {
-	void operator()(thin_metadata *md) const { thin_metadata_close(md); }
-};
-using md_ptr = unique_ptr<thin_metadata, md_closer>;
-
-md_ptr open_md(const string &path)
-{
-	thin_open_opts o{};
-	thin_metadata *md = nullptr;
-	pd_err err{};
-
-	o.engine = IO_ENGINE_SYNC;
-	check(thin_metadata_open(path.c_str(), &o, &md, &err), err, "thin_metadata_open");
-	return md_ptr(md);
-}
-
 } // namespace
 
 TEST(Restore, writes_every_device_detail_and_mapping)
@@ -154,9 +138,7 @@ TEST(Restore, a_shared_section_is_spliced_into_each_device_that_refers_to_it)
 {
 	temp_dir dir(test_files::regular_dir());
 	string path = dir.file("md");
-	vector<uint8_t> zero(4096 * MD_BLOCK_SIZE);
-	io_engine *io = nullptr;
-	emitter *e = nullptr;
+	test_files::engine_ptr owner;
 	pd_err err{};
 	pool_model m;
 	mt19937_64 rng(3);
@@ -174,11 +156,7 @@ TEST(Restore, a_shared_section_is_spliced_into_each_device_that_refers_to_it)
 		for (uint64_t k = 5000; k < 5100; k += id)
 			d.maps[k] = mapping{ rng() % m.nr_data_blocks, 3 };
 	}
-	test_files::write_file(path, zero);
-	ASSERT_EQ(io_engine_open(path.c_str(), IO_ENGINE_SYNC, IO_OPEN_WRITE | IO_OPEN_NO_DIRECT,
-				 &io, &err), 0);
-	test_files::engine_ptr owner(io);
-	ASSERT_EQ(restore_emitter_create(io, nullptr, &err, &e), 0);
+	emitter *e = restore_to(path, 4096, owner, err);
 	emit_superblock sb = sb_of(m);
 	ASSERT_EQ(e->ops->begin_superblock(e, &sb), 0) << err.msg;
 	ASSERT_EQ(e->ops->begin_def(e, "shared"), 0) << err.msg;
@@ -213,19 +191,13 @@ TEST(Restore, a_mapping_beyond_the_data_device_is_refused)
 {
 	temp_dir dir(test_files::regular_dir());
 	string path = dir.file("md");
-	vector<uint8_t> zero(1024 * MD_BLOCK_SIZE);
-	io_engine *io = nullptr;
-	emitter *e = nullptr;
+	test_files::engine_ptr owner;
 	pd_err err{};
 	pool_model m;
 	device d;
 
 	m.nr_data_blocks = 100;
-	test_files::write_file(path, zero);
-	ASSERT_EQ(io_engine_open(path.c_str(), IO_ENGINE_SYNC, IO_OPEN_WRITE | IO_OPEN_NO_DIRECT,
-				 &io, &err), 0);
-	test_files::engine_ptr owner(io);
-	ASSERT_EQ(restore_emitter_create(io, nullptr, &err, &e), 0);
+	emitter *e = restore_to(path, 1024, owner, err);
 	emit_superblock sb = sb_of(m);
 	emit_device ed = dev_of(0, d);
 	ASSERT_EQ(e->ops->begin_superblock(e, &sb), 0);

@@ -14,6 +14,7 @@ extern "C" {
 #include "persistent-data/endian.h"
 #include "persistent-data/io-engine.h"
 #include "thin-provisioning/emitter.h"
+#include "thin-provisioning/metadata.h"
 #include "thin-provisioning/restore.h"
 }
 
@@ -21,6 +22,7 @@ extern "C" {
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -117,20 +119,31 @@ inline void add_run(device &d, uint64_t origin, uint64_t data, uint64_t n, uint3
 		d.maps[origin + i] = mapping{ data + i, time };
 }
 
+/*
+ * A restore emitter writing to a zeroed metadata file of nr_blocks; io
+ * owns the file's engine (destroy the emitter first); errors go to err.
+ */
+inline emitter *restore_to(const string &path, uint64_t nr_blocks, test_files::engine_ptr &io,
+			   pd_err &err)
+{
+	io_engine *e_io = nullptr;
+	emitter *e = nullptr;
+
+	test_files::write_file(path, vector<uint8_t>(nr_blocks * MD_BLOCK_SIZE));
+	check(io_engine_open(path.c_str(), IO_ENGINE_SYNC, IO_OPEN_WRITE | IO_OPEN_NO_DIRECT,
+			     &e_io, &err), err, "open");
+	io.reset(e_io);
+	check(restore_emitter_create(e_io, nullptr, &err, &e), err, "restore emitter");
+	return e;
+}
+
 /* A zeroed metadata file of nr_blocks, then m through the restore emitter. */
 inline void write_pool(const string &path, const pool_model &m, uint64_t nr_blocks = 4096)
 {
-	vector<uint8_t> zero(nr_blocks * MD_BLOCK_SIZE);
-	io_engine *io = nullptr;
-	emitter *e = nullptr;
+	test_files::engine_ptr owner;
 	pd_err err{};
+	emitter *e = restore_to(path, nr_blocks, owner, err);
 	emit_superblock sb = sb_of(m);
-
-	test_files::write_file(path, zero);
-	check(io_engine_open(path.c_str(), IO_ENGINE_SYNC, IO_OPEN_WRITE | IO_OPEN_NO_DIRECT,
-			     &io, &err), err, "open");
-	test_files::engine_ptr owner(io);
-	check(restore_emitter_create(io, nullptr, &err, &e), err, "restore emitter");
 	int r = e->ops->begin_superblock(e, &sb);
 	for (auto it = m.devs.begin(); !r && it != m.devs.end(); ++it) {
 		emit_device ed = dev_of(it->first, it->second);
@@ -145,6 +158,23 @@ inline void write_pool(const string &path, const pool_model &m, uint64_t nr_bloc
 		r = e->ops->end_superblock(e);
 	emitter_destroy(e);
 	check(r, err, "restore");
+}
+
+struct md_closer {
+	void operator()(thin_metadata *md) const { thin_metadata_close(md); }
+};
+using md_ptr = std::unique_ptr<thin_metadata, md_closer>;
+
+/* The metadata in path, opened read-only by the library's reader. */
+inline md_ptr open_md(const string &path)
+{
+	thin_open_opts o{};
+	thin_metadata *md = nullptr;
+	pd_err err{};
+
+	o.engine = IO_ENGINE_SYNC;
+	check(thin_metadata_open(path.c_str(), &o, &md, &err), err, "thin_metadata_open");
+	return md_ptr(md);
 }
 
 /*
