@@ -26,21 +26,6 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The bottom value type over the pool's data space map. */
-static int overlay_dec(void *context, const void *value_le)
-{
-	struct pool *p = context;
-
-	return sm_dec(p->data_sm, block_time_block(load_le64(value_le)));
-}
-
-static int overlay_inc(void *context, const void *value_le)
-{
-	struct pool *p = context;
-
-	return sm_inc(p->data_sm, block_time_block(load_le64(value_le)));
-}
-
 /* Both ids name the same tree: M is that tree; the other id goes. */
 static int merge_same_tree(struct pool *p, const struct merge_opts *o,
 			   const struct thin_device *od, const struct thin_device *sd,
@@ -120,7 +105,7 @@ static void prefetch_small_snapshot(struct pool *p, uint64_t s_root, uint64_t o_
 int merge_in_pool(struct pool *p, const struct merge_opts *o,
 		  struct merge_stats *st, struct pd_err *err)
 {
-	struct btree_info info = *pool_bottom_info(p);
+	struct btree_info *info = pool_bottom_info(p);
 	struct btree_cursor *c = NULL;
 	struct thin_device od, sd, m;
 	uint64_t root, added = 0, seen = 0, leaf_added;
@@ -154,9 +139,6 @@ int merge_in_pool(struct pool *p, const struct merge_opts *o,
 		return r;
 	root = od.root;
 
-	info.vt.context = p;
-	info.vt.inc = overlay_inc;
-	info.vt.dec = overlay_dec;
 	prefetch_small_snapshot(p, sd.root, root, sd.mapped_blocks);
 	r = btree_cursor_create(p->bm, sd.root, THIN_MAPPING_VALUE_SIZE, &c, err);
 	if (r)
@@ -196,7 +178,7 @@ int merge_in_pool(struct pool *p, const struct merge_opts *o,
 		 * data block (or, the very same block, the reference just
 		 * taken).
 		 */
-		r = btree_insert_many(&info, root, keys, vals, nr, &root, &leaf_added, err);
+		r = btree_insert_many(info, root, keys, vals, nr, &root, &leaf_added, err);
 		if (r)
 			goto out;
 		added += leaf_added;

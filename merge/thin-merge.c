@@ -24,6 +24,7 @@
 #include "thin-provisioning/commands.h"
 #include "thin-provisioning/output-file.h"
 #include "thin-provisioning/pool.h"
+#include "thin-provisioning/restore.h"
 #include "thin-provisioning/tree-copy.h"
 
 #include <errno.h>
@@ -63,13 +64,24 @@ struct opts {
 	bool engine_given;
 };
 
+/*
+ * The merge's bar: its total (S's mappings) is known once the merge has
+ * read S's details, so the bar starts at the first report.
+ */
+struct merge_bar {
+	struct progress prog;
+	bool started, quiet;
+};
+
 static void merge_progress(void *ctx, uint64_t done, uint64_t total)
 {
-	struct progress *p = ctx;
+	struct merge_bar *b = ctx;
 
-	if (!p->total)
-		p->total = total;
-	progress_update(p, done);
+	if (!b->started) {
+		progress_init(&b->prog, "Merging", total, b->quiet);
+		b->started = true;
+	}
+	progress_update(&b->prog, done);
 }
 
 static void copy_progress(void *ctx, uint64_t done)
@@ -248,6 +260,15 @@ static void damaged_parts(const struct check_report *cr, char *buf, size_t n)
  * Sizes
  *--------------------------------------------------------------*/
 
+/*
+ * Entries of a full mapping tree node (252), of a node of the data space
+ * map's index tree (168), and of a mapping leaf at its least full (84:
+ * every non-root node holds at least a third of its maximum).
+ */
+#define MAPPING_MAX btree_max_entries(THIN_MAPPING_VALUE_SIZE)
+#define SM_INDEX_MAX btree_max_entries(SM_INDEX_ENTRY_SIZE)
+#define MAPPING_MIN_FILL (MAPPING_MAX / 3)
+
 /* Tree blocks of n entries in full nodes of max. */
 static uint64_t full_tree_blocks(uint64_t n, uint64_t max)
 {
@@ -270,13 +291,13 @@ static uint64_t full_tree_blocks(uint64_t n, uint64_t max)
 static uint64_t transaction_blocks(const struct thin_device *od, const struct thin_device *sd,
 				   uint64_t nr_data_blocks)
 {
-	uint64_t o_leaves = od->mapped_blocks / 84 + 1;
+	uint64_t o_leaves = od->mapped_blocks / MAPPING_MIN_FILL + 1;
 	uint64_t touched = sd->mapped_blocks < o_leaves ? sd->mapped_blocks : o_leaves;
 	uint64_t data_bitmaps = nr_data_blocks / SM_ENTRIES_PER_BITMAP + 1;
 	uint64_t bitmaps = 2 * sd->mapped_blocks < data_bitmaps ? 2 * sd->mapped_blocks : data_bitmaps;
 
-	return 2 * touched + 2 * (touched / 84 + 1) * 4 + 64 + bitmaps +
-	       full_tree_blocks(bitmaps, 168) + SM_MD_MAX_BITMAPS + 16;
+	return 2 * touched + 2 * (touched / MAPPING_MIN_FILL + 1) * 4 + 64 + bitmaps +
+	       full_tree_blocks(bitmaps, SM_INDEX_MAX) + SM_MD_MAX_BITMAPS + 16;
 }
 
 /* Blocks of fresh metadata holding the merged device alone. */
@@ -284,8 +305,8 @@ static uint64_t merged_only_blocks(uint64_t merged, uint64_t nr_data_blocks, uin
 {
 	uint64_t data_bitmaps = nr_data_blocks / SM_ENTRIES_PER_BITMAP + 1;
 
-	return 1 + full_tree_blocks(merged, 252) + 1 + 1 + data_bitmaps +
-	       full_tree_blocks(data_bitmaps, 168) * 2 + 1 +
+	return 1 + full_tree_blocks(merged, MAPPING_MAX) + 1 + 1 + data_bitmaps +
+	       full_tree_blocks(data_bitmaps, SM_INDEX_MAX) * 2 + 1 +
 	       nr_md / SM_ENTRIES_PER_BITMAP + 1 + 2 + 8;
 }
 
@@ -333,15 +354,14 @@ static int run_merge(struct pool *p, const struct opts *o, struct merge_stats *s
 		     struct pd_err *err)
 {
 	struct merge_opts mo = o->m;
-	struct progress prog;
+	struct merge_bar bar = { .quiet = o->quiet };
 	int r;
 
-	progress_init(&prog, "Merging", 1, o->quiet);
-	prog.total = 0;
 	mo.progress = merge_progress;
-	mo.progress_ctx = &prog;
+	mo.progress_ctx = &bar;
 	r = merge_in_pool(p, &mo, st, err);
-	progress_done(&prog);
+	if (bar.started)
+		progress_done(&bar.prog);
 	if (!r)
 		r = pool_commit(p, err);
 	return r;
@@ -503,10 +523,13 @@ out:
 	return r;
 }
 
-/* --merged-only: M alone in fresh metadata, built in key order. */
+/*
+ * --merged-only: M alone in fresh metadata, written by restore's emitter
+ * (the bulk loader) from M's mappings in key order.
+ */
 struct build_ctx {
-	struct pool *p;
-	struct btree_builder *b;
+	struct emit_run run;
+	uint64_t nr_data_blocks;
 	struct pd_err *err;
 	uint64_t count;
 	struct progress *prog;
@@ -515,19 +538,16 @@ struct build_ctx {
 static int build_mapping(void *ctx, uint64_t key, uint64_t block_time, enum merge_source src)
 {
 	struct build_ctx *c = ctx;
-	uint8_t v[8];
-	int r;
+	uint64_t block = block_time_block(block_time);
 
 	if (src == MERGE_HIDDEN)
 		return 0;
-	r = sm_inc(c->p->data_sm, block_time_block(block_time));
-	if (r)
-		return pd_err_set(c->err, r, "mapping to data block %llu beyond the data device",
-				  (unsigned long long)block_time_block(block_time));
-	store_le64(v, block_time);
+	if (block >= c->nr_data_blocks)
+		return pd_err_set(c->err, -EINVAL, "mapping to data block %" PRIu64
+				  " beyond the data device", block);
 	if (!(++c->count & 0xffff))
 		progress_update(c->prog, c->count);
-	return btree_builder_push(c->b, key, v, c->err);
+	return emit_run_add(&c->run, key, block, block_time_time(block_time));
 }
 
 static int merge_alone(const struct opts *o, struct thin_metadata *md,
@@ -535,20 +555,25 @@ static int merge_alone(const struct opts *o, struct thin_metadata *md,
 		       struct merge_stats *st, struct pd_err *err)
 {
 	const struct thin_device *kept = o->m.rebase ? sd : od;
-	struct pool_create_opts pc = {
+	const struct restore_opts ro = { .version = md->sb.version };
+	const struct emit_superblock esb = {
 		.nr_data_blocks = md->data_sm.nr_blocks,
 		.data_block_size = md->sb.data_block_size,
 		.trans_id = md->sb.trans_id,
 		.time = md->sb.time,
-		.version = md->sb.version,
+	};
+	const struct emit_device ed = {
+		.dev_id = kept->dev_id,
+		.transaction_id = kept->transaction_id,
+		.creation_time = kept->creation_time,
+		.snap_time = kept->snapshotted_time,
 	};
 	struct io_engine *out = NULL;
-	struct pool *p = NULL;
-	struct build_ctx bc = { .err = err };
+	struct emitter *e = NULL;
+	struct build_ctx bc = { .nr_data_blocks = esb.nr_data_blocks, .err = err };
 	struct merge_visitor v = { .mapping = build_mapping, .ctx = &bc };
-	struct thin_device m = *kept;
 	struct progress prog;
-	uint64_t root, need;
+	uint64_t need;
 	bool failed = false;
 	int r;
 
@@ -558,18 +583,20 @@ static int merge_alone(const struct opts *o, struct thin_metadata *md,
 	r = open_output(o, &out, err);
 	if (r)
 		return r;
-	need = merged_only_blocks(st->merged_mapped, pc.nr_data_blocks, out->nr_blocks);
+	need = merged_only_blocks(st->merged_mapped, esb.nr_data_blocks, out->nr_blocks);
 	if (out->nr_blocks < need) {
 		r = too_small(o->output, need, out->nr_blocks, err);
 		goto out;
 	}
-	r = pool_create(out, &pc, 0, &p, err);
+	r = restore_emitter_create(out, &ro, err, &e);
 	if (r)
 		goto fail;
-	r = btree_builder_create(pool_bottom_info(p), &bc.b, err);
+	r = e->ops->begin_superblock(e, &esb);
+	if (!r)
+		r = e->ops->begin_device(e, &ed);
 	if (r)
 		goto fail;
-	bc.p = p;
+	emit_run_init(&bc.run, e);
 	progress_init(&prog, "Merging", st->merged_mapped, o->quiet);
 	bc.prog = &prog;
 	if (od->dev_id == sd->dev_id || od->root == sd->root) {
@@ -580,23 +607,21 @@ static int merge_alone(const struct opts *o, struct thin_metadata *md,
 	}
 	progress_done(&prog);
 	if (!r)
-		r = btree_builder_finish(bc.b, &root, err);
-	btree_builder_destroy(bc.b);
+		r = emit_run_flush(&bc.run);
+	/* end_device sets M's mapped_blocks to the mappings it was given */
+	if (!r)
+		r = e->ops->end_device(e);
+	if (!r)
+		r = e->ops->end_superblock(e);
 	if (r)
 		goto fail;
-	m.mapped_blocks = bc.count;
 	st->merged_mapped = bc.count;
-	r = pool_set_root(p, m.dev_id, root, err);
-	if (!r)
-		r = pool_set_details(p, &m, err);
-	if (!r)
-		r = pool_commit(p, err);
-	if (!r)
-		goto out;
+	goto out;
 fail:
 	failed = true;
 out:
-	close_output(o, p, out, failed);
+	emitter_destroy(e);
+	close_output(o, NULL, out, failed);
 	return r;
 }
 

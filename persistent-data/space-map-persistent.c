@@ -8,16 +8,16 @@
  * in memory; the committed copy of a changed bitmap is kept beside it,
  * because the allocator must not hand out a block that was in use at the
  * last commit.  Counts of 3 and more live in the ref-count tree; changes
- * to them wait in an overlay.  Nothing on disk changes until commit,
- * which writes each changed bitmap to a newly allocated block (the old
- * one is freed), then the index and the ref-count tree through the
- * transaction manager.  So the committed state is never overwritten,
+ * to them wait in a map of pending counts.  Nothing on disk changes until
+ * commit, which writes each changed bitmap to a newly allocated block
+ * (the old one is freed), then the index and the ref-count tree through
+ * the transaction manager.  So the committed state is never overwritten,
  * and the cost of a transaction follows what it changed, not the size
  * of the device.
  *
  * The metadata space map accounts for its own blocks.  Its commit
  * allocates (from itself) new homes for its changed bitmaps and index
- * block and applies its overlay to its ref-count tree, which again
+ * block and applies its pending counts to its ref-count tree, which again
  * changes counts; it repeats until nothing new is dirty, then writes.
  */
 #include "btree-write.h"
@@ -58,7 +58,7 @@ struct sm_disk {
 	struct bitmap_state *bitmaps;
 	uint64_t index_root;		/* data: index btree; metadata: index block (0: none yet) */
 	uint64_t ref_count_root;	/* 0 until attached */
-	struct u64_map overlay;		/* block -> count (< 3: drop the tree entry) */
+	struct u64_map pending;		/* block -> count (< 3: drop the tree entry) */
 	uint64_t cursor;		/* allocation goes on from here */
 	bool in_commit;
 	/*
@@ -272,7 +272,7 @@ static int disk_get_count(struct space_map *sm, uint64_t b, uint32_t *count)
 		*count = v;
 		return 0;
 	}
-	if (u64_map_get(&d->overlay, b, &v64) && v64 >= 3) {
+	if (u64_map_get(&d->pending, b, &v64) && v64 >= 3) {
 		*count = (uint32_t)v64;
 		return 0;
 	}
@@ -310,7 +310,7 @@ static int disk_set_count(struct space_map *sm, uint64_t b, uint32_t count)
 		d->nr_allocated--;
 	}
 	if (count >= 3 || old >= 3)
-		return u64_map_put(&d->overlay, b, count);
+		return u64_map_put(&d->pending, b, count);
 	return 0;
 }
 
@@ -517,18 +517,18 @@ static struct btree_info ref_count_info(struct sm_disk *d)
 }
 
 /* Moves the pending counts of 3+ into the ref-count tree.  Returns how many. */
-static int apply_overlay(struct sm_disk *d, uint64_t *applied, struct pd_err *err)
+static int apply_pending(struct sm_disk *d, uint64_t *applied, struct pd_err *err)
 {
 	struct btree_info info = ref_count_info(d);
 
 	*applied = 0;
-	while (d->overlay.nr) {
-		struct u64_map batch = d->overlay;
+	while (d->pending.nr) {
+		struct u64_map batch = d->pending;
 		uint64_t pos = 0, b, c;
 		int r = 0;
 
-		/* applying may change counts again: those land in a fresh overlay */
-		u64_map_init(&d->overlay);
+		/* applying may change counts again: those land in a fresh pending map */
+		u64_map_init(&d->pending);
 		while (!r && u64_map_next(&batch, &pos, &b, &c)) {
 			uint64_t root;
 
@@ -577,7 +577,7 @@ static int data_commit(struct sm_disk *d, struct pd_err *err)
 	int r;
 
 	index_info.vt.size = SM_INDEX_ENTRY_SIZE;
-	r = apply_overlay(d, &applied, err);
+	r = apply_pending(d, &applied, err);
 	if (r)
 		return r;
 	for (uint64_t j = 0; j < d->nr_bitmaps; j++) {
@@ -640,7 +640,7 @@ static int metadata_commit(struct sm_disk *d, struct pd_err *err)
 		uint64_t applied;
 
 		changed = false;
-		r = apply_overlay(d, &applied, err);
+		r = apply_pending(d, &applied, err);
 		if (r)
 			goto out;
 		if (applied)
@@ -737,7 +737,7 @@ static void disk_destroy(struct space_map *sm)
 	for (uint64_t j = 0; j < d->nr_bitmaps; j++)
 		drop_bitmap(d, d->bitmaps + j);
 	free(d->bitmaps);
-	u64_map_exit(&d->overlay);
+	u64_map_exit(&d->pending);
 	free(d);
 }
 
@@ -835,7 +835,7 @@ static int alloc_disk(struct bm *bm, struct tm *tm, bool metadata, struct sm_dis
 	d->tm = tm;
 	d->metadata = metadata;
 	d->max_loaded = metadata ? 0 : DATA_SM_MAX_LOADED;
-	u64_map_init(&d->overlay);
+	u64_map_init(&d->pending);
 	*out = d;
 	return 0;
 }
@@ -849,9 +849,9 @@ int sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out,
 
 	if (!sm_size_fits(nr_blocks, bm_nr_blocks(tm_bm(tm))))
 		return pd_err_set(err, -ENOSPC,
-				  "%llu data blocks need more space map bitmaps than the metadata device has blocks (%llu)",
-				  (unsigned long long)nr_blocks,
-				  (unsigned long long)bm_nr_blocks(tm_bm(tm)));
+				  "%" PRIu64 " data blocks need more space map bitmaps than the metadata device has blocks (%" PRIu64 ")",
+				  nr_blocks,
+				  bm_nr_blocks(tm_bm(tm)));
 	r = alloc_disk(tm_bm(tm), tm, false, &d);
 	if (!r)
 		r = resize_bitmaps(d, nr_blocks);
@@ -886,9 +886,9 @@ int sm_disk_open(struct tm *tm, const void *root_blob, struct space_map **out,
 	sm_root_decode(root_blob, &root);
 	if (!sm_size_fits(root.nr_blocks, bm_nr_blocks(tm_bm(tm))))
 		return pd_err_set(err, -EILSEQ,
-				  "data space map size %llu needs more bitmaps than the metadata device has blocks (%llu)",
-				  (unsigned long long)root.nr_blocks,
-				  (unsigned long long)bm_nr_blocks(tm_bm(tm)));
+				  "data space map size %" PRIu64 " needs more bitmaps than the metadata device has blocks (%" PRIu64 ")",
+				  root.nr_blocks,
+				  bm_nr_blocks(tm_bm(tm)));
 	r = alloc_disk(tm_bm(tm), tm, false, &d);
 	if (!r)
 		r = resize_bitmaps(d, root.nr_blocks);

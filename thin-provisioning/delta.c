@@ -4,6 +4,7 @@
 #include "thin-provisioning/thin-disk.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 /*----------------------------------------------------------------
@@ -39,8 +40,8 @@ static int lock_node(struct side *s, uint64_t b, struct bm_block **out, struct p
 	int r;
 
 	if (b >= bm_nr_blocks(s->bm))
-		return pd_err_set(err, -EILSEQ, "mapping tree node %llu is beyond the metadata device",
-				  (unsigned long long)b);
+		return pd_err_set(err, -EILSEQ, "mapping tree node %" PRIu64 " is beyond the metadata device",
+				  b);
 	r = bm_read_lock(s->bm, b, &btree_node_validator, &blk, err);
 	if (r)
 		return r;
@@ -77,8 +78,8 @@ static int side_push(struct side *s, uint64_t b, unsigned level, struct pd_err *
 	int r;
 
 	if (s->top + 1 >= BTREE_MAX_DEPTH)
-		return pd_err_set(err, -ELOOP, "mapping tree too deep (a cycle?) at block %llu",
-				  (unsigned long long)b);
+		return pd_err_set(err, -ELOOP, "mapping tree too deep (a cycle?) at block %" PRIu64,
+				  b);
 	f = &s->fr[s->top + 1];
 	r = lock_node(s, b, &f->blk, err);
 	if (r)
@@ -172,8 +173,8 @@ static int side_expand(struct side *s, uint64_t block, struct pd_err *err)
 static inline int side_take_key(struct side *s, uint64_t key, struct pd_err *err)
 {
 	if (s->has_last && key <= s->last_key)
-		return pd_err_set(err, -EILSEQ, "mapping tree keys out of order at block %llu",
-				  (unsigned long long)bm_block_location(s->fr[s->top].blk));
+		return pd_err_set(err, -EILSEQ, "mapping tree keys out of order at block %" PRIu64,
+				  bm_block_location(s->fr[s->top].blk));
 	s->last_key = key;
 	s->has_last = true;
 	return 0;

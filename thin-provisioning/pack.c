@@ -5,6 +5,7 @@
 #include "persistent-data/endian.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -446,8 +447,8 @@ int md_pack(struct io_engine *in, FILE *out, pack_progress_fn progress, void *ct
 			reqs[i].block = b + i;
 		r = io_read_many(in, reqs, n);
 		if (r) {
-			r = pd_err_set(err, r, "read error on the input at block %llu",
-				       (unsigned long long)b);
+			r = pd_err_set(err, r, "read error on the input at block %" PRIu64,
+				       b);
 			break;
 		}
 		for (unsigned i = 0; i < n && !r; i++) {
@@ -519,8 +520,8 @@ int md_unpack_header(FILE *in, uint64_t *nr_blocks, struct pd_err *err)
 	if (read_u64(in, &magic) || magic != PACK_MAGIC)
 		return pd_err_set(err, -EILSEQ, "Not a pack file");
 	if (read_u64(in, &version) || version != PACK_VERSION)
-		return pd_err_set(err, -EILSEQ, "unsupported pack file version (%llu, expected %u)",
-				  (unsigned long long)version, PACK_VERSION);
+		return pd_err_set(err, -EILSEQ, "unsupported pack file version (%" PRIu64 ", expected %u)",
+				  version, PACK_VERSION);
 	if (read_u64(in, &bs) || bs != MD_BLOCK_SIZE)
 		return pd_err_set(err, -EILSEQ, "pack block size is not %u", MD_BLOCK_SIZE);
 	if (read_u64(in, nr_blocks) || !*nr_blocks || *nr_blocks > (UINT64_MAX >> MD_BLOCK_SHIFT))
@@ -573,8 +574,8 @@ int md_unpack(FILE *in, struct io_engine *out, uint64_t nr_blocks,
 		uint8_t *nz;
 
 		if (!len || len > MAX_CHUNK_IN) {
-			r = pd_err_set(err, -EILSEQ, "corrupt pack: bad chunk length %llu",
-				       (unsigned long long)len);
+			r = pd_err_set(err, -EILSEQ, "corrupt pack: bad chunk length %" PRIu64,
+				       len);
 			break;
 		}
 		nz = realloc(zbuf, (size_t)len);
@@ -599,8 +600,8 @@ int md_unpack(FILE *in, struct io_engine *out, uint64_t nr_blocks,
 			b = load_le64(raw + pos);
 			pos += 8;
 			if (b >= nr_blocks) {
-				r = pd_err_set(err, -EILSEQ, "corrupt pack: block %llu beyond the %llu blocks of the metadata",
-					       (unsigned long long)b, (unsigned long long)nr_blocks);
+				r = pd_err_set(err, -EILSEQ, "corrupt pack: block %" PRIu64 " beyond the %" PRIu64 " blocks of the metadata",
+					       b, nr_blocks);
 				break;
 			}
 			r = pack_vm_decode(raw + pos, raw_len - pos, blk, &used, err);
@@ -608,14 +609,14 @@ int md_unpack(FILE *in, struct io_engine *out, uint64_t nr_blocks,
 				break;
 			pos += used;
 			if (!pack_block_is_metadata(blk)) {
-				r = pd_err_set(err, -EILSEQ, "corrupt pack: block %llu is not metadata",
-					       (unsigned long long)b);
+				r = pd_err_set(err, -EILSEQ, "corrupt pack: block %" PRIu64 " is not metadata",
+					       b);
 				break;
 			}
 			r = io_write_block(out, b, blk);
 			if (r)
-				r = pd_err_set(err, r, "write error on the output at block %llu: %s",
-					       (unsigned long long)b, strerror(-r));
+				r = pd_err_set(err, r, "write error on the output at block %" PRIu64 ": %s",
+					       b, strerror(-r));
 			unpacked++;
 		}
 		if (progress && total)

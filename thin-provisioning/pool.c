@@ -263,9 +263,9 @@ int pool_lower_counts(struct pool *p, bool metadata, const struct count_map *exp
 			continue;
 		r = sm_set_count(sm, b, e);
 		if (r)
-			return pd_err_set(err, r, "setting the count of %s block %llu: %s",
+			return pd_err_set(err, r, "setting the count of %s block %" PRIu64 ": %s",
 					  metadata ? "metadata" : "data",
-					  (unsigned long long)b, strerror(-r));
+					  b, strerror(-r));
 		(*fixed)++;
 	}
 	return 0;

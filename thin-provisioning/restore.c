@@ -46,7 +46,7 @@ static int r_begin_superblock(struct emitter *e, const struct emit_superblock *s
 		.trans_id = sb->trans_id,
 		.time = sb->time,
 		.flags = 0,		/* as 1.x: a restored pool starts clean */
-		.version = THIN_SB_VERSION,
+		.version = re->o && re->o->version ? re->o->version : THIN_SB_VERSION,
 	};
 
 	return pool_create(re->io, &po, re->o ? re->o->cache_blocks : 0, &re->p, re->err);
@@ -259,6 +259,11 @@ struct counting_emitter {
 
 #define to_counting(x) ((struct counting_emitter *)(x))
 
+/* Entries of a full node: mapping trees (252), details (126), data space map index (168). */
+#define MAPPING_MAX btree_max_entries(THIN_MAPPING_VALUE_SIZE)
+#define DETAILS_MAX btree_max_entries(THIN_DETAILS_VALUE_SIZE)
+#define SM_INDEX_MAX btree_max_entries(SM_INDEX_ENTRY_SIZE)
+
 /* Blocks of a tree of n entries, nodes of max entries, at least half full. */
 static uint64_t tree_blocks(uint64_t n, uint64_t max)
 {
@@ -304,14 +309,14 @@ static int c_begin_device(struct emitter *e, const struct emit_device *d)
 static int c_end_device(struct emitter *e)
 {
 	struct counting_emitter *c = to_counting(e);
-	uint64_t leaves = (c->count + c->copied + 251) / 252;
+	uint64_t leaves = (c->count + c->copied + MAPPING_MAX - 1) / MAPPING_MAX;
 	uint64_t ptrs = leaves + c->shared_leaves;
 
 	if (!c->refs) {
-		c->est->tree_blocks += tree_blocks(c->count, 252);
+		c->est->tree_blocks += tree_blocks(c->count, MAPPING_MAX);
 		return 0;
 	}
-	c->est->tree_blocks += leaves + (ptrs > 1 ? tree_blocks(ptrs, 252) : 0);
+	c->est->tree_blocks += leaves + (ptrs > 1 ? tree_blocks(ptrs, MAPPING_MAX) : 0);
 	return 0;
 }
 
@@ -350,7 +355,7 @@ static int c_end_def(struct emitter *e)
 	struct counting_emitter *c = to_counting(e);
 
 	c->defs[c->nr_defs - 1].count = c->count;
-	c->est->tree_blocks += tree_blocks(c->count, 252);
+	c->est->tree_blocks += tree_blocks(c->count, MAPPING_MAX);
 	return 0;
 }
 
@@ -362,8 +367,8 @@ static int c_ref(struct emitter *e, const char *name)
 		if (!strcmp(c->defs[i].name, name)) {
 			uint64_t n = c->defs[i].count;
 
-			c->copied += n < 2 * 252 ? n : 2 * 252;
-			c->shared_leaves += (n + 125) / 126;
+			c->copied += n < 2 * MAPPING_MAX ? n : 2 * MAPPING_MAX;
+			c->shared_leaves += (n + MAPPING_MAX / 2 - 1) / (MAPPING_MAX / 2);
 		}
 	c->refs++;
 	return 0;
@@ -413,9 +418,9 @@ static uint64_t blocks_needed(const struct restore_estimate *est, uint64_t nr_md
 	uint64_t n = 1;					/* superblock */
 
 	n += est->tree_blocks;
-	n += tree_blocks(est->nr_devices, 126);		/* details */
-	n += tree_blocks(est->nr_devices, 252);		/* top level */
-	n += data_bitmaps + tree_blocks(data_bitmaps, 168) + 1;
+	n += tree_blocks(est->nr_devices, DETAILS_MAX);		/* details */
+	n += tree_blocks(est->nr_devices, MAPPING_MAX);		/* top level */
+	n += data_bitmaps + tree_blocks(data_bitmaps, SM_INDEX_MAX) + 1;
 	n += md_bitmaps + 1 + 1;			/* index block, ref-count root */
 	/* nodes shadowed again while the trees grow, counts of 3 and more */
 	n += n / 64 + 4;

@@ -19,6 +19,7 @@
 
 struct restore_opts {
 	unsigned cache_blocks;		/* 0: default */
+	uint32_t version;		/* of the superblock; 0: THIN_SB_VERSION */
 };
 
 /* The emitter writes through io; errors carry their message in *err. */

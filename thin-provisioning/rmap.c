@@ -4,6 +4,7 @@
 #include "thin-provisioning/thin-disk.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,9 +200,9 @@ static int walk_device(struct thin_metadata *md, const struct thin_device *dev,
 			uint64_t d = block_time_block(load_le64(vals + 8u * i));
 
 			if (has_last && k <= last) {
-				r = pd_err_set(err, -EILSEQ, "device %llu: mapping tree keys out of order at block %llu",
-					       (unsigned long long)dev->dev_id,
-					       (unsigned long long)btree_cursor_leaf_block(c));
+				r = pd_err_set(err, -EILSEQ, "device %" PRIu64 ": mapping tree keys out of order at block %" PRIu64,
+					       dev->dev_id,
+					       btree_cursor_leaf_block(c));
 				break;
 			}
 			last = k;

@@ -622,11 +622,13 @@ static int mappings_leaf(void *ctx, const struct btree_node_info *n)
 		int r;
 
 		if (d >= s->nr_data_blocks) {
-			s->st->dropped_mappings++;
-			if (s->emitting)
+			/* once, on the emitting walk (a device is walked twice) */
+			if (s->emitting) {
+				s->st->dropped_mappings++;
 				report(s, "device %" PRIu64 ": mapping %" PRIu64 " -> %" PRIu64
 				       " dropped: beyond the data device (%" PRIu64 " blocks)",
 				       s->dev, node_key(n->data, i), d, s->nr_data_blocks);
+			}
 			continue;
 		}
 		s->count++;

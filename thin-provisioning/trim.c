@@ -4,6 +4,7 @@
 #include "thin-provisioning/thin-disk.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,9 +26,9 @@ static int mark_device(struct thin_metadata *md, const struct thin_device *dev,
 
 			if (d >= nr) {
 				r = pd_err_set(err, -ERANGE,
-					       "device %llu maps data block %llu, beyond the %llu blocks of the pool",
-					       (unsigned long long)dev->dev_id, (unsigned long long)d,
-					       (unsigned long long)nr);
+					       "device %" PRIu64 " maps data block %" PRIu64 ", beyond the %" PRIu64 " blocks of the pool",
+					       dev->dev_id, d,
+					       nr);
 				break;
 			}
 			if (!(bits[d / 64] & (1ull << (d % 64)))) {
@@ -55,8 +56,8 @@ int thin_trim_walk(struct thin_metadata *md, trim_range_fn fn, void *ctx,
 
 	bits = calloc(words ? words : 1, sizeof(*bits));
 	if (!bits)
-		return pd_err_set(err, -ENOMEM, "out of memory (%llu data blocks)",
-				  (unsigned long long)nr);
+		return pd_err_set(err, -ENOMEM, "out of memory (%" PRIu64 " data blocks)",
+				  nr);
 	r = thin_dev_iter_create(md, &it, err);
 	while (!r && !(r = thin_dev_iter_next(it, &dev, err)))
 		r = mark_device(md, &dev, bits, nr, &mapped, err);
