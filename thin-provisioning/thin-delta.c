@@ -87,19 +87,24 @@ static void put_range(FILE *out, const char *indent_tag, const char *const names
 		*p++ = '"';
 	}
 	p = put_str(p, "/>\n");
-	fwrite(line, 1, (size_t)(p - line), out);
+	fwrite_unlocked(line, 1, (size_t)(p - line), out);
 }
 
 static void plain_flush(struct writer *w)
 {
 	static const char *const names[] = { "begin", "length" };
 
+	static const char *const tags[] = {
+		[DELTA_LEFT_ONLY] = "    <left_only",
+		[DELTA_RIGHT_ONLY] = "    <right_only",
+		[DELTA_DIFFERENT] = "    <different",
+		[DELTA_SAME] = "    <same",
+	};
+
 	if (w->open) {
-		char tag[32];
 		uint64_t vals[] = { w->begin, w->end - w->begin };
 
-		snprintf(tag, sizeof(tag), "    <%s", kind_tag[w->kind]);
-		put_range(w->out, tag, names, vals, 2);
+		put_range(w->out, tags[w->kind], names, vals, 2);
 	}
 	w->open = false;
 }
