@@ -306,17 +306,24 @@ static inline int take_alone(struct side *s, struct frame *f, uint32_t end, enum
 	if (i >= end)
 		return 0;
 	ret = side_take_key(s, node_key(f->node, i), err);
-	for (; !ret && i < end; i++) {
+	while (!ret && i < end) {
+		/* a run of consecutive keys and data blocks, in registers */
 		uint64_t k = node_key(f->node, i);
 		uint64_t d = block_time_block(load_le64(vals + 8u * i));
+		uint32_t j = i + 1;
 
+		while (j < end && node_key(f->node, j) == k + (j - i) &&
+		       block_time_block(load_le64(vals + 8u * j)) == d + (j - i))
+			j++;
 		if (st->have && c->kind == kind && k == c->begin + c->len &&
 		    d == (kind == DELTA_LEFT_ONLY ? c->left_data : c->right_data) + c->len) {
-			c->len++;
-			continue;
+			c->len += j - i;
+		} else {
+			ret = kind == DELTA_LEFT_ONLY ? steps_add(st, kind, k, d, 0) :
+							steps_add(st, kind, k, 0, d);
+			c->len += j - i - 1;
 		}
-		ret = kind == DELTA_LEFT_ONLY ? steps_add(st, kind, k, d, 0) :
-						steps_add(st, kind, k, 0, d);
+		i = j;
 	}
 	if (!ret) {
 		s->last_key = node_key(f->node, end - 1);
