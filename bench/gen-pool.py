@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Stream the v0.9 XML description of a benchmark pool to stdout.
 
-    gen-pool.py --mappings N [--snap-percent P | --clustered K:M]
+    gen-pool.py --mappings N [--snap-percent P [--shared] | --clustered K:M]
                 [--other-devices D] [--seed S] > pool.xml
 
 The pool is the one thin_merge is for: device 1 is the full copy of an
@@ -24,6 +24,15 @@ Layout of the data blocks:
   * snapshot, --clustered K:M: M writes in K hot spots (windows about twice
     as wide as their write count, one per N/K stretch), fresh data blocks
     allocated in a random order inside each hot spot;
+  * snapshot, --snap-percent P --shared: the same writes, but device 2 is
+    a snapshot as the kernel makes one: it maps all N blocks, the origin's
+    data where it was not written, and shares with the origin every
+    mapping-tree leaf it has not written.  The virtual blocks are cut into
+    leaf-sized sections (LEAF_ENTRIES, what one full leaf holds); each
+    stretch of sections without a write is a <def> (1.x's dialect, which
+    0.9.0's thin_restore rejects) that both devices <ref>; a section with
+    a write is the origin's own mappings in device 1 and a private copy
+    with the writes in device 2;
   * other devices: a few hundred to a few thousand blocks in a few ranges
     each, fresh data after the snapshot's.
 
@@ -57,6 +66,7 @@ ORIGIN_TIME = 0
 SNAPSHOT_TIME = 1
 POOL_TIME = 2
 POOL_TRANSACTION = 2
+LEAF_ENTRIES = 252     # mappings in a full leaf: (4096 - 32) / 16, a multiple of 3
 CHUNK = 65536          # virtual blocks sampled at a time for the snapshot
 FLUSH_LINES = 16384    # lines per write to stdout
 MAX_DATA_BLOCKS = 1 << 40
@@ -114,6 +124,9 @@ def parse_args(argv):
                    '(device 2), in %% of --mappings (default 1)')
     g.add_argument('--clustered', type=pair, metavar='K:M',
                    help='instead: M snapshot writes in K hot spots')
+    p.add_argument('--shared', action='store_true',
+                   help='with --snap-percent: device 2 is a kernel-style '
+                   'snapshot sharing its unwritten leaves with device 1')
     p.add_argument('--other-devices', type=natural, default=0, metavar='D',
                    help='extra small devices (ids 3 ...)')
     p.add_argument('--run-length', type=pair, default=(64, 512),
@@ -128,6 +141,8 @@ def parse_args(argv):
     a = p.parse_args(argv)
     if a.snap_percent is None and a.clustered is None:
         a.snap_percent = 1.0
+    if a.shared and a.clustered is not None:
+        p.error('--shared goes with --snap-percent only')
     lo, hi = a.run_length
     if lo > hi:
         p.error('--run-length: MIN > MAX')
@@ -284,6 +299,71 @@ def snapshot_runs_clustered(a, data_base):
 
 
 # ----------------------------------------------------------------
+# The snapshot, --shared
+
+def section_pieces(a):
+    """Yield (section, [(o, d, n) ...]): the origin's runs cut at leaf
+    section boundaries (every virtual block is mapped, so every section
+    comes, in order)."""
+    cur, pieces = 0, []
+    for o, d, n in origin_runs(a):
+        while n:
+            s = o // LEAF_ENTRIES
+            if s != cur:
+                yield cur, pieces
+                cur, pieces = s, []
+            take = min(n, (s + 1) * LEAF_ENTRIES - o)
+            pieces.append((o, d, take))
+            o, d, n = o + take, d + take, n - take
+    if pieces:
+        yield cur, pieces
+
+
+def shared_segments(a, data_base):
+    """Yield ('shared', name, pieces) for each maximal stretch of sections
+    without a write, ('written', pieces, writes) for each section with
+    some; writes are (virtual, data) in virtual order.  Deterministic:
+    each pass over the pool calls it again."""
+    _, snap = snapshot_runs_percent(a, data_base)
+    writes = ((v, d) for v, d, _ in snap)
+    nxt = next(writes, None)
+    stretch, first = [], None
+    for sec, pieces in section_pieces(a):
+        mine = []
+        while nxt is not None and nxt[0] // LEAF_ENTRIES == sec:
+            mine.append(nxt)
+            nxt = next(writes, None)
+        if not mine:
+            if first is None:
+                first = sec
+            stretch.extend(pieces)
+            continue
+        if stretch:
+            yield 'shared', 's%d' % first, stretch
+            stretch, first = [], None
+        yield 'written', pieces, mine
+    if stretch:
+        yield 'shared', 's%d' % first, stretch
+
+
+def overwrite(pieces, writes):
+    """The origin's pieces of one section with single-block writes
+    replacing some of their blocks: (o, d, n, time) runs."""
+    i = 0
+    for o, d, n in pieces:
+        end = o + n
+        while o < end:
+            if i < len(writes) and writes[i][0] == o:
+                yield o, writes[i][1], 1, SNAPSHOT_TIME
+                i += 1
+                o, d = o + 1, d + 1
+                continue
+            stop = writes[i][0] if i < len(writes) and writes[i][0] < end else end
+            yield o, d, stop - o, ORIGIN_TIME
+            o, d = stop, d + stop - o
+
+
+# ----------------------------------------------------------------
 # Other devices
 
 def other_devices(a, data_base):
@@ -306,6 +386,36 @@ def other_devices(a, data_base):
 
 # ----------------------------------------------------------------
 
+def emit_shared(out, a, data_base):
+    """The <def>s, then devices 1 and 2 (--shared); returns the number of
+    leaves the two share."""
+    shared = 0
+    for kind, what, pieces in shared_segments(a, data_base):
+        if kind == 'shared':
+            shared += (sum(n for _, _, n in pieces) + LEAF_ENTRIES - 1) // LEAF_ENTRIES
+            out.add('  <def name="%s">\n' % what)
+            for o, d, n in pieces:
+                emit_run(out, o, d, n, ORIGIN_TIME)
+            out.add('  </def>\n')
+    device_open(out, ORIGIN_ID, a.mappings, ORIGIN_TIME, ORIGIN_TIME)
+    for kind, what, pieces in shared_segments(a, data_base):
+        if kind == 'shared':
+            out.add('    <ref name="%s"/>\n' % what)
+        else:
+            for o, d, n in what:
+                emit_run(out, o, d, n, ORIGIN_TIME)
+    device_close(out)
+    device_open(out, SNAPSHOT_ID, a.mappings, SNAPSHOT_TIME, SNAPSHOT_TIME)
+    for kind, what, pieces in shared_segments(a, data_base):
+        if kind == 'shared':
+            out.add('    <ref name="%s"/>\n' % what)
+        else:
+            for o, d, n, t in overwrite(what, pieces):
+                emit_run(out, o, d, n, t)
+    device_close(out)
+    return shared
+
+
 def main(argv):
     a = parse_args(argv)
     origin_end = origin_data_end(a)
@@ -326,17 +436,22 @@ def main(argv):
             'version="2" data_block_size="%d" nr_data_blocks="%d">\n'
             % (POOL_TIME, POOL_TRANSACTION, a.data_block_size, data_end))
 
-    device_open(out, ORIGIN_ID, a.mappings, ORIGIN_TIME, ORIGIN_TIME)
-    for o, d, n in origin_runs(a):
-        emit_run(out, o, d, n, ORIGIN_TIME)
-    device_close(out)
+    if a.shared:
+        shared_leaves = emit_shared(out, a, origin_end)
+        snap_mapped = a.mappings
+    else:
+        device_open(out, ORIGIN_ID, a.mappings, ORIGIN_TIME, ORIGIN_TIME)
+        for o, d, n in origin_runs(a):
+            emit_run(out, o, d, n, ORIGIN_TIME)
+        device_close(out)
 
-    device_open(out, SNAPSHOT_ID, snap_count, SNAPSHOT_TIME, SNAPSHOT_TIME)
-    for o, d, n in snap_runs:
-        emit_run(out, o, d, n, SNAPSHOT_TIME)
-    device_close(out)
+        device_open(out, SNAPSHOT_ID, snap_count, SNAPSHOT_TIME, SNAPSHOT_TIME)
+        for o, d, n in snap_runs:
+            emit_run(out, o, d, n, SNAPSHOT_TIME)
+        device_close(out)
+        snap_mapped = snap_count
 
-    mapped = {str(ORIGIN_ID): a.mappings, str(SNAPSHOT_ID): snap_count}
+    mapped = {str(ORIGIN_ID): a.mappings, str(SNAPSHOT_ID): snap_mapped}
     for dev_id, runs in others:
         count = sum(n for _, _, n in runs)
         mapped[str(dev_id)] = count
@@ -355,7 +470,9 @@ def main(argv):
                'nr_data_blocks': data_end,
                'data_block_size': a.data_block_size,
                'time': POOL_TIME, 'transaction': POOL_TRANSACTION,
-               'seed': a.seed}, sys.stderr, sort_keys=True)
+               'seed': a.seed,
+               'shared_leaves': shared_leaves if a.shared else 0},
+              sys.stderr, sort_keys=True)
     sys.stderr.write('\n')
     return 0
 

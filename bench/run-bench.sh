@@ -203,13 +203,19 @@ pool_dir() {
 
 # The snapshot's shape: SNAP_PERCENT random writes, or when CLUSTERED is set
 # (K:M, bench_merge's clustered pool) M writes in K hot spots.
+# With SHARED set (bench_delta's second pool), the snapshot of SNAP_PERCENT
+# random writes is a kernel-style one sharing its unwritten leaves.
 snap_tag() {
-	if [ -n "${CLUSTERED:-}" ]; then echo "c${CLUSTERED/:/x}"; else echo "p$SNAP_PERCENT"; fi
+	if [ -n "${CLUSTERED:-}" ]; then echo "c${CLUSTERED/:/x}"
+	elif [ -n "${SHARED:-}" ]; then echo "p${SNAP_PERCENT}shared"
+	else echo "p$SNAP_PERCENT"; fi
 }
 
 snap_args() {
 	if [ -n "${CLUSTERED:-}" ]; then
 		echo --clustered "$CLUSTERED"
+	elif [ -n "${SHARED:-}" ]; then
+		echo --snap-percent "$SNAP_PERCENT" --shared
 	else
 		echo --snap-percent "$SNAP_PERCENT"
 	fi
@@ -218,6 +224,8 @@ snap_args() {
 snap_desc() {
 	if [ -n "${CLUSTERED:-}" ]; then
 		echo "${CLUSTERED#*:} writes in ${CLUSTERED%%:*} hot spots"
+	elif [ -n "${SHARED:-}" ]; then
+		echo "$SNAP_PERCENT%, sharing its unwritten leaves"
 	else
 		echo "$SNAP_PERCENT%"
 	fi
@@ -471,14 +479,37 @@ bench_check() {
 
 # thin_delta between the origin (1) and the snapshot (2), plain and
 # --verbose; ratios against 1.x with BENCH_DELTA_TARGET, peak RSS against
-# BENCH_RSS_MB; our output must equal 0.9.0's.
+# BENCH_RSS_MB; our output must equal 0.9.0's.  Twice: on the main pool
+# (an external snapshot: the trees share nothing) and on a pool whose
+# snapshot shares its unwritten leaves as a kernel snapshot does
+# (gen-pool.py --shared; written by our thin_restore, as 0.9.0's rejects
+# the <def>s that share).
 bench_delta() {
+	local saved_meta=$META saved_pool=$POOL saved_desc=$POOL_DESC
+	delta_tables "" "$META"
+	if ! [ -x "$BUILD/thin_restore" ]; then
+		note "delta_shared=skipped (needs our thin_restore)"
+		return 0
+	fi
+	echo
+	if SHARED=1 OTHER_DEVICES=0 make_pool ours; then
+		POOL_DESC="$SIZE, $MAPPINGS origin + $(pool_info mapped_blocks "$(pool_info snapshot)") snapshot mappings sharing $(pool_info shared_leaves) leaves with it, metadata $(du -m "$META" | cut -f1) MiB written by our thin_restore"
+		echo "-- pool: $META"
+		echo "   ($POOL_DESC)"
+		delta_tables -shared "$META"
+	fi
+	META=$saved_meta POOL=$saved_pool POOL_DESC=$saved_desc
+}
+
+# delta_tables CASE META: the plain and --verbose tables on one pool.
+delta_tables() {
 	local e v tag saved_target=$BENCH_TARGET kb row tool engine status med runs
+	local case=$1 META=$2
 	BENCH_TARGET=$DELTA_TARGET
 	for v in "" --verbose; do
-		tag=${v:+-verbose}
+		tag=${v:+-verbose}$case
 		echo
-		echo "-- thin_delta $v --thin1 1 --thin2 2 (XML to a file in $BENCH_TMP)"
+		echo "-- thin_delta $v --thin1 1 --thin2 2 (XML to a file in $BENCH_TMP)${case:+, ${case#-} pool}"
 		for e in $(ours_engines); do
 			bench_tool "delta$tag" ours "$e" "$SCRATCH/delta-ours-$e.xml" : \
 				"$BUILD/thin_delta" --io-engine "$e" $v --thin1 1 --thin2 2 "$META"
@@ -496,7 +527,7 @@ bench_delta() {
 				note "delta${tag}_rss_ours_$engine=MISS peak_rss_kb=$kb target_mb=$RSS_MB"
 			fi
 		done
-		print_table "delta$tag" "thin_delta $v"
+		print_table "delta$tag" "thin_delta $v${case:+ (${case#-} pool)}"
 		for e in $(ours_engines); do
 			same_output "delta${tag}_ours_${e}_vs_0.9.0" "$SCRATCH/delta-ours-$e.xml" \
 				"$SCRATCH/delta-debian.xml"

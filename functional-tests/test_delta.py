@@ -340,6 +340,53 @@ class TestDeltaErrors(ToolTestCase):
         r = self.run_tool([OURS, '--thin1', '0', '--thin2', '2', meta])
         self.assertExit(r, 0)
 
+    def test_damage_with_stdout_a_regular_file(self):
+        """Standard output a regular file (written straight to it): a walk
+        that fails after more than the 1 MiB output buffer leaves the file
+        as it was; a good walk writes what a pipe gets."""
+        d = tools.temp_dir()
+        xml = os.path.join(d, 'holes.xml')
+        n = 40000      # every other block mapped: one line each, ~1.8 MB
+        with open(xml, 'w') as f:
+            f.write('<superblock uuid="" time="1" transaction="1" '
+                    'data_block_size="128" nr_data_blocks="%d">\n' % (4 * n))
+            f.write('  <device dev_id="0" mapped_blocks="%d" transaction="0" '
+                    'creation_time="0" snap_time="0">\n' % n)
+            for i in range(n):
+                f.write('    <single_mapping origin_block="%d" '
+                        'data_block="%d" time="0"/>\n' % (2 * i, 3 * i))
+            f.write('  </device>\n')
+            f.write('  <device dev_id="1" mapped_blocks="0" transaction="0" '
+                    'creation_time="0" snap_time="0">\n  </device>\n')
+            f.write('</superblock>\n')
+        meta = os.path.join(d, 'holes.meta')
+        with open(meta, 'wb') as f:
+            f.truncate(16 << 20)
+        r = self.run_tool([tools.ours('thin_restore'), '-i', xml, '-o', meta])
+        self.assertExit(r, 0, 'thin_restore')
+        argv = [OURS, '--thin1', '0', '--thin2', '1', meta]
+        piped = self.run_tool(argv)
+        self.assertExit(piped, 0)
+        self.assertGreater(len(piped.stdout), 1 << 20)
+        out = os.path.join(d, 'out.xml')
+        # sh: "prefix" then the tool, both into the file (> : not O_APPEND)
+        script = '{ printf prefix; exec "$@"; } > "$0"'
+        r = self.run_tool(['sh', '-c', script, out] + argv)
+        self.assertExit(r, 0)
+        with open(out, 'rb') as f:
+            self.assertSameBytes(f.read(), b'prefix' + piped.stdout)
+        with md.Metadata(meta, writable=True) as img:
+            root = img.device_roots()[0]
+            leaf = img.leaves(root)[-1][0].location
+            data = bytearray(img.read(leaf))
+            data[100] ^= 0xff
+            img.write(leaf, bytes(data))
+        r = self.run_tool(['sh', '-c', script, out] + argv)
+        self.assertExit(r, 1)
+        self.assertEqual(len(r.err.strip().splitlines()), 1, r.err)
+        with open(out, 'rb') as f:
+            self.assertEqual(f.read(), b'prefix', 'the partial XML is cut off')
+
     def test_no_metadata_snap(self):
         meta = pools.get('snapshots').meta
         line = self._one_line(self.run_tool([OURS, '-m', '--thin1', '0',

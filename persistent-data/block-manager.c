@@ -406,18 +406,14 @@ void bm_prefetch(struct bm *bm, const uint64_t *blocks, unsigned n)
 		while (n && k < IO_MAX_BATCH && done + k < limit) {
 			uint64_t b = *blocks++;
 			struct bm_block *e;
-			bool dup = false;
 
 			n--;
-			if (b >= bm->io->nr_blocks || hash_find(bm, b))
-				continue;
-			for (unsigned i = 0; i < k; i++)
-				if (reqs[i].block == b)
-					dup = true;
-			if (dup || get_free_entry(bm, &e, NULL))
+			/* hashed at once (off the LRU until read): a repeat in blocks is found */
+			if (b >= bm->io->nr_blocks || hash_find(bm, b) || get_free_entry(bm, &e, NULL))
 				continue;
 			e->location = b;
 			e->aux = 0;
+			hash_insert(bm, e);
 			ents[k] = e;
 			reqs[k].block = b;
 			reqs[k].buf = e->data;
@@ -431,11 +427,13 @@ void bm_prefetch(struct bm *bm, const uint64_t *blocks, unsigned n)
 			struct bm_block *e = ents[i];
 
 			if (reqs[i].result) {
+				/* not cached: hashed under a location no lookup asks for */
+				hash_remove(bm, e);
 				e->location = UINT64_MAX;
+				hash_insert(bm, e);
 			} else {
 				bm->stats.reads++;
 			}
-			hash_insert(bm, e);
 			lru_add_tail(bm, e);
 		}
 		done += k;

@@ -247,25 +247,119 @@ static int shared_subtree(struct bm *bm, struct side *l, struct side *r, uint64_
 			ret = side_expand(&s, f.value, err);
 			continue;
 		}
-		/* a whole leaf at a time */
+		/* a whole leaf at a time; its keys ascend, only the first is checked */
 		struct frame *fr = &s.fr[s.top];
 		const uint8_t *vals = node_values_c(fr->node);
 
+		if (stats)
+			stats->shared_mappings += fr->nr - fr->idx;
+		ret = side_take_key(&s, node_key(fr->node, fr->idx), err);
 		for (; fr->idx < fr->nr && !ret; fr->idx++) {
 			uint64_t k = node_key(fr->node, fr->idx);
 			uint64_t d = block_time_block(load_le64(vals + 8u * fr->idx));
 
-			ret = side_take_key(&s, k, err);
-			if (!ret)
-				ret = steps_add(st, DELTA_SAME, k, d, d);
-			if (stats)
-				stats->shared_mappings++;
+			ret = steps_add(st, DELTA_SAME, k, d, d);
 		}
+		if (!ret)
+			s.last_key = node_key(fr->node, fr->nr - 1);
 	}
 	side_release(&s);
 	if (!ret && s.has_last) {
 		l->last_key = r->last_key = s.last_key;
 		l->has_last = r->has_last = true;
+	}
+	return ret;
+}
+
+/*
+ * Leaves a whole run at a time.  A node's keys ascend (checked when it is
+ * locked), so of a run taken from one leaf only its first key is checked
+ * against what the side took before; the rest follow.
+ */
+
+/* The first index from i on whose key is limit or above (nr if none). */
+static inline uint32_t run_end(const struct frame *f, uint32_t i, uint64_t limit)
+{
+	uint32_t hi = f->nr;
+
+	if (node_key(f->node, hi - 1) < limit)
+		return hi;
+	while (i < hi) {
+		uint32_t mid = i + (hi - i) / 2;
+
+		if (node_key(f->node, mid) < limit)
+			i = mid + 1;
+		else
+			hi = mid;
+	}
+	return i;
+}
+
+/* Entries [f->idx, end) of one tree's current leaf, which the other tree lacks. */
+static inline int take_alone(struct side *s, struct frame *f, uint32_t end, enum delta_kind kind,
+			     struct steps *st, struct pd_err *err)
+{
+	const uint8_t *vals = node_values_c(f->node);
+	struct delta_step *c = &st->cur;
+	uint32_t i = f->idx;
+	int ret;
+
+	if (i >= end)
+		return 0;
+	ret = side_take_key(s, node_key(f->node, i), err);
+	while (!ret && i < end) {
+		/* a run of consecutive keys and data blocks, in registers */
+		uint64_t k = node_key(f->node, i);
+		uint64_t d = block_time_block(load_le64(vals + 8u * i));
+		uint32_t j = i + 1;
+
+		while (j < end && node_key(f->node, j) == k + (j - i) &&
+		       block_time_block(load_le64(vals + 8u * j)) == d + (j - i))
+			j++;
+		if (st->have && c->kind == kind && k == c->begin + c->len &&
+		    d == (kind == DELTA_LEFT_ONLY ? c->left_data : c->right_data) + c->len) {
+			c->len += j - i;
+		} else {
+			ret = kind == DELTA_LEFT_ONLY ? steps_add(st, kind, k, d, 0) :
+							steps_add(st, kind, k, 0, d);
+			c->len += j - i - 1;
+		}
+		i = j;
+	}
+	if (!ret) {
+		s->last_key = node_key(f->node, end - 1);
+		f->idx = end;
+	}
+	return ret;
+}
+
+/* Entries with the same keys at the current positions of both leaves. */
+static inline int take_pairs(struct side *l, struct frame *a, struct side *r, struct frame *b,
+			     struct steps *st, struct pd_err *err)
+{
+	const uint8_t *av = node_values_c(a->node), *bv = node_values_c(b->node);
+	uint32_t i = a->idx, j = b->idx;
+	uint64_t k = node_key(a->node, i);
+	int ret;
+
+	ret = side_take_key(l, k, err);
+	if (!ret)
+		ret = side_take_key(r, k, err);
+	while (!ret) {
+		uint64_t ld = block_time_block(load_le64(av + 8u * i));
+		uint64_t rd = block_time_block(load_le64(bv + 8u * j));
+
+		ret = steps_add(st, ld == rd ? DELTA_SAME : DELTA_DIFFERENT, k, ld, rd);
+		i++;
+		j++;
+		if (i >= a->nr || j >= b->nr || node_key(a->node, i) != node_key(b->node, j))
+			break;
+		k = node_key(a->node, i);
+	}
+	if (!ret) {
+		l->last_key = r->last_key = k;
+		a->idx = i;
+		b->idx = j;
 	}
 	return ret;
 }
@@ -281,41 +375,22 @@ static int merge_leaves(struct side *l, struct side *r, uint64_t limit, struct s
 {
 	struct frame *a = l ? &l->fr[l->top] : NULL;
 	struct frame *b = r ? &r->fr[r->top] : NULL;
-	const uint8_t *av = a ? node_values_c(a->node) : NULL;
-	const uint8_t *bv = b ? node_values_c(b->node) : NULL;
 	int ret = 0;
 
-	while (!ret && (!a || a->idx < a->nr) && (!b || b->idx < b->nr)) {
-		uint64_t ak = a ? node_key(a->node, a->idx) : limit;
-		uint64_t bk = b ? node_key(b->node, b->idx) : limit;
+	if (!b)
+		return take_alone(l, a, run_end(a, a->idx, limit), DELTA_LEFT_ONLY, st, err);
+	if (!a)
+		return take_alone(r, b, run_end(b, b->idx, limit), DELTA_RIGHT_ONLY, st, err);
+	while (!ret && a->idx < a->nr && b->idx < b->nr) {
+		uint64_t ak = node_key(a->node, a->idx);
+		uint64_t bk = node_key(b->node, b->idx);
 
-		if ((!a && bk >= limit) || (!b && ak >= limit))
-			break;
-
-		if (a && (!b || ak < bk)) {
-			ret = side_take_key(l, ak, err);
-			if (!ret)
-				ret = steps_add(st, DELTA_LEFT_ONLY, ak,
-						block_time_block(load_le64(av + 8u * a->idx)), 0);
-			a->idx++;
-		} else if (b && (!a || bk < ak)) {
-			ret = side_take_key(r, bk, err);
-			if (!ret)
-				ret = steps_add(st, DELTA_RIGHT_ONLY, bk, 0,
-						block_time_block(load_le64(bv + 8u * b->idx)));
-			b->idx++;
-		} else {
-			uint64_t ld = block_time_block(load_le64(av + 8u * a->idx));
-			uint64_t rd = block_time_block(load_le64(bv + 8u * b->idx));
-
-			ret = side_take_key(l, ak, err);
-			if (!ret)
-				ret = side_take_key(r, bk, err);
-			if (!ret)
-				ret = steps_add(st, ld == rd ? DELTA_SAME : DELTA_DIFFERENT, ak, ld, rd);
-			a->idx++;
-			b->idx++;
-		}
+		if (ak < bk)
+			ret = take_alone(l, a, run_end(a, a->idx, bk), DELTA_LEFT_ONLY, st, err);
+		else if (bk < ak)
+			ret = take_alone(r, b, run_end(b, b->idx, ak), DELTA_RIGHT_ONLY, st, err);
+		else
+			ret = take_pairs(l, a, r, b, st, err);
 	}
 	return ret;
 }

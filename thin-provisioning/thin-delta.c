@@ -9,10 +9,14 @@
 #include "thin-provisioning/metadata.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <stdio_ext.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -30,11 +34,18 @@ static void usage(FILE *f)
 		"  {-V|--version}\n", prog_name);
 }
 
-static const char *const kind_tag[] = {
-	[DELTA_LEFT_ONLY] = "left_only",
-	[DELTA_RIGHT_ONLY] = "right_only",
-	[DELTA_DIFFERENT] = "different",
-	[DELTA_SAME] = "same",
+static const char *const open_tag[] = {
+	[DELTA_LEFT_ONLY] = "    <left_only>\n",
+	[DELTA_RIGHT_ONLY] = "    <right_only>\n",
+	[DELTA_DIFFERENT] = "    <different>\n",
+	[DELTA_SAME] = "    <same>\n",
+};
+
+static const char *const close_tag[] = {
+	[DELTA_LEFT_ONLY] = "    </left_only>\n",
+	[DELTA_RIGHT_ONLY] = "    </right_only>\n",
+	[DELTA_DIFFERENT] = "    </different>\n",
+	[DELTA_SAME] = "    </same>\n",
 };
 
 /*
@@ -87,19 +98,24 @@ static void put_range(FILE *out, const char *indent_tag, const char *const names
 		*p++ = '"';
 	}
 	p = put_str(p, "/>\n");
-	fwrite(line, 1, (size_t)(p - line), out);
+	fwrite_unlocked(line, 1, (size_t)(p - line), out);
 }
 
 static void plain_flush(struct writer *w)
 {
 	static const char *const names[] = { "begin", "length" };
 
+	static const char *const tags[] = {
+		[DELTA_LEFT_ONLY] = "    <left_only",
+		[DELTA_RIGHT_ONLY] = "    <right_only",
+		[DELTA_DIFFERENT] = "    <different",
+		[DELTA_SAME] = "    <same",
+	};
+
 	if (w->open) {
-		char tag[32];
 		uint64_t vals[] = { w->begin, w->end - w->begin };
 
-		snprintf(tag, sizeof(tag), "    <%s", kind_tag[w->kind]);
-		put_range(w->out, tag, names, vals, 2);
+		put_range(w->out, tags[w->kind], names, vals, 2);
 	}
 	w->open = false;
 }
@@ -122,8 +138,8 @@ static int write_step(void *ctx, const struct delta_step *s)
 	}
 	if (!w->open || w->kind != s->kind) {
 		if (w->open)
-			fprintf(w->out, "    </%s>\n", kind_tag[w->kind]);
-		fprintf(w->out, "    <%s>\n", kind_tag[s->kind]);
+			fputs_unlocked(close_tag[w->kind], w->out);
+		fputs_unlocked(open_tag[s->kind], w->out);
 		w->open = true;
 		w->kind = s->kind;
 	}
@@ -150,7 +166,7 @@ static void writer_end(struct writer *w)
 	if (!w->verbose)
 		plain_flush(w);
 	else if (w->open)
-		fprintf(w->out, "    </%s>\n", kind_tag[w->kind]);
+		fputs(close_tag[w->kind], w->out);
 	w->open = false;
 }
 
@@ -159,30 +175,63 @@ static void writer_end(struct writer *w)
  * has succeeded: damage found half-way gives one error line and no
  * partial output (memory stays bounded whatever the output's size).
  * Without a temporary directory, it streams to stdout.
+ *
+ * When stdout is a regular file that ends where we are to write (`>
+ * FILE`), the XML goes straight to it and a failed walk truncates it
+ * back: the same result without writing, and reading back, every byte
+ * twice (41 MB for --verbose on the 16M-mapping benchmark pool).
  */
-static FILE *spool_open(void)
-{
-	FILE *f = tmpfile();
+struct spool {
+	FILE *f;
+	bool direct;		/* f is stdout, to be cut back to start on failure */
+	off_t start;
+};
 
-	if (f)
-		setvbuf(f, NULL, _IOFBF, 1u << 20);
-	return f ? f : stdout;
+/* glibc ignores setvbuf's size without a buffer: 4 KiB writes otherwise */
+static char spool_buf[1u << 20];
+
+static void spool_open(struct spool *sp)
+{
+	struct stat st;
+	int fl = fcntl(STDOUT_FILENO, F_GETFL);
+
+	sp->direct = false;
+	if (fl >= 0 && !(fl & O_APPEND) && !fstat(STDOUT_FILENO, &st) && S_ISREG(st.st_mode)) {
+		sp->start = lseek(STDOUT_FILENO, 0, SEEK_CUR);
+		if (sp->start == st.st_size) {
+			sp->direct = true;
+			sp->f = stdout;
+			setvbuf(stdout, spool_buf, _IOFBF, sizeof(spool_buf));
+			return;
+		}
+	}
+	sp->f = tmpfile();
+	if (sp->f)
+		setvbuf(sp->f, spool_buf, _IOFBF, sizeof(spool_buf));
+	else
+		sp->f = stdout;
 }
 
-static void spool_discard(FILE *f)
+static void spool_discard(struct spool *sp)
 {
-	if (f != stdout)
-		fclose(f);
+	if (sp->direct) {
+		__fpurge(stdout);
+		if (ftruncate(STDOUT_FILENO, sp->start) || lseek(STDOUT_FILENO, sp->start, SEEK_SET) < 0)
+			cli_error("cannot remove the partial output: %s", strerror(errno));
+	} else if (sp->f != stdout) {
+		fclose(sp->f);
+	}
 }
 
-static int spool_finish(FILE *f)
+static int spool_finish(struct spool *sp)
 {
+	FILE *f = sp->f;
 	char buf[65536];
 	size_t n;
 	int ret = 0;
 
 	if (f == stdout)
-		return 0;
+		return 0;	/* written (or not) as stdout is closed */
 	if (fflush(f) || ferror(f) || fseek(f, 0, SEEK_SET)) {
 		cli_error("temporary file: %s", strerror(errno ? errno : EIO));
 		fclose(f);
@@ -264,6 +313,7 @@ int thin_delta_main(int argc, char **argv)
 	struct thin_open_opts oo = { .engine = IO_ENGINE_SYNC };
 	struct which w1 = { 0 }, w2 = { 0 };
 	struct writer w = { 0 };
+	struct spool sp;
 	struct thin_metadata *md = NULL;
 	struct pd_err err = { 0 };
 	uint64_t root1, root2, nr_data_blocks;
@@ -325,6 +375,14 @@ int thin_delta_main(int argc, char **argv)
 	}
 
 	r = thin_metadata_open(argv[optind], &oo, &md, &err);
+	/*
+	 * Through the page cache, the leaves of both trees are read in key
+	 * order, interleaved: tell the kernel to read ahead of the two
+	 * streams harder (on the 16M-mapping bench pool under load, cold
+	 * cache: median 0.72 s -> 0.44 s).
+	 */
+	if (!r && !md->io->direct)
+		(void)posix_fadvise(md->io->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	if (!r)
 		r = resolve(md, &w1, 1, &root1, &err);
 	if (!r)
@@ -336,7 +394,8 @@ int thin_delta_main(int argc, char **argv)
 	}
 	/* as v0.9: a held root's view has no data space map */
 	nr_data_blocks = md->held ? 0 : md->data_sm.nr_blocks;
-	w.out = spool_open();
+	spool_open(&sp);
+	w.out = sp.f;
 	fprintf(w.out, "<superblock uuid=\"\" time=\"%" PRIu32 "\" transaction=\"%" PRIu64
 	       "\" data_block_size=\"%" PRIu32 "\" nr_data_blocks=\"%" PRIu64 "\"",
 	       md->sb.time, md->sb.trans_id, md->sb.data_block_size, nr_data_blocks);
@@ -347,11 +406,11 @@ int thin_delta_main(int argc, char **argv)
 	r = thin_delta_walk(md->bm, root1, root2, write_step, &w, NULL, &err);
 	thin_metadata_close(md);
 	if (r) {
-		spool_discard(w.out);
+		spool_discard(&sp);
 		cli_error("%s", err.msg);
 		return 1;
 	}
 	writer_end(&w);
 	fprintf(w.out, "  </diff>\n</superblock>\n");
-	return spool_finish(w.out);
+	return spool_finish(&sp);
 }
