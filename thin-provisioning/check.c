@@ -168,16 +168,22 @@ static bool is_shared(struct checker *c, uint64_t b)
 	       cm_get(c->md_ondisk, b) > 1;
 }
 
+/* Underfull nodes are damage unless non-fatal errors are ignored. */
+static struct btree_walk_opts walk_opts(const struct checker *c, uint32_t value_size,
+					bool prefetch)
+{
+	return (struct btree_walk_opts) {
+		.shape = { .value_size = value_size },
+		.check_fill = !c->o->ignore_non_fatal,
+		.prefetch = prefetch,
+	};
+}
+
 /* Walks a tree counting references only (details tree, SM trees, held trees). */
 static int walk_counting(struct checker *c, uint64_t root, uint32_t value_size,
 			 const struct btree_walk_ops *extra)
 {
-	struct btree_walk_opts wo = {
-		.shape = { .value_size = value_size,
-			   .allow_max_not_div3 = false },
-		.check_fill = !c->o->ignore_non_fatal,
-		.prefetch = true,
-	};
+	struct btree_walk_opts wo = walk_opts(c, value_size, true);
 	struct btree_walk_ops ops = {
 		.node = count_node,
 		.damage = tree_damage,
@@ -298,11 +304,7 @@ static int bottom_leaf(void *ctx, const struct btree_node_info *n)
 static void check_device(struct checker *c, uint64_t dev, uint64_t root,
 			 uint64_t details_root)
 {
-	struct btree_walk_opts wo = {
-		.shape = { .value_size = THIN_MAPPING_VALUE_SIZE },
-		.check_fill = !c->o->ignore_non_fatal,
-		.prefetch = true,
-	};
+	struct btree_walk_opts wo = walk_opts(c, THIN_MAPPING_VALUE_SIZE, true);
 	struct btree_walk_ops ops = {
 		.node = bottom_node,
 		.node_exit = bottom_exit,
@@ -401,11 +403,8 @@ static void top_damage(void *ctx, const struct btree_damage *d)
 static void check_mapping_tree(struct checker *c, uint64_t top_root,
 			       uint64_t details_root, bool descend)
 {
-	struct btree_walk_opts wo = {
-		.shape = { .value_size = THIN_MAPPING_VALUE_SIZE },
-		.check_fill = !c->o->ignore_non_fatal,
-		.prefetch = false,
-	};
+	/* no prefetch: the devices' walks share the cache with this one */
+	struct btree_walk_opts wo = walk_opts(c, THIN_MAPPING_VALUE_SIZE, false);
 	struct btree_walk_ops ops = {
 		.node = top_node,
 		.leaf = top_leaf,

@@ -62,31 +62,6 @@ static void print_report(void *ctx, enum thin_check_severity sev, int indent, co
 	}
 }
 
-struct quiet_report {
-	void (*report)(void *ctx, int indent, const char *line);
-	void *ctx;
-};
-
-/* thin_check_quietly: the examination to the caller, failures to stderr. */
-static void quiet_report(void *ctx, enum thin_check_severity sev, int indent, const char *line)
-{
-	struct quiet_report *q = ctx;
-
-	if (sev == THIN_CHECK_ERROR)
-		cli_error("%s", line);
-	else if (sev == THIN_CHECK_LINE && q->report)
-		q->report(q->ctx, indent, line);
-}
-
-int thin_check_quietly(const char *path, enum io_engine_kind engine, bool metadata_snap,
-		       void (*report)(void *ctx, int indent, const char *line), void *ctx)
-{
-	struct thin_check_opts o = { .engine = engine, .metadata_snap = metadata_snap };
-	struct quiet_report q = { .report = report, .ctx = ctx };
-
-	return thin_check(path, &o, quiet_report, &q);
-}
-
 int thin_check_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -104,6 +79,7 @@ int thin_check_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct thin_check_opts o = { .engine = IO_ENGINE_SYNC };
+	const char *path;
 	bool quiet = false;
 	int ch;
 
@@ -114,11 +90,8 @@ int thin_check_main(int argc, char **argv)
 			quiet = true;
 			break;
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(ch, usage);
 		case 'm':
 			o.metadata_snap = true;
 			break;
@@ -177,16 +150,9 @@ int thin_check_main(int argc, char **argv)
 		}
 	}
 
-	if (optind >= argc) {
-		fprintf(stderr, "No input file provided.\n");
-		usage(stderr);
+	path = cli_one_input(argc, argv, usage, 0);
+	if (!path)
 		return 1;
-	}
-	if (optind + 1 < argc) {
-		cli_error("too many arguments");
-		usage(stderr);
-		return 1;
-	}
 
-	return thin_check(argv[optind], &o, print_report, &quiet);
+	return thin_check(path, &o, print_report, &quiet);
 }

@@ -135,11 +135,8 @@ int thin_dump_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hVf:o:m::qr", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(c, usage);
 		case 'f':
 			if (!strcmp(optarg, "xml"))
 				human = false;
@@ -201,19 +198,9 @@ int thin_dump_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
-	argc = cli_drop_empty_operands(argc, argv);
 	eo.dev_ids = dev_ids;
-
-	if (optind >= argc) {
-		fprintf(stderr, "No input file provided.\n");
-		usage(stderr);
+	if (!cli_one_input(argc, argv, usage, 0))
 		goto out;
-	}
-	if (optind + 1 < argc) {
-		cli_error("too many arguments");
-		usage(stderr);
-		goto out;
-	}
 
 	if (repair) {
 		ret = dump_repair(argv[optind], &oo, &ov, human, output);
