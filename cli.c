@@ -26,6 +26,12 @@ void cli_error(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+void cli_report(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "%s: %s\n", prog_name, msg);
+}
+
 void cli_version(void)
 {
 	/* upstream's numbering, for LVM's version gates (configure.ac) */

@@ -18,6 +18,8 @@ extern const char *prog_name;	/* the command name, for messages */
 
 /* "prog: message\n" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same as a library's report callback (ctx unused), stdout not flushed. */
+void cli_report(void *ctx, const char *msg);
 /* Prints the bare version on stdout. */
 void cli_version(void);
 /*
@@ -51,6 +53,12 @@ enum {
 	{ "transaction-id", required_argument, NULL, OPT_SB_TRANSACTION_ID }, \
 	{ "data-block-size", required_argument, NULL, OPT_SB_DATA_BLOCK_SIZE }, \
 	{ "nr-data-blocks", required_argument, NULL, OPT_SB_NR_DATA_BLOCKS }
+
+/* their usage lines */
+#define CLI_SB_OVERRIDE_USAGE \
+	"  {--transaction-id} <natural>\n" \
+	"  {--data-block-size} <natural>\n" \
+	"  {--nr-data-blocks} <natural>\n"
 
 struct sb_overrides;
 int cli_parse_sb_override(int opt, const char *arg, struct sb_overrides *ov);
@@ -116,6 +124,22 @@ struct cli_io_spec {
  */
 int cli_parse_io(int argc, char **argv, const struct cli_io_spec *spec,
 		 struct cli_io_args *a);
+
+/*
+ * thin_restore's and thin_repair's command line: cli_parse_io() with the
+ * superblock overrides and --io-engine (thin-provisioning/cli-overrides.c).
+ */
+int cli_parse_sb_io(int argc, char **argv, void (*usage)(FILE *), unsigned flags,
+		    struct sb_overrides *ov, struct cli_io_args *a);
+
+/*
+ * cli_open_output(), then the output must hold what est counted
+ * (restore.h), else cli_output_too_small()'s line.  0, or 1 with *io
+ * NULL.
+ */
+struct restore_estimate;
+int cli_open_restore_output(const char *output, enum io_engine_kind engine,
+			    const struct restore_estimate *est, struct io_engine **io);
 
 /*
  * The one operand of a command that reads one input (checks, dumps):

@@ -23,18 +23,10 @@ static void usage(FILE *f)
 		"  {-o <xml file>}\n"
 		"  {--dev-id} <dev-id>\n"
 		"  {--skip-mappings}\n"
-		"  {--transaction-id} <natural>\n"
-		"  {--data-block-size} <natural>\n"
-		"  {--nr-data-blocks} <natural>\n"
+		CLI_SB_OVERRIDE_USAGE
 		"  {--io-engine} {sync|async}\n"
 		"  {-q|--quiet}\n"
 		"  {-V|--version}\n", prog_name);
-}
-
-static void print_loss(void *ctx, const char *msg)
-{
-	(void)ctx;
-	fprintf(stderr, "%s: %s\n", prog_name, msg);
 }
 
 /* --repair: what can still be read, with damage tolerated and reported. */
@@ -43,7 +35,7 @@ static int dump_repair(const char *input, const struct thin_open_opts *oo,
 {
 	struct salvage_opts so = {
 		.ov = *ov,
-		.report = print_loss,
+		.report = cli_report,
 	};
 	static char buf[1 << 20];
 	struct salvage_stats st;

@@ -18,33 +18,14 @@ static void usage(FILE *f)
 		"  {-h|--help}\n"
 		"  {-i|--input} <input metadata (binary format)>\n"
 		"  {-o|--output} <output metadata (binary format)>\n"
-		"  {--transaction-id} <natural>\n"
-		"  {--data-block-size} <natural>\n"
-		"  {--nr-data-blocks} <natural>\n"
+		CLI_SB_OVERRIDE_USAGE
 		"  {--io-engine} {sync|async}\n"
 		"  {-q|--quiet}\n"
 		"  {-V|--version}\n", prog_name);
 }
 
-static void print_loss(void *ctx, const char *msg)
-{
-	(void)ctx;
-	fprintf(stderr, "%s: %s\n", prog_name, msg);
-}
-
-static int sb_override(void *ctx, int opt, const char *arg)
-{
-	return cli_parse_sb_override(opt, arg, ctx);
-}
-
 int thin_repair_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CLI_IO_OPTIONS,
-		CLI_SB_OVERRIDE_OPTIONS,
-		CLI_IO_ENGINE_OPTION,
-		{ NULL, 0, NULL, 0 },
-	};
 	struct salvage_opts so = { 0 };
 	struct salvage_stats st;
 	struct restore_estimate est;
@@ -54,15 +35,9 @@ int thin_repair_main(int argc, char **argv)
 	struct emitter *em = NULL;
 	struct pd_err err = { 0 };
 	bool written = false;
-	uint64_t need;
 	int r, ret = 1;
 
-	const struct cli_io_spec spec = {
-		.longopts = longopts, .usage = usage, .flags = CLI_IO_INPUT_OPERAND,
-		.extra = sb_override, .ctx = &so.ov,
-	};
-
-	r = cli_parse_io(argc, argv, &spec, &a);
+	r = cli_parse_sb_io(argc, argv, usage, CLI_IO_INPUT_OPERAND, &so.ov, &a);
 	if (r >= 0)
 		return r;
 	if (cli_check_input(a.input, NULL) || cli_check_output(a.output, a.input))
@@ -92,18 +67,12 @@ int thin_repair_main(int argc, char **argv)
 		cli_error("%s: %s", a.input, err.msg);
 		goto out;
 	}
-	if (cli_open_output(a.output, a.engine, &out))
+	if (cli_open_restore_output(a.output, a.engine, &est, &out))
 		goto out;
-	need = restore_blocks_needed(&est, out->nr_blocks);
-	if (out->nr_blocks < need) {
-		cli_output_too_small(&err, a.output, need, out->nr_blocks);
-		cli_error("%s", err.msg);
-		goto out;
-	}
 
 	/* second pass: write, saying what was lost */
 	if (!a.quiet)
-		so.report = print_loss;
+		so.report = cli_report;
 	r = restore_emitter_create(out, NULL, &err, &em);
 	if (r) {
 		cli_error("out of memory");

@@ -19,9 +19,7 @@ static void usage(FILE *f)
 		"  {-h|--help}\n"
 		"  {-i|--input} <input xml file>\n"
 		"  {-o|--output} <output device or file>\n"
-		"  {--transaction-id} <natural>\n"
-		"  {--data-block-size} <natural>\n"
-		"  {--nr-data-blocks} <natural>\n"
+		CLI_SB_OVERRIDE_USAGE
 		"  {--io-engine} {sync|async}\n"
 		"  {-q|--quiet}\n"
 		"  {-V|--version}\n", prog_name);
@@ -32,19 +30,8 @@ static void on_progress(void *ctx, uint64_t bytes)
 	progress_update(ctx, bytes);
 }
 
-static int sb_override(void *ctx, int opt, const char *arg)
-{
-	return cli_parse_sb_override(opt, arg, ctx);
-}
-
 int thin_restore_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CLI_IO_OPTIONS,
-		CLI_SB_OVERRIDE_OPTIONS,
-		CLI_IO_ENGINE_OPTION,
-		{ NULL, 0, NULL, 0 },
-	};
 	struct xml_parse_opts po = { 0 };
 	struct cli_io_args a;
 	struct restore_estimate est;
@@ -53,16 +40,11 @@ int thin_restore_main(int argc, char **argv)
 	struct progress prog;
 	struct pd_err err = { 0 };
 	bool written = false;
-	uint64_t need;
 	struct stat st;
 	FILE *in = NULL;
 	int r, ret = 1;
 
-	const struct cli_io_spec spec = {
-		.longopts = longopts, .usage = usage, .extra = sb_override, .ctx = &po.ov,
-	};
-
-	r = cli_parse_io(argc, argv, &spec, &a);
+	r = cli_parse_sb_io(argc, argv, usage, 0, &po.ov, &a);
 	if (r >= 0)
 		return r;
 	if (cli_check_input(a.input, &st))
@@ -109,14 +91,8 @@ int thin_restore_main(int argc, char **argv)
 		goto out;
 	}
 
-	if (cli_open_output(a.output, a.engine, &io))
+	if (cli_open_restore_output(a.output, a.engine, &est, &io))
 		goto out;
-	need = restore_blocks_needed(&est, io->nr_blocks);
-	if (io->nr_blocks < need) {
-		cli_output_too_small(&err, a.output, need, io->nr_blocks);
-		cli_error("%s", err.msg);
-		goto out;
-	}
 
 	/* second pass: write */
 	rewind(in);
