@@ -570,6 +570,36 @@ static int repair_space_maps(struct checker *c)
  * Opening
  *--------------------------------------------------------------*/
 
+/* Beyond v0.9: everything the kernel checks in the superblock, and sane roots. */
+static int check_sb_fields(struct checker *c)
+{
+	const struct thin_sb *sb = &c->md->sb;
+	struct pd_err err;
+	int bad = 0;
+
+	if (sb->magic != THIN_SB_MAGIC) {
+		say(c, 1, "superblock is corrupt");
+		say(c, 2, "bad magic number %" PRIu64 " (expected %llu)", sb->magic,
+		    (unsigned long long)THIN_SB_MAGIC);
+		bad++;
+	}
+	if (thin_sb_check_fields(sb, c->nr_md_blocks, c->o->metadata_snap, &err)) {
+		say(c, 1, "%s", err.msg);
+		bad++;
+	}
+	if (sb->incompat_flags || sb->compat_ro_flags) {
+		say(c, 1, "superblock is corrupt");
+		say(c, 2, "unsupported feature flags: incompat %#x, compat_ro %#x",
+		    sb->incompat_flags, sb->compat_ro_flags);
+		bad++;
+	}
+	if (bad)
+		return -EILSEQ;
+	if (sb->version != 1 && sb->version != 2)
+		say(c, 1, "warning: unexpected metadata version %u", sb->version);
+	return 0;
+}
+
 /*
  * Opens path and checks the superblock in use (block 0, or the held root
  * with metadata_snap): its checksum as v0.9 does, then everything the
@@ -642,33 +672,9 @@ static int examine_superblock(struct checker *c, const char *path)
 	thin_sb_decode(bm_block_data(blk), loc, &c->md->sb);
 	bm_unlock(blk);
 
-	/* beyond v0.9: everything the kernel checks, and sane roots */
-	{
-		const struct thin_sb *sb = &c->md->sb;
-		int bad = 0;
-
-		if (sb->magic != THIN_SB_MAGIC) {
-			say(c, 1, "superblock is corrupt");
-			say(c, 2, "bad magic number %" PRIu64 " (expected %llu)", sb->magic,
-			    (unsigned long long)THIN_SB_MAGIC);
-			bad++;
-		}
-		r = thin_sb_check_fields(sb, c->nr_md_blocks, c->o->metadata_snap, &err);
-		if (r) {
-			say(c, 1, "%s", err.msg);
-			bad++;
-		}
-		if (sb->incompat_flags || sb->compat_ro_flags) {
-			say(c, 1, "superblock is corrupt");
-			say(c, 2, "unsupported feature flags: incompat %#x, compat_ro %#x",
-			    sb->incompat_flags, sb->compat_ro_flags);
-			bad++;
-		}
-		if (bad)
-			return -EILSEQ;
-		if (sb->version != 1 && sb->version != 2)
-			say(c, 1, "warning: unexpected metadata version %u", sb->version);
-	}
+	r = check_sb_fields(c);
+	if (r)
+		return r;
 	sm_root_decode(c->md->live.data_sm_root, &c->md->data_sm);
 	sm_root_decode(c->md->live.metadata_sm_root, &c->md->metadata_sm);
 	if (c->o->metadata_snap) {
@@ -718,6 +724,35 @@ static int clear_needs_check(struct checker *c)
 	}
 	say(c, 0, "cleared needs_check flag");
 	return 0;
+}
+
+/* The trees of the held metadata snapshot: their blocks are referenced too. */
+static void count_held_trees(struct checker *c)
+{
+	struct thin_sb held;
+	struct bm_block *blk;
+	struct pd_err err;
+	uint64_t h = c->md->live.metadata_snap;
+	int r;
+
+	md_ref(c, h);
+	r = h < c->nr_md_blocks ?
+		bm_read_lock(c->md->bm, h, &thin_sb_validator, &blk, &err) :
+		pd_err_set(&err, -EINVAL, "block %" PRIu64 " is beyond the end of the device", h);
+	if (r) {
+		say(c, 1, "metadata snapshot is corrupt");
+		say(c, 2, "%s", err.msg);
+		c->fatal++;
+		return;
+	}
+	thin_sb_decode(bm_block_data(blk), h, &held);
+	bm_unlock(blk);
+	md_ref(c, held.device_details_root);
+	c->tree = T_DETAILS;
+	walk_counting(c, held.device_details_root, THIN_DETAILS_VALUE_SIZE, NULL);
+	/* the held devices' data blocks are already counted if shared */
+	check_mapping_tree(c, held.data_mapping_root, held.device_details_root, true);
+	c->tree = T_OTHER;
 }
 
 static int run_check(struct checker *c, const char *path)
@@ -791,31 +826,9 @@ static int run_check(struct checker *c, const char *path)
 
 	/* the held metadata snapshot's trees are referenced too */
 	if (sm_checks && c->md->live.metadata_snap) {
-		struct thin_sb held;
-		struct bm_block *blk;
-		struct pd_err err;
-		uint64_t h = c->md->live.metadata_snap;
-
-		md_ref(c, h);
-		r = h < c->nr_md_blocks ?
-			bm_read_lock(c->md->bm, h, &thin_sb_validator, &blk, &err) :
-			pd_err_set(&err, -EINVAL, "block %" PRIu64 " is beyond the end of the device", h);
-		if (r) {
-			say(c, 1, "metadata snapshot is corrupt");
-			say(c, 2, "%s", err.msg);
-			c->fatal++;
-		} else {
-			thin_sb_decode(bm_block_data(blk), h, &held);
-			bm_unlock(blk);
-			md_ref(c, held.device_details_root);
-			c->tree = T_DETAILS;
-			walk_counting(c, held.device_details_root, THIN_DETAILS_VALUE_SIZE, NULL);
-			/* the held devices' data blocks are already counted if shared */
-			check_mapping_tree(c, held.data_mapping_root, held.device_details_root, true);
-			c->tree = T_OTHER;
-			if (c->error)
-				goto out_error;
-		}
+		count_held_trees(c);
+		if (c->error)
+			goto out_error;
 	}
 
 	if (sm_checks) {
