@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "config.h"
 #include "cli.h"
+#include "persistent-data/output-file.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,10 +26,25 @@ void cli_error(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+void cli_report(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "%s: %s\n", prog_name, msg);
+}
+
 void cli_version(void)
 {
 	/* upstream's numbering, for LVM's version gates (configure.ac) */
 	printf("%s\n", UPSTREAM_VERSION);
+}
+
+int cli_help_or_version(int opt, void (*usage)(FILE *))
+{
+	if (opt == 'V')
+		cli_version();
+	else
+		usage(stdout);
+	return 0;
 }
 
 int cli_parse_u64(const char *s, uint64_t *v)
@@ -61,6 +79,136 @@ int cli_parse_engine(const char *s, enum io_engine_kind *kind)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/*----------------------------------------------------------------
+ * Input and output
+ *--------------------------------------------------------------*/
+
+static int missing(const char *what, void (*usage)(FILE *), unsigned flags)
+{
+	if (flags & CLI_IO_NAMED_MISSING)
+		cli_error("No %s file provided.", what);
+	else
+		fprintf(stderr, "No %s file provided.\n", what);
+	usage(stderr);
+	return 1;
+}
+
+int cli_parse_io(int argc, char **argv, const struct cli_io_spec *spec,
+		 struct cli_io_args *a)
+{
+	const char *shortopts = spec->shortopts ? spec->shortopts : "hVi:o:q";
+	void (*usage)(FILE *) = spec->usage;
+	unsigned flags = spec->flags;
+	int c, r;
+
+	memset(a, 0, sizeof(*a));
+	a->engine = IO_ENGINE_SYNC;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, shortopts, spec->longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+		case 'V':
+			return cli_help_or_version(c, usage);
+		case 'i':
+			a->input = optarg;
+			break;
+		case 'o':
+			a->output = optarg;
+			break;
+		case 'q':
+			a->quiet = true;
+			break;
+		case CLI_OPT_IO_ENGINE:
+			if (cli_parse_engine(optarg, &a->engine))
+				return 1;
+			a->engine_given = true;
+			break;
+		default:
+			if (c == '?' || c == ':' || !spec->extra)
+				return cli_bad_usage(usage);
+			r = spec->extra(spec->ctx, c, optarg);
+			if (r)
+				return r;
+		}
+	}
+	argc = cli_drop_empty_operands(argc, argv);
+	if ((flags & CLI_IO_INPUT_OPERAND) && !a->input && optind < argc)
+		a->input = argv[optind++];
+	if (optind < argc) {
+		cli_error("unexpected argument '%s'", argv[optind]);
+		usage(stderr);
+		return 1;
+	}
+	if (!a->input)
+		return missing("input", usage, flags);
+	if (!a->output && !(flags & CLI_IO_OUTPUT_OPTIONAL))
+		return missing("output", usage, flags);
+	return -1;
+}
+
+const char *cli_one_input(int argc, char **argv, void (*usage)(FILE *), unsigned flags)
+{
+	argc = cli_drop_empty_operands(argc, argv);
+	if (optind >= argc) {
+		missing("input", usage, flags);
+		return NULL;
+	}
+	if (optind + 1 < argc) {
+		cli_error("too many arguments");
+		usage(stderr);
+		return NULL;
+	}
+	return argv[optind];
+}
+
+int cli_check_input(const char *input, struct stat *st)
+{
+	struct stat buf;
+
+	if (!st)
+		st = &buf;
+	if (stat(input, st)) {
+		cli_error("%s: %s", input, strerror(errno));
+		return 1;
+	}
+	if (S_ISDIR(st->st_mode)) {
+		cli_error("%s: Is a directory", input);
+		return 1;
+	}
+	return 0;
+}
+
+int cli_check_output(const char *output, const char *input)
+{
+	struct pd_err err = { 0 };
+
+	if (output_check(output, input, &err)) {
+		cli_error("%s", err.msg);
+		return 1;
+	}
+	return 0;
+}
+
+int cli_open_output(const char *output, enum io_engine_kind engine, struct io_engine **io)
+{
+	struct pd_err err = { 0 };
+
+	if (io_engine_open(output, engine, IO_OPEN_WRITE | IO_OPEN_EXCL, io, &err)) {
+		cli_error("%s", err.msg);
+		return 1;
+	}
+	return 0;
+}
+
+int cli_output_too_small(struct pd_err *err, const char *output, uint64_t need,
+			 uint64_t have)
+{
+	return pd_err_set(err, -ENOSPC,
+			  "%s: output too small: the metadata needs %" PRIu64
+			  " blocks of 4 KiB (%" PRIu64 " KiB), but the output holds %" PRIu64,
+			  output, need, need * 4, have);
 }
 
 int cli_bad_usage(void (*usage)(FILE *))

@@ -125,11 +125,8 @@ int cache_metadata_size_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hVu:n", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(c, usage);
 		case OPT_BLOCK:
 			if (parse_sectors(optarg, "bskmg", &block)) {
 				cli_error("invalid value '%s' for '--block-size'", optarg);

@@ -4,7 +4,7 @@
 #include "cache/cache-md.h"
 #include "cache/commands.h"
 #include "cache/md-cli.h"
-#include "thin-provisioning/output-file.h"
+#include "persistent-data/output-file.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -25,9 +25,10 @@ static void usage(FILE *f)
 int cache_repair_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		MD_CLI_IO_OPTIONS,
+		CLI_IO_OPTIONS,
+		{ NULL, 0, NULL, 0 },
 	};
-	const char *input = NULL, *output = NULL;
+	struct cli_io_args a;
 	struct cache_writer *w = NULL;
 	struct io_engine *io = NULL;
 	struct cache_md *md = NULL;
@@ -35,24 +36,23 @@ int cache_repair_main(int argc, char **argv)
 	struct pd_err err = { 0 };
 	int r, ret;
 
-	ret = md_cli_parse_io(argc, argv, longopts, usage, NULL, NULL, &input, &output);
+	const struct cli_io_spec spec = {
+		.longopts = longopts, .usage = usage, .flags = CLI_IO_NAMED_MISSING,
+	};
+
+	ret = cli_parse_io(argc, argv, &spec, &a);
 	if (ret >= 0)
 		return ret;
 	ret = 1;
-	if (output_check(output, input, &err)) {
-		cli_error("%s", err.msg);
+	if (cli_check_output(a.output, a.input))
 		return 1;
-	}
-	r = cache_md_open(input, false, &md, &err);
+	r = cache_md_open(a.input, false, &md, &err);
 	if (r) {
 		cli_error("%s", err.msg);
 		return 1;
 	}
-	r = io_engine_open(output, IO_ENGINE_SYNC, IO_OPEN_WRITE | IO_OPEN_EXCL, &io, &err);
-	if (r) {
-		cli_error("%s", err.msg);
+	if (cli_open_output(a.output, IO_ENGINE_SYNC, &io))
 		goto out;
-	}
 	{
 		struct cache_writer_opts wo = {
 			.version = md->sb.version,
@@ -71,7 +71,7 @@ int cache_repair_main(int argc, char **argv)
 		struct pd_err *we = cache_writer_err(w);
 
 		cli_error("%s", we->code ? we->msg : err.code ? err.msg : strerror(-r));
-		output_invalidate(output);
+		output_invalidate(a.output);
 		goto out;
 	}
 	ret = 0;

@@ -5,7 +5,7 @@
 #include "cache/cache-xml.h"
 #include "cache/commands.h"
 #include "cache/md-cli.h"
-#include "thin-provisioning/output-file.h"
+#include "persistent-data/output-file.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -48,10 +48,11 @@ int cache_restore_main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "metadata-version", required_argument, NULL, OPT_VERSION },
 		{ "omit-clean-shutdown", no_argument, NULL, OPT_OMIT_CLEAN },
-		MD_CLI_IO_OPTIONS,
+		CLI_IO_OPTIONS,
+		{ NULL, 0, NULL, 0 },
 	};
 	struct cache_writer_opts wo = { .version = 2, .clean_shutdown = true };
-	const char *input = NULL, *output = NULL;
+	struct cli_io_args a;
 	struct cache_writer *w = NULL;
 	struct io_engine *io = NULL;
 	struct cache_visitor v;
@@ -60,11 +61,16 @@ int cache_restore_main(int argc, char **argv)
 	int r, ret;
 	bool written = false;
 
-	ret = md_cli_parse_io(argc, argv, longopts, usage, restore_opt, &wo, &input, &output);
+	const struct cli_io_spec spec = {
+		.longopts = longopts, .usage = usage, .flags = CLI_IO_NAMED_MISSING,
+		.extra = restore_opt, .ctx = &wo,
+	};
+
+	ret = cli_parse_io(argc, argv, &spec, &a);
 	if (ret >= 0)
 		return ret;
 	ret = 1;
-	if (md_cli_restore_open(input, output, &in, &io))
+	if (md_cli_restore_open(a.input, a.output, &in, &io))
 		return 1;
 	r = cache_writer_create(io, &wo, &w, &err);
 	if (r) {
@@ -88,7 +94,7 @@ int cache_restore_main(int argc, char **argv)
 		r = cache_xml_parse(in, &v, cache_writer_err(w), &err);
 	}
 	if (r) {
-		cli_error("%s: %s", input, err.msg);
+		cli_error("%s: %s", a.input, err.msg);
 		goto out;
 	}
 	ret = 0;
@@ -97,6 +103,6 @@ out:
 	io_engine_destroy(io);
 	fclose(in);
 	if (ret && written)
-		output_invalidate(output);
+		output_invalidate(a.output);
 	return ret;
 }

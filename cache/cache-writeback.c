@@ -248,11 +248,8 @@ int cache_writeback_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hVq", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(c, usage);
 		case 'q':
 			quiet = true;
 			break;

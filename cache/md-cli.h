@@ -15,29 +15,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-/* The options every restore and repair takes; end longopts with these. */
-#define MD_CLI_IO_OPTIONS \
-	{ "help", no_argument, NULL, 'h' }, \
-	{ "version", no_argument, NULL, 'V' }, \
-	{ "input", required_argument, NULL, 'i' }, \
-	{ "output", required_argument, NULL, 'o' }, \
-	{ "quiet", no_argument, NULL, 'q' }, \
-	{ NULL, 0, NULL, 0 }
-
 /*
- * The command line of a restore or a repair: -h, -V, -i, -o, -q and the
- * command's own long options (passed to extra, which returns 0, or the
- * exit code after printing its message; NULL: none), no operands, both
- * -i and -o given.  Returns -1 to go on with *input and *output set, or
- * the exit code.
- */
-int md_cli_parse_io(int argc, char **argv, const struct option *longopts,
-		    void (*usage)(FILE *), int (*extra)(void *ctx, int opt, const char *arg),
-		    void *ctx, const char **input, const char **output);
-
-/*
- * The input XML exists, is not a directory, and is not the output; the
- * output is usable (thin-provisioning/output-file.h).  Opens the input
+ * cli.h's checks of the input XML and the output, then opens the input
  * in *in and the output (read-write, exclusive) in *io.
  */
 int md_cli_restore_open(const char *input, const char *output, FILE **in,

@@ -168,11 +168,8 @@ int era_check_main(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "hVq", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(ch, usage);
 		case 'q':
 			quiet = true;
 			break;

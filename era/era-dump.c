@@ -46,11 +46,8 @@ int era_dump_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hVo:r", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(c, usage);
 		case 'o':
 			output = optarg;
 			break;

@@ -124,11 +124,8 @@ int era_invalidate_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hVo:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(c, usage);
 		case 'o':
 			output = optarg;
 			break;

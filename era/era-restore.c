@@ -5,7 +5,7 @@
 #include "era/era-md.h"
 #include "era/era-xml.h"
 #include "cache/md-cli.h"
-#include "thin-provisioning/output-file.h"
+#include "persistent-data/output-file.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -26,9 +26,10 @@ static void usage(FILE *f)
 int era_restore_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		MD_CLI_IO_OPTIONS,
+		CLI_IO_OPTIONS,
+		{ NULL, 0, NULL, 0 },
 	};
-	const char *input = NULL, *output = NULL;
+	struct cli_io_args a;
 	struct era_writer *w = NULL;
 	struct io_engine *io = NULL;
 	struct era_visitor v;
@@ -37,11 +38,15 @@ int era_restore_main(int argc, char **argv)
 	int r, ret;
 	bool written = false;
 
-	ret = md_cli_parse_io(argc, argv, longopts, usage, NULL, NULL, &input, &output);
+	const struct cli_io_spec spec = {
+		.longopts = longopts, .usage = usage, .flags = CLI_IO_NAMED_MISSING,
+	};
+
+	ret = cli_parse_io(argc, argv, &spec, &a);
 	if (ret >= 0)
 		return ret;
 	ret = 1;
-	if (md_cli_restore_open(input, output, &in, &io))
+	if (md_cli_restore_open(a.input, a.output, &in, &io))
 		return 1;
 	r = era_writer_create(io, &w, &err);
 	if (r) {
@@ -65,7 +70,7 @@ int era_restore_main(int argc, char **argv)
 		r = era_xml_parse(in, &v, era_writer_err(w), &err);
 	}
 	if (r) {
-		cli_error("%s: %s", input, err.msg);
+		cli_error("%s: %s", a.input, err.msg);
 		goto out;
 	}
 	ret = 0;
@@ -74,6 +79,6 @@ out:
 	io_engine_destroy(io);
 	fclose(in);
 	if (ret && written)
-		output_invalidate(output);
+		output_invalidate(a.output);
 	return ret;
 }

@@ -10,13 +10,17 @@
  * thin_check.
  */
 #include "fuzz-common.h"
+#include "thin-provisioning/check.h"
 #include "thin-provisioning/commands.h"
+
+/* thin_check's default: the full check of the live metadata */
+static const struct thin_check_opts check_opts = { .engine = IO_ENGINE_SYNC };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static bool passes(const char *path)
 {
-	return !thin_check_quietly(path, IO_ENGINE_SYNC, false, NULL, NULL);
+	return !thin_check(path, &check_opts, NULL, NULL);
 }
 
 static void fail(const char *what)

@@ -6,9 +6,13 @@
  * thin_check accepts.
  */
 #include "fuzz-common.h"
+#include "thin-provisioning/check.h"
 #include "thin-provisioning/commands.h"
 #include "thin-provisioning/restore.h"
 #include "thin-provisioning/xml-parser.h"
+
+/* thin_check's default: the full check of the live metadata */
+static const struct thin_check_opts check_opts = { .engine = IO_ENGINE_SYNC };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -46,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *argv[] = { arg0, i, xml.path, o, out.path, q, NULL };
 
 		if (!thin_restore_main(6, argv) &&
-		    thin_check_quietly(out.path, IO_ENGINE_SYNC, false, NULL, NULL)) {
+		    thin_check(out.path, &check_opts, NULL, NULL)) {
 			fprintf(stderr, "thin_restore exited 0 but thin_check rejects its output\n");
 			abort();
 		}

@@ -21,8 +21,9 @@
 #include "persistent-data/count-map.h"
 #include "persistent-data/io-engine-overlay.h"
 #include "persistent-data/space-map-disk.h"
+#include "persistent-data/output-file.h"
+#include "thin-provisioning/check.h"
 #include "thin-provisioning/commands.h"
-#include "thin-provisioning/output-file.h"
 #include "thin-provisioning/pool.h"
 #include "thin-provisioning/restore.h"
 #include "thin-provisioning/tree-copy.h"
@@ -174,8 +175,9 @@ static int open_input(const struct opts *o, bool snap, struct thin_metadata **md
 
 /*
  * The full check of the input (full-output modes) and, under --force, of
- * the output: thin_check's own code, quietly, with the damage it finds
- * gathered by part (superblock, devices tree, mapping tree, space maps).
+ * the output: the checker thin_check runs (check.h), with the damage it
+ * finds gathered by part (superblock, devices tree, mapping tree, space
+ * maps) and nothing printed but the errors of the check itself.
  */
 #define MAX_PARTS 8
 
@@ -190,10 +192,17 @@ struct check_report {
 	} part[MAX_PARTS];
 };
 
-static void collect_line(void *ctx, int indent, const char *line)
+static void collect_line(void *ctx, enum thin_check_severity sev, int indent,
+			 const char *line)
 {
 	struct check_report *cr = ctx;
 
+	if (sev == THIN_CHECK_ERROR) {
+		cli_error("%s", line);
+		return;
+	}
+	if (sev != THIN_CHECK_LINE)
+		return;
 	if (!indent) {
 		const char *name = line;
 
@@ -230,8 +239,10 @@ static void collect_line(void *ctx, int indent, const char *line)
 static int full_check(const char *path, const struct opts *o, bool snap,
 		      struct check_report *cr)
 {
+	struct thin_check_opts co = { .engine = o->engine, .metadata_snap = snap };
+
 	memset(cr, 0, sizeof(*cr));
-	return thin_check_quietly(path, o->engine, snap, collect_line, cr);
+	return thin_check(path, &co, collect_line, cr);
 }
 
 /* "mapping tree (device 3: ...), space map counts (...)" */
@@ -342,14 +353,6 @@ static void close_output(const struct opts *o, struct pool *p, struct io_engine 
 		output_invalidate(o->output);
 }
 
-static int too_small(const char *output, uint64_t need, uint64_t have, struct pd_err *err)
-{
-	return pd_err_set(err, -ENOSPC,
-			  "%s: output too small: the merged metadata needs %" PRIu64
-			  " blocks of 4 KiB (%" PRIu64 " KiB), but the output holds %" PRIu64,
-			  output, need, need * 4, have);
-}
-
 static int run_merge(struct pool *p, const struct opts *o, struct merge_stats *st,
 		     struct pd_err *err)
 {
@@ -425,7 +428,7 @@ static int merge_to_copy(const struct opts *o, struct thin_metadata *md,
 	if (need < highest + 1)
 		need = highest + 1;
 	if (out->nr_blocks < need) {
-		r = too_small(o->output, need, out->nr_blocks, err);
+		r = cli_output_too_small(err, o->output, need, out->nr_blocks);
 		goto out;
 	}
 
@@ -494,7 +497,7 @@ static int merge_from_snapshot(const struct opts *o, struct thin_metadata *md,
 	if (need < highest + 1)
 		need = highest + 1;
 	if (out->nr_blocks < need) {
-		r = too_small(o->output, need, out->nr_blocks, err);
+		r = cli_output_too_small(err, o->output, need, out->nr_blocks);
 		goto out;
 	}
 	cm_destroy(md_counts);
@@ -585,7 +588,7 @@ static int merge_alone(const struct opts *o, struct thin_metadata *md,
 		return r;
 	need = merged_only_blocks(st->merged_mapped, esb.nr_data_blocks, out->nr_blocks);
 	if (out->nr_blocks < need) {
-		r = too_small(o->output, need, out->nr_blocks, err);
+		r = cli_output_too_small(err, o->output, need, out->nr_blocks);
 		goto out;
 	}
 	r = restore_emitter_create(out, &ro, err, &e);
@@ -713,7 +716,6 @@ enum {
 	OPT_IN_PLACE,
 	OPT_MERGED_ONLY,
 	OPT_DRY_RUN,
-	OPT_IO_ENGINE,
 	OPT_FORCE,
 };
 
@@ -726,14 +728,45 @@ static int parse_id(const char *s, uint64_t *id)
 	return 0;
 }
 
+static int merge_opt(void *ctx, int opt, const char *arg)
+{
+	struct opts *o = ctx;
+
+	switch (opt) {
+	case 'm':
+		o->metadata_snap = true;
+		break;
+	case OPT_ORIGIN:
+		o->have_origin = true;
+		return parse_id(arg, &o->m.origin) ? 1 : 0;
+	case OPT_SNAPSHOT:
+		o->have_snapshot = true;
+		return parse_id(arg, &o->m.snapshot) ? 1 : 0;
+	case OPT_REBASE:
+		o->m.rebase = true;
+		break;
+	case OPT_IN_PLACE:
+		o->in_place = true;
+		break;
+	case OPT_MERGED_ONLY:
+		o->merged_only = true;
+		break;
+	case OPT_DRY_RUN:
+		o->dry_run = true;
+		break;
+	case OPT_FORCE:
+		o->force = true;
+		break;
+	default:
+		return cli_bad_usage(usage);
+	}
+	return 0;
+}
+
 static int parse(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "input", required_argument, NULL, 'i' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "quiet", no_argument, NULL, 'q' },
+		CLI_IO_OPTIONS,
 		{ "metadata-snap", no_argument, NULL, 'm' },
 		{ "origin", required_argument, NULL, OPT_ORIGIN },
 		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
@@ -741,78 +774,25 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "in-place", no_argument, NULL, OPT_IN_PLACE },
 		{ "merged-only", no_argument, NULL, OPT_MERGED_ONLY },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
-		{ "io-engine", required_argument, NULL, OPT_IO_ENGINE },
+		CLI_IO_ENGINE_OPTION,
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	const struct cli_io_spec spec = {
+		.longopts = longopts, .shortopts = "hVi:o:qm", .usage = usage,
+		.flags = CLI_IO_OUTPUT_OPTIONAL, .extra = merge_opt, .ctx = o,
+	};
+	struct cli_io_args a;
+	int r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "hVi:o:qm", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			cli_version();
-			return 0;
-		case 'i':
-			o->input = optarg;
-			break;
-		case 'o':
-			o->output = optarg;
-			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case 'm':
-			o->metadata_snap = true;
-			break;
-		case OPT_ORIGIN:
-			if (parse_id(optarg, &o->m.origin))
-				return 1;
-			o->have_origin = true;
-			break;
-		case OPT_SNAPSHOT:
-			if (parse_id(optarg, &o->m.snapshot))
-				return 1;
-			o->have_snapshot = true;
-			break;
-		case OPT_REBASE:
-			o->m.rebase = true;
-			break;
-		case OPT_IN_PLACE:
-			o->in_place = true;
-			break;
-		case OPT_MERGED_ONLY:
-			o->merged_only = true;
-			break;
-		case OPT_DRY_RUN:
-			o->dry_run = true;
-			break;
-		case OPT_FORCE:
-			o->force = true;
-			break;
-		case OPT_IO_ENGINE:
-			if (cli_parse_engine(optarg, &o->engine))
-				return 1;
-			o->engine_given = true;
-			break;
-		default:
-			return cli_bad_usage(usage);
-		}
-	}
-	argc = cli_drop_empty_operands(argc, argv);
-	if (optind < argc) {
-		cli_error("unexpected argument '%s'", argv[optind]);
-		usage(stderr);
-		return 1;
-	}
-	if (!o->input) {
-		fprintf(stderr, "No input file provided.\n");
-		usage(stderr);
-		return 1;
-	}
+	r = cli_parse_io(argc, argv, &spec, &a);
+	if (r >= 0)
+		return r;
+	o->input = a.input;
+	o->output = a.output;
+	o->quiet = a.quiet;
+	o->engine = a.engine;
+	o->engine_given = a.engine_given;
 	if (!o->have_origin) {
 		cli_error("no origin device given (--origin)");
 		usage(stderr);
@@ -852,20 +832,13 @@ int thin_merge_main(int argc, char **argv)
 	struct thin_device od, sd;
 	struct merge_stats st;
 	struct pd_err err = { 0 };
-	struct stat sb;
 	int r;
 
 	r = parse(argc, argv, &o);
 	if (r >= 0)
 		return r;
-	if (stat(o.input, &sb)) {
-		cli_error("%s: %s", o.input, strerror(errno));
+	if (cli_check_input(o.input, NULL))
 		return 1;
-	}
-	if (S_ISDIR(sb.st_mode)) {
-		cli_error("%s: Is a directory", o.input);
-		return 1;
-	}
 
 	/*
 	 * Read and check everything involved before anything is written.  A

@@ -56,11 +56,8 @@ int snapshot_check_main(int argc, char **argv)
 			quiet = true;
 			break;
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(c, usage);
 		case OPT_ORIGIN_SIZE:
 			if (cli_parse_u64(optarg, &so.origin_bytes) || !so.origin_bytes) {
 				cli_error("bad origin size '%s' (a number of bytes)", optarg);

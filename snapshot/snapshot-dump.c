@@ -96,11 +96,8 @@ int snapshot_dump_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(c, usage);
 		case OPT_DD:
 			d.dd = true;
 			break;

@@ -11,7 +11,7 @@
 #include "commands.h"
 #include "snap-cli.h"
 #include "snap-merge.h"
-#include "thin-provisioning/output-file.h"
+#include "persistent-data/output-file.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -270,11 +270,8 @@ int snapshot_merge_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hVi:o:qv", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(c, usage);
 		case 'i':
 			o.cow = optarg;
 			break;
@@ -376,11 +373,8 @@ int dm_merge_main(int argc, char **argv)
 			o.origin = optarg;
 			break;
 		case 'h':
-			dm_merge_usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(c, dm_merge_usage);
 		default:
 			return cli_bad_usage(dm_merge_usage);
 		}

@@ -49,8 +49,8 @@ static int first_block_checks(struct thin_metadata *md, struct pd_err *err)
 	return 0;
 }
 
-int thin_metadata_open(const char *path, const struct thin_open_opts *o,
-		       struct thin_metadata **out, struct pd_err *err)
+int thin_metadata_open_device(const char *path, const struct thin_open_opts *o,
+			      struct thin_metadata **out, struct pd_err *err)
 {
 	struct thin_metadata *md;
 	int r;
@@ -70,17 +70,32 @@ int thin_metadata_open(const char *path, const struct thin_open_opts *o,
 		      &md->bm, err);
 	if (r)
 		goto bad;
+	*out = md;
+	return 0;
+
+bad:
+	thin_metadata_close(md);
+	return r;
+}
+
+int thin_metadata_open(const char *path, const struct thin_open_opts *o,
+		       struct thin_metadata **out, struct pd_err *err)
+{
+	struct thin_metadata *md;
+	int r;
+
+	r = thin_metadata_open_device(path, o, &md, err);
+	if (r)
+		return r;
 	r = first_block_checks(md, err);
 	if (r)
 		goto bad;
 	r = read_sb(md, 0, &md->live, err);
 	if (r)
 		goto bad;
-	if (!o->skip_field_checks) {
-		r = thin_sb_check_fields(&md->live, md->io->nr_blocks, false, err);
-		if (r)
-			goto bad;
-	}
+	r = thin_sb_check_fields(&md->live, md->io->nr_blocks, false, err);
+	if (r)
+		goto bad;
 	sm_root_decode(md->live.data_sm_root, &md->data_sm);
 	sm_root_decode(md->live.metadata_sm_root, &md->metadata_sm);
 	md->sb = md->live;
@@ -108,11 +123,9 @@ int thin_metadata_open(const char *path, const struct thin_open_opts *o,
 			pd_err_prefix(err, "metadata snapshot");
 			goto bad;
 		}
-		if (!o->skip_field_checks) {
-			r = thin_sb_check_fields(&md->sb, md->io->nr_blocks, true, err);
-			if (r)
-				goto bad;
-		}
+		r = thin_sb_check_fields(&md->sb, md->io->nr_blocks, true, err);
+		if (r)
+			goto bad;
 		/* the held copy's space map roots are zero: use the live ones */
 		memcpy(md->sb.data_sm_root, md->live.data_sm_root, SM_ROOT_BLOB_SIZE);
 		md->held = true;

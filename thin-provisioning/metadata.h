@@ -22,7 +22,6 @@ struct thin_open_opts {
 	bool metadata_snap;		/* read the held root instead of the live trees */
 	uint64_t snap_block;		/* with metadata_snap: 0 = the one block 0 names */
 	unsigned cache_blocks;		/* 0 = default */
-	bool skip_field_checks;		/* v0.9 thin_check: only the checksum */
 };
 
 struct thin_metadata {
@@ -45,6 +44,15 @@ struct thin_metadata {
 int thin_metadata_open(const char *path, const struct thin_open_opts *o,
 		       struct thin_metadata **out, struct pd_err *err);
 void thin_metadata_close(struct thin_metadata *md);	/* accepts NULL */
+
+/*
+ * The first steps of thin_metadata_open only: the I/O engine (too small:
+ * -EFBIG with the message above) and the block manager, no superblock
+ * read (live, sb, data_sm and metadata_sm are zero).  For thin_check,
+ * which examines the superblock itself and reports each fault its way.
+ */
+int thin_metadata_open_device(const char *path, const struct thin_open_opts *o,
+			      struct thin_metadata **out, struct pd_err *err);
 
 /* A thin device: its details and the root of its mapping tree. */
 struct thin_device {

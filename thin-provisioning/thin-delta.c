@@ -323,11 +323,8 @@ int thin_delta_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hVm::", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(c, usage);
 		case OPT_THIN1:
 		case OPT_ROOT1:
 			if (set_which(&w1, optarg, c == OPT_ROOT1, c == OPT_ROOT1 ? "root1" : "thin id 1"))

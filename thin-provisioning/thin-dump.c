@@ -23,18 +23,10 @@ static void usage(FILE *f)
 		"  {-o <xml file>}\n"
 		"  {--dev-id} <dev-id>\n"
 		"  {--skip-mappings}\n"
-		"  {--transaction-id} <natural>\n"
-		"  {--data-block-size} <natural>\n"
-		"  {--nr-data-blocks} <natural>\n"
+		CLI_SB_OVERRIDE_USAGE
 		"  {--io-engine} {sync|async}\n"
 		"  {-q|--quiet}\n"
 		"  {-V|--version}\n", prog_name);
-}
-
-static void print_loss(void *ctx, const char *msg)
-{
-	(void)ctx;
-	fprintf(stderr, "%s: %s\n", prog_name, msg);
 }
 
 /* --repair: what can still be read, with damage tolerated and reported. */
@@ -43,7 +35,7 @@ static int dump_repair(const char *input, const struct thin_open_opts *oo,
 {
 	struct salvage_opts so = {
 		.ov = *ov,
-		.report = print_loss,
+		.report = cli_report,
 	};
 	static char buf[1 << 20];
 	struct salvage_stats st;
@@ -135,11 +127,8 @@ int thin_dump_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hVf:o:m::qr", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(c, usage);
 		case 'f':
 			if (!strcmp(optarg, "xml"))
 				human = false;
@@ -201,19 +190,9 @@ int thin_dump_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
-	argc = cli_drop_empty_operands(argc, argv);
 	eo.dev_ids = dev_ids;
-
-	if (optind >= argc) {
-		fprintf(stderr, "No input file provided.\n");
-		usage(stderr);
+	if (!cli_one_input(argc, argv, usage, 0))
 		goto out;
-	}
-	if (optind + 1 < argc) {
-		cli_error("too many arguments");
-		usage(stderr);
-		goto out;
-	}
 
 	if (repair) {
 		ret = dump_repair(argv[optind], &oo, &ov, human, output);

@@ -241,11 +241,8 @@ int thin_ls_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hVm::o:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(c, usage);
 		case 'm':
 			oo.metadata_snap = true;
 			break;
@@ -267,17 +264,8 @@ int thin_ls_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
-	argc = cli_drop_empty_operands(argc, argv);
-	if (optind >= argc) {
-		fprintf(stderr, "No input file provided.\n");
-		usage(stderr);
+	if (!cli_one_input(argc, argv, usage, 0))
 		return 1;
-	}
-	if (optind + 1 < argc) {
-		cli_error("too many arguments");
-		usage(stderr);
-		return 1;
-	}
 	for (unsigned f = 0; f < nf; f++)
 		if (fields[f] >= F_EXCLUSIVE_BLOCKS && fields[f] <= F_SHARED &&
 		    fields[f] != F_MAPPED_SECTORS && fields[f] != F_MAPPED_BYTES &&

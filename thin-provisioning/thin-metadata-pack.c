@@ -7,7 +7,7 @@
 #include "thin-provisioning/commands.h"
 #include "thin-provisioning/pack.h"
 #include "persistent-data/checksum.h"
-#include "thin-provisioning/output-file.h"
+#include "persistent-data/output-file.h"
 #include "thin-provisioning/superblock.h"
 
 #include <errno.h>
@@ -47,68 +47,33 @@ static void unpack_usage(FILE *f)
 }
 
 struct args {
-	const char *input, *output;
-	bool force, quiet;
+	struct cli_io_args io;
+	bool force;
 };
 
-/* 0: go on; 1: exit 1; 2: exit 0 (help, version). */
+static int force_opt(void *ctx, int opt, const char *arg)
+{
+	(void)opt;	/* only -f reaches here */
+	(void)arg;
+	*(bool *)ctx = true;
+	return 0;
+}
+
+/* -1: go on; else the exit code (help, version, a bad command line). */
 static int parse(int argc, char **argv, void (*usage)(FILE *), struct args *a)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "input", required_argument, NULL, 'i' },
-		{ "output", required_argument, NULL, 'o' },
+		CLI_IO_OPTIONS,
 		{ "force", no_argument, NULL, 'f' },
-		{ "quiet", no_argument, NULL, 'q' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	const struct cli_io_spec spec = {
+		.longopts = longopts, .shortopts = "hVi:o:fq", .usage = usage,
+		.extra = force_opt, .ctx = &a->force,
+	};
 
-	memset(a, 0, sizeof(*a));
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "hVi:o:fq", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			usage(stdout);
-			return 2;
-		case 'V':
-			cli_version();
-			return 2;
-		case 'i':
-			a->input = optarg;
-			break;
-		case 'o':
-			a->output = optarg;
-			break;
-		case 'f':
-			a->force = true;
-			break;
-		case 'q':
-			a->quiet = true;
-			break;
-		default:
-			cli_bad_usage(usage);
-			return 1;
-		}
-	}
-	argc = cli_drop_empty_operands(argc, argv);
-	if (optind < argc) {
-		cli_error("unexpected argument '%s'", argv[optind]);
-		cli_bad_usage(usage);
-		return 1;
-	}
-	if (!a->input) {
-		fprintf(stderr, "No input file provided.\n");
-		cli_bad_usage(usage);
-		return 1;
-	}
-	if (!a->output) {
-		fprintf(stderr, "No output file provided.\n");
-		cli_bad_usage(usage);
-		return 1;
-	}
-	return 0;
+	a->force = false;
+	return cli_parse_io(argc, argv, &spec, &a->io);
 }
 
 /*
@@ -170,9 +135,9 @@ int thin_metadata_pack_main(int argc, char **argv)
 	int r, ret = 1;
 
 	r = parse(argc, argv, pack_usage, &a);
-	if (r)
-		return r == 2 ? 0 : 1;
-	r = io_engine_open(a.input, IO_ENGINE_SYNC, IO_OPEN_EXCL, &in, &err);
+	if (r >= 0)
+		return r;
+	r = io_engine_open(a.io.input, IO_ENGINE_SYNC, IO_OPEN_EXCL, &in, &err);
 	if (!r && in->nr_blocks < 1)
 		r = pd_err_set(&err, -EFBIG, "Metadata device/file too small.  Is this binary metadata?");
 	if (!r && !(blk = io_alloc_block()))
@@ -181,33 +146,33 @@ int thin_metadata_pack_main(int argc, char **argv)
 		r = pd_err_set(&err, -EPROTO,
 			       "This looks like XML.  This tool only supports the binary metadata format.");
 	else if (r < 0 && !err.code)
-		r = pd_err_set(&err, r, "%s: read error: %s", a.input, strerror(-r));
+		r = pd_err_set(&err, r, "%s: read error: %s", a.io.input, strerror(-r));
 	free(blk);
 	if (r) {
 		cli_error("%s", err.msg);
 		goto out;
 	}
-	if (is_dir(a.output)) {
-		cli_error("%s: Is a directory", a.output);
+	if (is_dir(a.io.output)) {
+		cli_error("%s: Is a directory", a.io.output);
 		goto out;
 	}
-	if (same_file(a.input, a.output)) {
-		cli_error("%s: the output is the input; write to another file", a.output);
+	if (same_file(a.io.input, a.io.output)) {
+		cli_error("%s: the output is the input; write to another file", a.io.output);
 		goto out;
 	}
-	if (check_overwrite(a.output, a.force))
+	if (check_overwrite(a.io.output, a.force))
 		goto out;
-	out = fopen(a.output, "w");
+	out = fopen(a.io.output, "w");
 	if (!out) {
-		cli_error("%s: %s", a.output, strerror(errno));
+		cli_error("%s: %s", a.io.output, strerror(errno));
 		goto out;
 	}
 	created = true;
-	progress_init(&pc.p, "Packing", in->nr_blocks, a.quiet);
+	progress_init(&pc.p, "Packing", in->nr_blocks, a.io.quiet);
 	r = md_pack(in, out, on_progress, &pc, &st, &err);
 	progress_done(&pc.p);
 	if (!r && (fflush(out) || fsync(fileno(out))))
-		r = pd_err_set(&err, -errno, "%s: %s", a.output, strerror(errno));
+		r = pd_err_set(&err, -errno, "%s: %s", a.io.output, strerror(errno));
 	if (r) {
 		cli_error("%s", err.msg);
 		goto out;
@@ -215,11 +180,11 @@ int thin_metadata_pack_main(int argc, char **argv)
 	ret = 0;
 out:
 	if (out && fclose(out) && !ret) {
-		cli_error("%s: %s", a.output, strerror(errno));
+		cli_error("%s: %s", a.io.output, strerror(errno));
 		ret = 1;
 	}
 	if (ret && created)
-		unlink(a.output);	/* no half-written pack left behind */
+		unlink(a.io.output);	/* no half-written pack left behind */
 	io_engine_destroy(in);
 	return ret;
 }
@@ -238,61 +203,55 @@ int thin_metadata_unpack_main(int argc, char **argv)
 	int r, ret = 1;
 
 	r = parse(argc, argv, unpack_usage, &a);
-	if (r)
-		return r == 2 ? 0 : 1;
-	if (stat(a.input, &sb)) {
-		cli_error("%s: %s", a.input, strerror(errno));
+	if (r >= 0)
+		return r;
+	if (cli_check_input(a.io.input, &sb))
 		return 1;
-	}
-	if (S_ISDIR(sb.st_mode)) {
-		cli_error("%s: Is a directory", a.input);
-		return 1;
-	}
-	in = fopen(a.input, "r");
+	in = fopen(a.io.input, "r");
 	if (!in) {
-		cli_error("%s: %s", a.input, strerror(errno));
+		cli_error("%s: %s", a.io.input, strerror(errno));
 		return 1;
 	}
 	if (md_unpack_header(in, &nr_blocks, &err)) {
 		cli_error("%s", err.msg);
 		goto out;
 	}
-	if (is_dir(a.output)) {
-		cli_error("%s: Is a directory", a.output);
+	if (is_dir(a.io.output)) {
+		cli_error("%s: Is a directory", a.io.output);
 		goto out;
 	}
-	if (same_file(a.input, a.output)) {
-		cli_error("%s: the output is the input; write to another file", a.output);
+	if (same_file(a.io.input, a.io.output)) {
+		cli_error("%s: the output is the input; write to another file", a.io.output);
 		goto out;
 	}
-	if (check_overwrite(a.output, a.force))
+	if (check_overwrite(a.io.output, a.force))
 		goto out;
-	if (stat(a.output, &sb) || S_ISREG(sb.st_mode)) {
+	if (stat(a.io.output, &sb) || S_ISREG(sb.st_mode)) {
 		/* a file: created or truncated, then sized to the metadata */
-		int fd = open(a.output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int fd = open(a.io.output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
 		if (fd < 0) {
-			cli_error("%s: %s", a.output, strerror(errno));
+			cli_error("%s: %s", a.io.output, strerror(errno));
 			goto out;
 		}
 		wrote = true;
 		if (ftruncate(fd, (off_t)(nr_blocks * MD_BLOCK_SIZE))) {
-			cli_error("%s: %s", a.output, strerror(errno));
+			cli_error("%s: %s", a.io.output, strerror(errno));
 			close(fd);
 			goto out;
 		}
 		close(fd);
 	}
-	r = io_engine_open(a.output, IO_ENGINE_SYNC, IO_OPEN_WRITE | IO_OPEN_EXCL, &out, &err);
+	r = io_engine_open(a.io.output, IO_ENGINE_SYNC, IO_OPEN_WRITE | IO_OPEN_EXCL, &out, &err);
 	if (!r && out->nr_blocks < nr_blocks)
 		r = pd_err_set(&err, -ENOSPC, "%s: too small for the %llu blocks of the packed metadata",
-			       a.output, (unsigned long long)nr_blocks);
+			       a.io.output, (unsigned long long)nr_blocks);
 	if (r) {
 		cli_error("%s", err.msg);
 		goto out;
 	}
 	wrote = true;
-	progress_init(&pc.p, "Unpacking", (uint64_t)sb.st_size ? (uint64_t)sb.st_size : 1, a.quiet);
+	progress_init(&pc.p, "Unpacking", (uint64_t)sb.st_size ? (uint64_t)sb.st_size : 1, a.io.quiet);
 	r = md_unpack(in, out, nr_blocks, on_progress, &pc, &st, &err);
 	progress_done(&pc.p);
 	if (r) {
@@ -303,7 +262,7 @@ int thin_metadata_unpack_main(int argc, char **argv)
 out:
 	io_engine_destroy(out);
 	if (ret && wrote)
-		output_invalidate(a.output);
+		output_invalidate(a.io.output);
 	fclose(in);
 	return ret;
 }

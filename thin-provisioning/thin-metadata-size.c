@@ -441,11 +441,8 @@ int thin_metadata_size_main(int argc, char **argv)
 				return 1;
 			break;
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(c, usage);
 		default:
 			return cli_bad_usage(usage);
 		}

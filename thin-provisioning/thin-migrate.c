@@ -10,7 +10,7 @@
 #include "thin-provisioning/dm-ioctl.h"
 #include "persistent-data/btree.h"
 #include "thin-provisioning/metadata.h"
-#include "thin-provisioning/output-file.h"
+#include "persistent-data/output-file.h"
 #include "thin-provisioning/thin-disk.h"
 
 #include <errno.h>
@@ -284,11 +284,8 @@ int thin_migrate_main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "hVq", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(opt, usage);
 		case OPT_SOURCE:
 			src = optarg;
 			break;

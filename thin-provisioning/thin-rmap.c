@@ -116,16 +116,9 @@ int thin_rmap_main(int argc, char **argv)
 			return cli_bad_usage(usage);
 		}
 	}
-	argc = cli_drop_empty_operands(argc, argv);
-	if (optind >= argc) {
+	if (!cli_one_input(argc, argv, usage, 0)) {
 		free(regions);
-		fprintf(stderr, "No input file provided.\n");
-		return cli_bad_usage(usage);
-	}
-	if (optind + 1 < argc) {
-		free(regions);
-		cli_error("too many arguments");
-		return cli_bad_usage(usage);
+		return 1;
 	}
 	if (!nr) {
 		fprintf(stderr, "No regions provided.\n");

@@ -6,7 +6,7 @@
 #include "cli.h"
 #include "thin-provisioning/commands.h"
 #include "thin-provisioning/trim.h"
-#include "thin-provisioning/output-file.h"
+#include "persistent-data/output-file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -94,11 +94,8 @@ int thin_trim_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hVq", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			usage(stdout);
-			return 0;
 		case 'V':
-			cli_version();
-			return 0;
+			return cli_help_or_version(c, usage);
 		case OPT_METADATA_DEV:
 			meta = optarg;
 			break;

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-#ifndef THIN_OUTPUT_FILE_H
-#define THIN_OUTPUT_FILE_H
+#ifndef PD_OUTPUT_FILE_H
+#define PD_OUTPUT_FILE_H
 
 /*
- * Checks shared by the commands that write new metadata (thin_restore,
- * thin_repair, thin_merge): the output must exist, be a regular file or
- * a block device, not be a directory, and not be the input.  Messages are
- * ready to print after the program name.
+ * Checks shared by the commands that write new metadata (the restores,
+ * repairs and merges of every kind; cli.h's cli_check_output): the output
+ * must exist, be a regular file or a block device, not be a directory,
+ * and not be the input.  Messages are ready to print after the program
+ * name.
  */
 
 #include "persistent-data/error.h"
