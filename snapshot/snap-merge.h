@@ -22,16 +22,21 @@
  * which keeps the last one it reads) and runs of consecutive old_chunks
  * held at consecutive new_chunks coalesced into extents.
  *
- * The copy walks the plan and moves each extent in I/Os of at most
- * SNAP_IO_BYTES, reading the COW and writing the origin through their
- * engines, in ascending origin order; then it flushes the origin.  The
- * COW is never written, and the result depends only on the COW, so a
- * copy that was interrupted can simply be run again.  Verify reads every
- * written range of both back and compares them.
+ * The copy reads the table again in table order, a window of entries
+ * at a time (SNAP_WINDOW_BYTES of chunk data): the window's COW chunks
+ * are read in runs of consecutive chunks (the kernel allocates them in
+ * table order, so these are long sequential reads), then its entries
+ * are sorted by origin chunk and written, consecutive origin chunks as
+ * one request.  The last entry for an old_chunk wins: inside a window
+ * only it is written, and windows go in table order.  Then the origin
+ * is flushed.  The COW is never written, and the result depends only on
+ * the COW, so a copy that was interrupted can simply be run again.
+ * Verify walks the plan in origin order, reads every written range of
+ * both back and compares them.
  *
  * Memory: the sorter's bound, one bit per COW chunk (duplicate
- * new_chunks: 1/128 of the table's own size), and one SNAP_IO_BYTES
- * buffer pair.  Library code: never prints; errors are negative errno
+ * new_chunks: 1/128 of the table's own size), the copy's window buffer
+ * and its entries (verify: two SNAP_IO_BYTES buffers).  Library code: never prints; errors are negative errno
  * with a message in *err.
  */
 
@@ -43,6 +48,9 @@
 #include <stdint.h>
 
 #define SNAP_REPORT_MAX 10
+
+/* The copy's buffer: COW data read per window (snap_copy). */
+#define SNAP_WINDOW_BYTES (8u << 20)
 
 struct snap_scan_opts {
 	uint64_t origin_bytes;		/* 0: unknown, not checked */
@@ -104,8 +112,8 @@ struct snap_copy_opts {
 
 struct snap_copy_stats {
 	uint64_t bytes;		/* written (or compared) */
-	uint64_t extents;
-	uint64_t ios;		/* read+write pairs issued */
+	uint64_t extents;	/* of the plan */
+	uint64_t ios;		/* write requests (verify: batches) issued */
 	uint64_t mismatches;	/* verify: 4 KiB blocks that differ */
 	uint64_t first_mismatch_block;	/* origin block */
 };
