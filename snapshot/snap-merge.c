@@ -176,6 +176,8 @@ int snap_scan_table(struct snap_store *s, const struct snap_scan_opts *o,
 		goto out;
 	sc->spilled_runs = snap_sorter_spilled_runs(sc->sorter);
 	r = snap_plan_begin(&p, sc->sorter, err);
+	p.duplicate = o->duplicate;
+	p.ctx = o->ctx;
 	while (!r) {
 		r = snap_plan_next(&p, &x, err);
 		if (r <= 0)
@@ -187,6 +189,7 @@ int snap_scan_table(struct snap_store *s, const struct snap_scan_opts *o,
 	if (r >= 0) {
 		r = 0;
 		sc->duplicates = p.duplicates;
+		sc->duplicated_chunks = p.duplicated_chunks;
 	}
 out:
 	free(c.used);
@@ -251,23 +254,36 @@ static int next_unique(struct snap_plan *p, struct snap_sorted *e, struct pd_err
 			return r;
 		}
 	}
+	uint64_t list[SNAP_DUP_LIST], count = 1;
+
+	list[0] = e->new_chunk;
 	for (;;) {
 		struct snap_sorted n;
 
 		r = snap_sorter_next(p->sorter, &n, err);
 		if (r < 0)
 			return r;
-		if (!r) {
+		if (!r)
 			p->done = true;
-			return 1;
-		}
-		if (n.old_chunk != e->old_chunk) {
+		else if (n.old_chunk == e->old_chunk) {
+			/* the sorter keeps equal old_chunks in table order */
+			p->duplicates++;
+			list[count < SNAP_DUP_LIST ? count : SNAP_DUP_LIST - 1] = n.new_chunk;
+			count++;
+			*e = n;
+			continue;
+		} else {
 			p->peek = n;
 			p->have_peek = true;
-			return 1;
 		}
-		p->duplicates++;
-		*e = n;
+		if (count > 1) {
+			p->duplicated_chunks++;
+			if (p->duplicate)
+				p->duplicate(p->ctx, e->old_chunk, list,
+					     count < SNAP_DUP_LIST ? (unsigned)count : SNAP_DUP_LIST,
+					     count);
+		}
+		return 1;
 	}
 }
 

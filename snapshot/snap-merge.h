@@ -58,8 +58,19 @@ struct snap_scan_opts {
 	uint64_t sort_run;		/* entries per sort run, 0: default */
 	/* fatal: a problem (counted in nr_problems); else a warning */
 	void (*report)(void *ctx, bool fatal, const char *msg);
+	/*
+	 * Each origin chunk with more than one entry, in origin order:
+	 * its COW chunks in table order (the last one wins), at most
+	 * SNAP_DUP_LIST of them: the first SNAP_DUP_LIST - 1 and the last
+	 * when there are more (nr_entries says how many).  May be NULL.
+	 */
+	void (*duplicate)(void *ctx, uint64_t old_chunk, const uint64_t *cow_chunks,
+			  unsigned nr_listed, uint64_t nr_entries);
 	void *ctx;
 };
+
+/* COW chunks listed per duplicated origin chunk (snap_scan_opts.duplicate). */
+#define SNAP_DUP_LIST 8
 
 struct snap_scan {
 	struct snap_table_info table;
@@ -69,6 +80,7 @@ struct snap_scan {
 	/* from the sorted order */
 	uint64_t distinct_chunks;	/* origin chunks to write */
 	uint64_t duplicates;		/* entries overridden by a later one */
+	uint64_t duplicated_chunks;	/* origin chunks with more than one entry */
 	uint64_t nr_extents;		/* coalesced runs */
 	uint64_t spilled_runs;		/* sort runs that went to a temporary file */
 	struct snap_sorter *sorter;	/* owned; snap_scan_release() */
@@ -98,6 +110,11 @@ struct snap_plan {
 	struct snap_sorted peek;	/* the sorter's next entry, read ahead */
 	struct snap_sorted pending;	/* a resolved entry that starts the next extent */
 	uint64_t duplicates;
+	uint64_t duplicated_chunks;
+	/* optional: called for each duplicated origin chunk (as snap_scan_opts) */
+	void (*duplicate)(void *ctx, uint64_t old_chunk, const uint64_t *cow_chunks,
+			  unsigned nr_listed, uint64_t nr_entries);
+	void *ctx;
 };
 
 int snap_plan_begin(struct snap_plan *p, struct snap_sorter *sorter, struct pd_err *err);
