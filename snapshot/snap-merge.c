@@ -541,6 +541,14 @@ static int window_pass(struct window *w, uint64_t from, uint64_t len)
 		return pd_err_set(w->err, r, "%s: cannot read COW block %" PRIu64 ": %s",
 				  w->s->path, at, strerror(-r));
 	}
+	/*
+	 * A buffered COW: ask for the next window's chunks (those after the
+	 * last read, where the kernel puts them) while this one is written.
+	 */
+	if (!w->s->io->direct && w->n)
+		(void)posix_fadvise(w->s->io->fd,
+				    (off_t)((w->e[w->n - 1].new_chunk + 1) * w->bpc * MD_BLOCK_SIZE),
+				    (off_t)SNAP_WINDOW_BYTES, POSIX_FADV_WILLNEED);
 
 	/* write: in origin order, an old_chunk's last entry only */
 	qsort(w->e, w->n, sizeof(*w->e), cmp_old);

@@ -3,8 +3,9 @@
  * snapshot_merge (and its dm-merge name): applies a dm-snapshot
  * persistent exception store to its origin offline.  The whole table is
  * read and checked first; then, only with --commit (dm-merge: -f), every
- * changed chunk is copied from the COW to the origin in origin order,
- * coalesced into large I/Os, and the origin is flushed.  Without it,
+ * changed chunk is copied from the COW to the origin, a window of the
+ * table at a time (snap-merge.h: large sequential COW reads, writes in
+ * origin order coalesced), and the origin is flushed.  Without it,
  * nothing is written: a dry run reports what would be.
  */
 #include "cli.h"
