@@ -5,6 +5,11 @@
 # random and clustered (bench/gen-snapstore.py).  Times, in the same run:
 #   floor   dd of the same number of bytes, COW to origin, sequential,
 #           1 MiB blocks, fdatasync at the end (as snapshot_merge flushes);
+#   scatter the scattered-write floor: the same writes as the merge at the
+#           same places (the --dd lines' destinations, in origin order),
+#           data from memory, then fdatasync (bench/scatter-write.py): a
+#           random store's chunks land in that many places, which a
+#           sequential dd does not pay;
 #   ours    snapshot_merge --commit (default engine for the device kind);
 #   script  the --dd lines run by sh, as list_exception_chunks users did:
 #           the first SNAP_BENCH_SCRIPT_LINES lines are timed and the time
@@ -102,7 +107,7 @@ PYEOF
 }
 
 {
-	echo "# snapshot_merge benchmark, $(date -Is), host $(uname -n), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "# snapshot_merge benchmark, $(date -Is), host $(uname -n), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), nproc $(nproc)"
 	echo "run origin_mib=$ORIGIN_MIB percent=$PERCENT chunk_sectors=$CHUNK runs=$RUNS dir=$DIR"
 } >"$RESULTS.new"
 note() { echo "   $*"; echo "$*" >>"$RESULTS.new"; }
@@ -120,25 +125,31 @@ for shape in $SHAPES; do
 	extents=$(echo "$info" | sed -n 's/.*, \([0-9]*\) extents$/\1/p')
 	bytes=$((chunks * CHUNK * 512))
 	echo "-- $shape: $chunks chunks ($((bytes >> 20)) MiB) in $extents extents"
-	cat "$cow" "$ORIGIN" >/dev/null	# warm: every measure reads from the page cache
+	"$MERGE" -i "$cow" -o "$ORIGIN" --dd -q | grep '^dd ' >"$DIR/script.all"
+	cat "$cow" "$ORIGIN" >/dev/null	# warm (unless something drops the page cache: see drops=)
+	drops0=$(awk '$1 == "drop_pagecache" { print $2 }' /proc/vmstat)
 
-	floor=() ours=() rss=()
+	floor=() scatter=() ours=() rss=()
 	for r in $(seq "$RUNS"); do
 		t=$(now)
 		dd if="$cow" of="$ORIGIN" bs=1M count=$((bytes >> 20)) conv=notrunc,fdatasync status=none || die "dd failed"
 		floor+=("$(elapsed "$t")")
+		t=$(now)
+		"$PYTHON3" "$HERE/scatter-write.py" "$ORIGIN" "$DIR/script.all" || die "scatter-write failed"
+		scatter+=("$(elapsed "$t")")
 		t=$(now)
 		"$GNU_TIME" -f %M -o "$DIR/rss" "$MERGE" -i "$cow" -o "$ORIGIN" --commit -q || { echo "snapshot_merge failed"; PROBLEMS=$((PROBLEMS + 1)); }
 		ours+=("$(elapsed "$t")")
 		rss+=("$(cat "$DIR/rss")")
 	done
 	check=$(check_merge "$cow") || { echo "   WRONG: $check"; PROBLEMS=$((PROBLEMS + 1)); }
+	drops=$(( $(awk '$1 == "drop_pagecache" { print $2 }' /proc/vmstat) - drops0 ))
 	f=$(printf '%s\n' "${floor[@]}" | median)
+	sc=$(printf '%s\n' "${scatter[@]}" | median)
 	o=$(printf '%s\n' "${ours[@]}" | median)
 	m=$(printf '%s\n' "${rss[@]}" | sort -n | tail -n 1)
 
 	# the dd script: a timed prefix, scaled
-	"$MERGE" -i "$cow" -o "$ORIGIN" --dd -q | grep '^dd ' >"$DIR/script.all"
 	lines=$(wc -l <"$DIR/script.all")
 	head -n "$SCRIPT_LINES" "$DIR/script.all" >"$DIR/script.part"
 	part=$(wc -l <"$DIR/script.part")
@@ -148,12 +159,12 @@ for shape in $SHAPES; do
 	p=$(elapsed "$t")
 	s=$(awk -v p="$p" -v n="$part" -v all="$lines" 'BEGIN { printf "%.1f", p * all / n }')
 
-	rf=$(ratio "$o" "$f") rs=$(ratio "$s" "$o")
+	rf=$(ratio "$o" "$f") rs=$(ratio "$s" "$o") rsc=$(ratio "$o" "$sc")
 	vf=MISS; le "$rf" "$FLOOR_TARGET" && vf=PASS
 	vs=MISS; le "$SCRIPT_TARGET" "$rs" && vs=PASS
 	vr=MISS; [ "$m" -lt $((RSS_MB * 1024)) ] && vr=PASS
-	note "$shape chunks=$chunks extents=$extents floor_s=$f ours_s=$o ours_runs=${ours[*]} rss_kib=$m script_s=$s (${part} of $lines lines in ${p} s) $check"
-	note "$shape ours/floor=$rf target<=$FLOOR_TARGET $vf; script/ours=$rs target>=$SCRIPT_TARGET $vs; rss<${RSS_MB}MB $vr"
+	note "$shape chunks=$chunks extents=$extents floor_s=$f scatter_s=$sc ours_s=$o floor_runs=${floor[*]} scatter_runs=${scatter[*]} ours_runs=${ours[*]} rss_kib=$m script_s=$s (${part} of $lines lines in ${p} s) drops=$drops $check"
+	note "$shape ours/floor=$rf target<=$FLOOR_TARGET $vf; ours/scatter=$rsc; script/ours=$rs target>=$SCRIPT_TARGET $vs; rss<${RSS_MB}MB $vr"
 
 	if [ "${SNAP_BENCH_LOOP:-0}" = 1 ] && [ "$(id -u)" = 0 ]; then
 		lc=$(losetup -f --show "$cow") && lo=$(losetup -f --show "$ORIGIN") || die "losetup failed"

@@ -87,11 +87,67 @@ class TestSnapshotMerge(SnapBase):
         st = snapstore.Store(8)
         st.add_many([5, 6, 7, 5, 9, 5])
         r = self.merge_and_compare(st, 1 << 20)
-        self.assertMentions(r.out, [r'\b2 duplicate'], 'stdout')
+        self.assertMentions(r.err, [r'\b2 duplicate entries for 1 origin chunk\b',
+                                    r'last entry of each wins', r'-v lists'],
+                            'stderr')
+        self.assertNotIn('duplicate', r.out)
         # the model agrees on which entry won: the last 5 (entry 5)
         with open(self.path('origin'), 'rb') as f:
             f.seek(5 * 4096)
             self.assertEqual(f.read(4096), st.data[st.table[5][1]])
+
+    @staticmethod
+    def model_duplicates(table):
+        """{old: [new, ...]} for origin chunks listed more than once, the
+        COW chunks in table order: the model of what -v lists."""
+        groups = {}
+        for old, new in table:
+            groups.setdefault(old, []).append(new)
+        return {o: n for o, n in groups.items() if len(n) > 1}
+
+    @staticmethod
+    def listed(news):
+        """The COW chunks as -v prints them: all up to 8, else the first
+        7, the number left out and the last."""
+        if len(news) <= 8:
+            return ', '.join(map(str, news))
+        return '%s, ... (%d more), %d' % (', '.join(map(str, news[:7])),
+                                          len(news) - 8, news[-1])
+
+    def test_verbose_lists_each_duplicated_chunk_with_its_cow_chunks(self):
+        rnd = random.Random(40)
+        olds = [rnd.randrange(300) for _ in range(500)] + [17] * 11
+        rnd.shuffle(olds)
+        st = snapstore.Store(8).add_many(olds)
+        r = self.merge_and_compare(st, 2 << 20, ['-v'])
+        dups = self.model_duplicates(st.table)
+        self.assertGreater(len(dups), 100)      # more than the list holds
+        lines = [l for l in r.err.splitlines() if ': origin chunk ' in l]
+        expect = ['origin chunk %d has %d entries, COW chunks %s in table '
+                  'order: the last wins' % (o, len(n), self.listed(n))
+                  for o, n in sorted(dups.items())][:100]
+        self.assertEqual([l.split(': ', 2)[2] for l in lines], expect)
+        extra = sum(len(n) - 1 for n in dups.values())
+        self.assertMentions(r.err, [r'\.\.\. and %d more duplicated origin chunks'
+                                    % (len(dups) - 100),
+                                    r'\b%d duplicate entries for %d origin chunks\b'
+                                    % (extra, len(dups))], 'stderr')
+        self.assertNotIn('-v lists', r.err)
+        # -q: silent
+        r = self.run_tool([cmd('snapshot_merge'), '-i', self.path('cow'), '-o',
+                           self.path('origin'), '-q'])
+        self.assertEqual((r.rc, r.out, r.err), (0, '', ''))
+
+    def test_duplicates_across_copy_windows(self):
+        """The copy reads 8 MiB of chunks at a time: with 4 MiB and 16 MiB
+        chunks (two per window, and one chunk over two passes) the last
+        entry still wins when the duplicates are in different windows."""
+        for cs, olds in ((8192, [0, 1, 2, 0, 3, 1, 0, 2]), (32768, [1, 0, 1, 2, 1])):
+            with self.subTest(chunk_sectors=cs):
+                st = snapstore.Store(cs).add_many(olds)
+                r = self.merge_and_compare(st, (max(olds) + 1) * cs * 512, ['-v'])
+                self.assertMentions(r.err, [r'origin chunk 1 has %d entries'
+                                            % olds.count(1)], 'stderr')
 
     def test_end_marker_at_an_area_boundary(self):
         st = self.store(n=512, seed=3, dups=False)   # 2 full areas of 256

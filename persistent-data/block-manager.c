@@ -112,6 +112,7 @@ static int write_entries(struct bm *bm, struct bm_block **v, unsigned n,
 			reqs[i].block = v[i]->location;
 			reqs[i].buf = v[i]->data;
 			reqs[i].result = 0;
+			reqs[i].nr_blocks = 0;
 		}
 		if (io_write_many(bm->io, reqs, k)) {
 			for (unsigned i = 0; i < k; i++)
@@ -418,6 +419,7 @@ void bm_prefetch(struct bm *bm, const uint64_t *blocks, unsigned n)
 			reqs[k].block = b;
 			reqs[k].buf = e->data;
 			reqs[k].result = 0;
+			reqs[k].nr_blocks = 0;
 			k++;
 		}
 		if (!k)

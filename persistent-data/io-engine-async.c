@@ -26,7 +26,7 @@ static bool needs_more(struct io_async *a, struct io_async_slot *s, long res)
 {
 	if (res > 0) {
 		s->done += (uint32_t)res;
-		if (s->done >= MD_BLOCK_SIZE) {
+		if (s->done >= io_req_bytes(s->req)) {
 			s->req->result = 0;
 			return false;
 		}
@@ -86,7 +86,7 @@ static int xfer(struct io_engine *e, struct io_req *reqs, unsigned n, bool write
 			struct io_async_slot *s;
 
 			r->result = 0;
-			if (r->block >= e->nr_blocks) {
+			if (!io_req_fits(r, e->nr_blocks)) {
 				r->result = -EINVAL;
 				continue;
 			}

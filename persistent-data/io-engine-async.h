@@ -65,7 +65,7 @@ static inline void io_async_slot_span(const struct io_async_slot *s, char **buf,
 				      uint32_t *len, uint64_t *off)
 {
 	*buf = (char *)s->req->buf + s->done;
-	*len = MD_BLOCK_SIZE - s->done;
+	*len = io_req_bytes(s->req) - s->done;
 	*off = (s->req->block << MD_BLOCK_SHIFT) + s->done;
 }
 

@@ -65,6 +65,7 @@ static int undo_record(struct fault_engine *f, const struct io_req *reqs, unsign
 	for (k = 0; k < n; k++) {
 		rd[k].block = reqs[k].block;
 		rd[k].result = 0;
+		rd[k].nr_blocks = 0;
 		rd[k].buf = io_alloc_block();
 		if (!rd[k].buf) {
 			r = -ENOMEM;
@@ -178,7 +179,8 @@ static int pass_through(struct fault_engine *f, struct io_req *reqs,
 	return r;
 }
 
-static int fault_write_many(struct io_engine *e, struct io_req *reqs, unsigned n)
+/* Single-block requests (runs are split by fault_write_many). */
+static int write_blocks(struct io_engine *e, struct io_req *reqs, unsigned n)
 {
 	struct fault_engine *f = to_fault(e);
 	unsigned idx[IO_MAX_BATCH];
@@ -256,6 +258,47 @@ static void fault_destroy(struct io_engine *e)
 	if (f->flags & IO_FAULT_OWN_INNER)
 		io_engine_destroy(f->inner);
 	free(f);
+}
+
+/*
+ * A run of blocks is split into its blocks, each a write that counts
+ * towards the cut (a device may complete a large write partly).
+ */
+static int fault_write_many(struct io_engine *e, struct io_req *reqs, unsigned n)
+{
+	struct io_req piece[IO_MAX_BATCH];
+	int ret = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		if (io_req_blocks(reqs + i) > 1)
+			goto split;
+	return write_blocks(e, reqs, n);
+split:
+	for (unsigned i = 0; i < n; i++) {
+		struct io_req *q = reqs + i;
+		uint32_t nb = io_req_blocks(q);
+
+		q->result = 0;
+		if (!io_req_fits(q, e->nr_blocks)) {
+			q->result = -EINVAL;
+		} else {
+			for (uint32_t done = 0; done < nb && !q->result;) {
+				unsigned k = nb - done < IO_MAX_BATCH ? nb - done : IO_MAX_BATCH;
+
+				for (unsigned j = 0; j < k; j++)
+					piece[j] = (struct io_req) {
+						.block = q->block + done + j,
+						.buf = (char *)q->buf + (size_t)(done + j) * MD_BLOCK_SIZE };
+				write_blocks(e, piece, k);
+				for (unsigned j = 0; j < k && !q->result; j++)
+					q->result = piece[j].result;
+				done += k;
+			}
+		}
+		if (q->result && !ret)
+			ret = q->result;
+	}
+	return ret;
 }
 
 static const struct io_engine_ops fault_ops = {

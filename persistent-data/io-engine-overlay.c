@@ -49,7 +49,7 @@ static int overlay_read_many(struct io_engine *e, struct io_req *reqs, unsigned 
 			struct io_req *q = reqs + i;
 
 			q->result = 0;
-			if (q->block >= e->nr_blocks) {
+			if (q->block >= e->nr_blocks || io_req_blocks(q) > 1) {
 				q->result = -EINVAL;
 			} else if (q->block == 0 && o->sb_held) {
 				memcpy(q->buf, o->sb, MD_BLOCK_SIZE);
@@ -91,7 +91,7 @@ static int overlay_write_many(struct io_engine *e, struct io_req *reqs, unsigned
 			struct io_req *q = reqs + i;
 
 			q->result = 0;
-			if (q->block >= e->nr_blocks) {
+			if (q->block >= e->nr_blocks || io_req_blocks(q) > 1) {
 				q->result = -EINVAL;
 			} else if (q->block == 0) {
 				memcpy(o->sb, q->buf, MD_BLOCK_SIZE);

@@ -201,17 +201,17 @@ struct sync_engine {
 	struct io_engine e;
 };
 
-/* One block at a time: where a run failed, to give each block its own result. */
+/* One request at a time: where a run failed, to give each request its own result. */
 static int sync_xfer_one(struct io_engine *e, struct io_req *r, bool write)
 {
 	off_t off = (off_t)(r->block << MD_BLOCK_SHIFT);
-	size_t done = 0;
+	size_t done = 0, len = io_req_bytes(r);
 
 	r->result = 0;
-	while (done < MD_BLOCK_SIZE) {
+	while (done < len) {
 		ssize_t k = write ?
-			pwrite(e->fd, (char *)r->buf + done, MD_BLOCK_SIZE - done, off + (off_t)done) :
-			pread(e->fd, (char *)r->buf + done, MD_BLOCK_SIZE - done, off + (off_t)done);
+			pwrite(e->fd, (char *)r->buf + done, len - done, off + (off_t)done) :
+			pread(e->fd, (char *)r->buf + done, len - done, off + (off_t)done);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0 && errno == EINVAL && e->direct && !io_engine_drop_direct(e))
@@ -234,8 +234,8 @@ static int cmp_req(const void *a, const void *b)
 }
 
 /*
- * Runs of consecutive blocks go in one preadv/pwritev: restore writes,
- * and the leaves of a tree, are mostly laid out in order.
+ * Requests whose blocks follow each other go in one preadv/pwritev:
+ * restore writes, and the leaves of a tree, are mostly laid out in order.
  */
 int io_engine_xfer_sync(struct io_engine *e, struct io_req *reqs, unsigned n, bool write)
 {
@@ -256,21 +256,25 @@ int io_engine_xfer_sync(struct io_engine *e, struct io_req *reqs, unsigned n, bo
 			size_t want;
 			ssize_t got;
 
-			if (order[i]->block >= e->nr_blocks) {
+			if (!io_req_fits(order[i], e->nr_blocks)) {
 				order[i]->result = -EINVAL;
 				if (!ret)
 					ret = -EINVAL;
 				i++;
 				continue;
 			}
-			while (i + run < k && order[i + run]->block == order[i]->block + run &&
-			       order[i + run]->block < e->nr_blocks)
+			iov[0].iov_base = order[i]->buf;
+			iov[0].iov_len = io_req_bytes(order[i]);
+			want = iov[0].iov_len;
+			while (i + run < k &&
+			       order[i + run]->block == order[i + run - 1]->block +
+							io_req_blocks(order[i + run - 1]) &&
+			       io_req_fits(order[i + run], e->nr_blocks)) {
+				iov[run].iov_base = order[i + run]->buf;
+				iov[run].iov_len = io_req_bytes(order[i + run]);
+				want += iov[run].iov_len;
 				run++;
-			for (unsigned j = 0; j < run; j++) {
-				iov[j].iov_base = order[i + j]->buf;
-				iov[j].iov_len = MD_BLOCK_SIZE;
 			}
-			want = (size_t)run * MD_BLOCK_SIZE;
 			do {
 				off_t off = (off_t)(order[i]->block << MD_BLOCK_SHIFT);
 

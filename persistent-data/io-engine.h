@@ -13,8 +13,15 @@
  * IO_ENGINE_ASYNC picks uring and falls back to aio when io_uring cannot be
  * set up (kernel without it, or built --without-liburing).
  *
- * Buffers handed to an engine must be MD_BLOCK_SIZE bytes and aligned to
- * MD_BLOCK_SIZE (use io_alloc_block()), because a block device is opened
+ * A request is one block, or with nr_blocks > 1 a run of consecutive
+ * blocks (at most IO_MAX_REQ_BLOCKS) in one buffer: one large transfer,
+ * for copying data rather than metadata (snapshot_merge).  The sync,
+ * io_uring and libaio engines take runs; the fault wrapper splits a
+ * written run into its blocks (each a write towards its cut), the overlay
+ * wrapper (metadata only) refuses runs (-EINVAL).
+ *
+ * Buffers handed to an engine must be nr_blocks * MD_BLOCK_SIZE bytes and
+ * aligned to MD_BLOCK_SIZE (use io_alloc_block()), because a block device is opened
  * with O_DIRECT: the kernel writes a pool's metadata device below the
  * page cache, so a cached copy could be stale.  A regular file is read
  * and written through the page cache (coherent for every writer of a
@@ -24,8 +31,9 @@
  * Batches: read_many()/write_many() take an array of requests and fill in
  * each request's result (0, or a negative errno for that block alone).
  * They return 0 when every request succeeded and -EIO (or the first
- * request's error) otherwise; the other requests are still done.  A block
- * at or beyond nr_blocks fails with -EINVAL without touching the device.
+ * request's error) otherwise; the other requests are still done.  A
+ * request reaching at or beyond nr_blocks (or longer than
+ * IO_MAX_REQ_BLOCKS) fails with -EINVAL without touching the device.
  * Cost: one system call round trip per batch for the async engines, one
  * per block for sync.
  */
@@ -52,10 +60,31 @@ enum io_engine_kind {
 #define IO_OPEN_DIRECT	0x8	/* O_DIRECT on a regular file too (tests) */
 
 struct io_req {
-	uint64_t block;		/* metadata block number */
-	void *buf;		/* MD_BLOCK_SIZE bytes, MD_BLOCK_SIZE aligned */
+	uint64_t block;		/* metadata block number (the first of the run) */
+	void *buf;		/* io_req_bytes() bytes, MD_BLOCK_SIZE aligned */
 	int result;		/* out: 0 or negative errno */
+	uint32_t nr_blocks;	/* blocks in the run; 0 (the default) means 1 */
 };
+
+/* The longest run one request may carry: 8 MiB. */
+#define IO_MAX_REQ_BLOCKS 2048u
+
+static inline uint32_t io_req_blocks(const struct io_req *r)
+{
+	return r->nr_blocks ? r->nr_blocks : 1;
+}
+
+static inline uint32_t io_req_bytes(const struct io_req *r)
+{
+	return io_req_blocks(r) << MD_BLOCK_SHIFT;
+}
+
+/* Does the request lie inside nr_blocks (and respect IO_MAX_REQ_BLOCKS)? */
+static inline bool io_req_fits(const struct io_req *r, uint64_t nr_blocks)
+{
+	return io_req_blocks(r) <= IO_MAX_REQ_BLOCKS && r->block < nr_blocks &&
+	       io_req_blocks(r) <= nr_blocks - r->block;
+}
 
 struct io_engine;
 
@@ -82,7 +111,7 @@ struct io_engine {
 	uint64_t size_bytes;	/* file or device size */
 };
 
-/* The most requests an implementation accepts in one batch. */
+/* The most requests an implementation handles at once (larger batches are split). */
 #define IO_MAX_BATCH 256u
 
 /*

@@ -176,6 +176,8 @@ int snap_scan_table(struct snap_store *s, const struct snap_scan_opts *o,
 		goto out;
 	sc->spilled_runs = snap_sorter_spilled_runs(sc->sorter);
 	r = snap_plan_begin(&p, sc->sorter, err);
+	p.duplicate = o->duplicate;
+	p.ctx = o->ctx;
 	while (!r) {
 		r = snap_plan_next(&p, &x, err);
 		if (r <= 0)
@@ -187,6 +189,7 @@ int snap_scan_table(struct snap_store *s, const struct snap_scan_opts *o,
 	if (r >= 0) {
 		r = 0;
 		sc->duplicates = p.duplicates;
+		sc->duplicated_chunks = p.duplicated_chunks;
 	}
 out:
 	free(c.used);
@@ -251,23 +254,36 @@ static int next_unique(struct snap_plan *p, struct snap_sorted *e, struct pd_err
 			return r;
 		}
 	}
+	uint64_t list[SNAP_DUP_LIST], count = 1;
+
+	list[0] = e->new_chunk;
 	for (;;) {
 		struct snap_sorted n;
 
 		r = snap_sorter_next(p->sorter, &n, err);
 		if (r < 0)
 			return r;
-		if (!r) {
+		if (!r)
 			p->done = true;
-			return 1;
-		}
-		if (n.old_chunk != e->old_chunk) {
+		else if (n.old_chunk == e->old_chunk) {
+			/* the sorter keeps equal old_chunks in table order */
+			p->duplicates++;
+			list[count < SNAP_DUP_LIST ? count : SNAP_DUP_LIST - 1] = n.new_chunk;
+			count++;
+			*e = n;
+			continue;
+		} else {
 			p->peek = n;
 			p->have_peek = true;
-			return 1;
 		}
-		p->duplicates++;
-		*e = n;
+		if (count > 1) {
+			p->duplicated_chunks++;
+			if (p->duplicate)
+				p->duplicate(p->ctx, e->old_chunk, list,
+					     count < SNAP_DUP_LIST ? (unsigned)count : SNAP_DUP_LIST,
+					     count);
+		}
+		return 1;
 	}
 }
 
@@ -356,8 +372,9 @@ static int flush_batch(struct batch *b)
 	return 0;
 }
 
-int snap_copy(struct snap_store *s, struct snap_scan *sc, struct io_engine *origin,
-	      const struct snap_copy_opts *o, struct snap_copy_stats *st, struct pd_err *err)
+/* Verify: the plan in origin order, compared 4 KiB block by block. */
+static int verify_plan(struct snap_store *s, struct snap_scan *sc, struct io_engine *origin,
+		       const struct snap_copy_opts *o, struct snap_copy_stats *st, struct pd_err *err)
 {
 	const struct snap_geometry *g = &s->geo;
 	struct batch *b = calloc(1, sizeof(*b));
@@ -368,17 +385,13 @@ int snap_copy(struct snap_store *s, struct snap_scan *sc, struct io_engine *orig
 	memset(st, 0, sizeof(*st));
 	if (!b)
 		return pd_err_set(err, -ENOMEM, "out of memory");
-	if (!o->verify_only && !origin->writable) {
-		free(b);
-		return pd_err_set(err, -EINVAL, "the origin is not open for writing");
-	}
 	b->s = s;
 	b->origin = origin;
 	b->o = o;
 	b->st = st;
 	b->err = err;
 	if (posix_memalign((void **)&b->buf, MD_BLOCK_SIZE, SNAP_IO_BYTES) ||
-	    (o->verify_only && posix_memalign((void **)&b->back, MD_BLOCK_SIZE, SNAP_IO_BYTES))) {
+	    posix_memalign((void **)&b->back, MD_BLOCK_SIZE, SNAP_IO_BYTES)) {
 		r = pd_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -408,12 +421,7 @@ int snap_copy(struct snap_store *s, struct snap_scan *sc, struct io_engine *orig
 	}
 	if (!r)
 		r = flush_batch(b);
-	if (!r && !o->verify_only) {
-		r = io_flush(origin);
-		if (r)
-			pd_err_set(err, r, "cannot flush the origin: %s", strerror(-r));
-	}
-	if (!r && o->verify_only && st->mismatches)
+	if (!r && st->mismatches)
 		r = pd_err_set(err, -EILSEQ,
 			       "verify failed: %" PRIu64 " blocks of 4 KiB differ from the COW, the first at origin byte %" PRIu64,
 			       st->mismatches, st->first_mismatch_block * MD_BLOCK_SIZE);
@@ -421,6 +429,214 @@ out:
 	free(b->buf);
 	free(b->back);
 	free(b);
+	return r;
+}
+
+
+/*
+ * The copy proper: the table in table order, a window at a time.  A
+ * window holds the next entries whose chunks fit in SNAP_WINDOW_BYTES.
+ * Its COW chunks are read in runs (the kernel allocates them in table
+ * order, so a window is a few long runs: large sequential reads), then
+ * its entries are sorted by origin chunk and written, a run of
+ * consecutive origin chunks whose data lies back to back in the buffer
+ * as one request (the sync engine also merges adjacent requests into one
+ * pwritev).  Windows go in table order and, inside a window, an
+ * old_chunk's last entry is the one written, so the last entry wins
+ * across windows too (an overridden entry of an earlier window is
+ * written first and overwritten).
+ */
+struct win_entry {
+	uint64_t old_chunk, new_chunk, index;
+	uint64_t pos;		/* block offset of its data in the window buffer */
+};
+
+struct window {
+	struct snap_store *s;
+	struct io_engine *origin;
+	const struct snap_copy_opts *o;
+	struct snap_copy_stats *st;
+	uint64_t bpc;			/* blocks per chunk */
+	uint64_t cap;			/* entries per window */
+	uint64_t piece;			/* blocks of a chunk per pass (< bpc: huge chunks) */
+	struct win_entry *e;
+	unsigned n;
+	struct io_req *req;		/* cap * ceil(piece / IO_MAX_REQ_BLOCKS) + 1 */
+	char *buf;
+	struct pd_err *err;
+};
+
+static int cmp_new(const void *a, const void *b)
+{
+	const struct win_entry *x = a, *y = b;
+
+	return x->new_chunk < y->new_chunk ? -1 : x->new_chunk > y->new_chunk;
+}
+
+static int cmp_old(const void *a, const void *b)
+{
+	const struct win_entry *x = a, *y = b;
+
+	if (x->old_chunk != y->old_chunk)
+		return x->old_chunk < y->old_chunk ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/*
+ * Appends a request for nb blocks at block with data at buffer block pos,
+ * extending the last one when it continues it on disk and in the buffer.
+ */
+static void add_req(struct window *w, unsigned *nr, uint64_t block, uint64_t pos, uint64_t nb)
+{
+	while (nb) {
+		struct io_req *l = *nr ? w->req + *nr - 1 : NULL;
+		uint64_t k;
+
+		if (l && l->block + io_req_blocks(l) == block &&
+		    (char *)l->buf + io_req_bytes(l) == w->buf + pos * MD_BLOCK_SIZE &&
+		    io_req_blocks(l) < IO_MAX_REQ_BLOCKS) {
+			k = IO_MAX_REQ_BLOCKS - io_req_blocks(l);
+			if (k > nb)
+				k = nb;
+			l->nr_blocks = io_req_blocks(l) + (uint32_t)k;
+		} else {
+			k = nb < IO_MAX_REQ_BLOCKS ? nb : IO_MAX_REQ_BLOCKS;
+			w->req[(*nr)++] = (struct io_req) {
+				.block = block, .buf = w->buf + pos * MD_BLOCK_SIZE,
+				.nr_blocks = (uint32_t)k };
+		}
+		block += k;
+		pos += k;
+		nb -= k;
+	}
+}
+
+static int first_failed(struct io_req *req, unsigned n, uint64_t *block)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (req[i].result) {
+			*block = req[i].block;
+			return req[i].result;
+		}
+	*block = n ? req[0].block : 0;
+	return -EIO;
+}
+
+/* Copies blocks [from, from + len) of every chunk of the window. */
+static int window_pass(struct window *w, uint64_t from, uint64_t len)
+{
+	uint64_t onb = w->origin->nr_blocks, at, bytes = 0;
+	unsigned nr = 0;
+	int r;
+
+	/* read: in COW order */
+	qsort(w->e, w->n, sizeof(*w->e), cmp_new);
+	for (unsigned i = 0; i < w->n; i++) {
+		w->e[i].pos = (uint64_t)i * len;
+		add_req(w, &nr, w->e[i].new_chunk * w->bpc + from, w->e[i].pos, len);
+	}
+	r = io_read_many(w->s->io, w->req, nr);
+	if (r) {
+		r = first_failed(w->req, nr, &at);
+		return pd_err_set(w->err, r, "%s: cannot read COW block %" PRIu64 ": %s",
+				  w->s->path, at, strerror(-r));
+	}
+	/*
+	 * A buffered COW: ask for the next window's chunks (those after the
+	 * last read, where the kernel puts them) while this one is written.
+	 */
+	if (!w->s->io->direct && w->n)
+		(void)posix_fadvise(w->s->io->fd,
+				    (off_t)((w->e[w->n - 1].new_chunk + 1) * w->bpc * MD_BLOCK_SIZE),
+				    (off_t)SNAP_WINDOW_BYTES, POSIX_FADV_WILLNEED);
+
+	/* write: in origin order, an old_chunk's last entry only */
+	qsort(w->e, w->n, sizeof(*w->e), cmp_old);
+	nr = 0;
+	for (unsigned i = 0; i < w->n; i++) {
+		uint64_t ob = w->e[i].old_chunk * w->bpc + from, nb = len;
+
+		if (i + 1 < w->n && w->e[i + 1].old_chunk == w->e[i].old_chunk)
+			continue;	/* a later entry of the window overrides it */
+		/* a last chunk reaching past the origin's end is written up to the end */
+		if (ob >= onb)
+			continue;
+		if (ob + nb > onb)
+			nb = onb - ob;
+		add_req(w, &nr, ob, w->e[i].pos, nb);
+		bytes += nb * MD_BLOCK_SIZE;
+	}
+	r = io_write_many(w->origin, w->req, nr);
+	if (r) {
+		r = first_failed(w->req, nr, &at);
+		return pd_err_set(w->err, r, "cannot write origin block %" PRIu64 ": %s",
+				  at, strerror(-r));
+	}
+	w->st->ios += nr;
+	w->st->bytes += bytes;
+	if (w->o->progress)
+		w->o->progress(w->o->ctx, w->st->bytes);
+	return 0;
+}
+
+static int window_flush(struct window *w)
+{
+	int r = 0;
+
+	for (uint64_t from = 0; from < w->bpc && w->n && !r; from += w->piece)
+		r = window_pass(w, from, w->bpc - from < w->piece ? w->bpc - from : w->piece);
+	w->n = 0;
+	return r;
+}
+
+static int window_visit(void *ctx, uint64_t index, const struct snap_entry *e)
+{
+	struct window *w = ctx;
+
+	w->e[w->n++] = (struct win_entry) { e->old_chunk, e->new_chunk, index, 0 };
+	return w->n == w->cap ? window_flush(w) : 0;
+}
+
+int snap_copy(struct snap_store *s, struct snap_scan *sc, struct io_engine *origin,
+	      const struct snap_copy_opts *o, struct snap_copy_stats *st, struct pd_err *err)
+{
+	const struct snap_geometry *g = &s->geo;
+	uint64_t window_blocks = SNAP_WINDOW_BYTES / MD_BLOCK_SIZE;
+	struct window w = { .s = s, .origin = origin, .o = o, .st = st, .err = err };
+	struct snap_table_info info;
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	if (o->verify_only)
+		return verify_plan(s, sc, origin, o, st, err);
+	if (!origin->writable)
+		return pd_err_set(err, -EINVAL, "the origin is not open for writing");
+	if (sc->nr_problems)
+		return pd_err_set(err, -EINVAL, "the exception table has problems: nothing copied");
+
+	w.bpc = g->blocks_per_chunk;
+	w.piece = w.bpc < window_blocks ? w.bpc : window_blocks;
+	w.cap = window_blocks / w.piece;
+	w.e = calloc(w.cap, sizeof(*w.e));
+	w.req = calloc(w.cap * ((w.piece + IO_MAX_REQ_BLOCKS - 1) / IO_MAX_REQ_BLOCKS) + 1,
+		       sizeof(*w.req));
+	if (!w.e || !w.req || posix_memalign((void **)&w.buf, MD_BLOCK_SIZE, SNAP_WINDOW_BYTES)) {
+		r = pd_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	r = snap_walk(s, window_visit, &w, &info, err);
+	if (!r)
+		r = window_flush(&w);
+	st->extents = sc->nr_extents;
+	if (!r) {
+		r = io_flush(origin);
+		if (r)
+			pd_err_set(err, r, "cannot flush the origin: %s", strerror(-r));
+	}
+out:
+	free(w.e);
+	free(w.req);
+	free(w.buf);
 	return r;
 }
 

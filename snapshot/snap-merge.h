@@ -22,16 +22,21 @@
  * which keeps the last one it reads) and runs of consecutive old_chunks
  * held at consecutive new_chunks coalesced into extents.
  *
- * The copy walks the plan and moves each extent in I/Os of at most
- * SNAP_IO_BYTES, reading the COW and writing the origin through their
- * engines, in ascending origin order; then it flushes the origin.  The
- * COW is never written, and the result depends only on the COW, so a
- * copy that was interrupted can simply be run again.  Verify reads every
- * written range of both back and compares them.
+ * The copy reads the table again in table order, a window of entries
+ * at a time (SNAP_WINDOW_BYTES of chunk data): the window's COW chunks
+ * are read in runs of consecutive chunks (the kernel allocates them in
+ * table order, so these are long sequential reads), then its entries
+ * are sorted by origin chunk and written, consecutive origin chunks as
+ * one request.  The last entry for an old_chunk wins: inside a window
+ * only it is written, and windows go in table order.  Then the origin
+ * is flushed.  The COW is never written, and the result depends only on
+ * the COW, so a copy that was interrupted can simply be run again.
+ * Verify walks the plan in origin order, reads every written range of
+ * both back and compares them.
  *
  * Memory: the sorter's bound, one bit per COW chunk (duplicate
- * new_chunks: 1/128 of the table's own size), and one SNAP_IO_BYTES
- * buffer pair.  Library code: never prints; errors are negative errno
+ * new_chunks: 1/128 of the table's own size), the copy's window buffer
+ * and its entries (verify: two SNAP_IO_BYTES buffers).  Library code: never prints; errors are negative errno
  * with a message in *err.
  */
 
@@ -44,14 +49,28 @@
 
 #define SNAP_REPORT_MAX 10
 
+/* The copy's buffer: COW data read per window (snap_copy). */
+#define SNAP_WINDOW_BYTES (8u << 20)
+
 struct snap_scan_opts {
 	uint64_t origin_bytes;		/* 0: unknown, not checked */
 	bool accept_no_end;		/* a table running into the COW's end is not a problem */
 	uint64_t sort_run;		/* entries per sort run, 0: default */
 	/* fatal: a problem (counted in nr_problems); else a warning */
 	void (*report)(void *ctx, bool fatal, const char *msg);
+	/*
+	 * Each origin chunk with more than one entry, in origin order:
+	 * its COW chunks in table order (the last one wins), at most
+	 * SNAP_DUP_LIST of them: the first SNAP_DUP_LIST - 1 and the last
+	 * when there are more (nr_entries says how many).  May be NULL.
+	 */
+	void (*duplicate)(void *ctx, uint64_t old_chunk, const uint64_t *cow_chunks,
+			  unsigned nr_listed, uint64_t nr_entries);
 	void *ctx;
 };
+
+/* COW chunks listed per duplicated origin chunk (snap_scan_opts.duplicate). */
+#define SNAP_DUP_LIST 8
 
 struct snap_scan {
 	struct snap_table_info table;
@@ -61,6 +80,7 @@ struct snap_scan {
 	/* from the sorted order */
 	uint64_t distinct_chunks;	/* origin chunks to write */
 	uint64_t duplicates;		/* entries overridden by a later one */
+	uint64_t duplicated_chunks;	/* origin chunks with more than one entry */
 	uint64_t nr_extents;		/* coalesced runs */
 	uint64_t spilled_runs;		/* sort runs that went to a temporary file */
 	struct snap_sorter *sorter;	/* owned; snap_scan_release() */
@@ -90,6 +110,11 @@ struct snap_plan {
 	struct snap_sorted peek;	/* the sorter's next entry, read ahead */
 	struct snap_sorted pending;	/* a resolved entry that starts the next extent */
 	uint64_t duplicates;
+	uint64_t duplicated_chunks;
+	/* optional: called for each duplicated origin chunk (as snap_scan_opts) */
+	void (*duplicate)(void *ctx, uint64_t old_chunk, const uint64_t *cow_chunks,
+			  unsigned nr_listed, uint64_t nr_entries);
+	void *ctx;
 };
 
 int snap_plan_begin(struct snap_plan *p, struct snap_sorter *sorter, struct pd_err *err);
@@ -104,8 +129,8 @@ struct snap_copy_opts {
 
 struct snap_copy_stats {
 	uint64_t bytes;		/* written (or compared) */
-	uint64_t extents;
-	uint64_t ios;		/* read+write pairs issued */
+	uint64_t extents;	/* of the plan */
+	uint64_t ios;		/* write requests (verify: batches) issued */
 	uint64_t mismatches;	/* verify: 4 KiB blocks that differ */
 	uint64_t first_mismatch_block;	/* origin block */
 };

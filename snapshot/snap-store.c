@@ -126,6 +126,7 @@ static int read_piece(struct snap_store *s, uint64_t off, uint64_t len, char *bu
 		reqs[i].block = (off >> MD_BLOCK_SHIFT) + i;
 		reqs[i].buf = buf + (size_t)i * MD_BLOCK_SIZE;
 		reqs[i].result = 0;
+		reqs[i].nr_blocks = 0;
 	}
 	r = io_read_many(s->io, reqs, n);
 	if (r)

@@ -3,8 +3,9 @@
  * snapshot_merge (and its dm-merge name): applies a dm-snapshot
  * persistent exception store to its origin offline.  The whole table is
  * read and checked first; then, only with --commit (dm-merge: -f), every
- * changed chunk is copied from the COW to the origin in origin order,
- * coalesced into large I/Os, and the origin is flushed.  Without it,
+ * changed chunk is copied from the COW to the origin, a window of the
+ * table at a time (snap-merge.h: large sequential COW reads, writes in
+ * origin order coalesced), and the origin is flushed.  Without it,
  * nothing is written: a dry run reports what would be.
  */
 #include "cli.h"
@@ -62,6 +63,48 @@ static void dm_merge_usage(FILE *f)
 		"  -v  verbose (repeat for more)\n"
 		"  -h  this help;  -V  version\n"
 		"The same as snapshot_merge; see snapshot_merge(8).\n", prog_name);
+}
+
+/* Duplicated origin chunks listed with -v, then counted. */
+#define DUP_LINES_MAX 100
+
+struct report_ctx {
+	const char *path;
+	unsigned verbose;
+	uint64_t dup_lines;
+};
+
+static void report_cb(void *ctx, bool fatal, const char *msg)
+{
+	snap_cli_report((void *)((struct report_ctx *)ctx)->path, fatal, msg);
+}
+
+/* -v: one line per duplicated origin chunk, at most DUP_LINES_MAX. */
+static void duplicate_cb(void *ctx, uint64_t old_chunk, const uint64_t *cow,
+			 unsigned nr_listed, uint64_t nr_entries)
+{
+	struct report_ctx *c = ctx;
+	char list[SNAP_DUP_LIST * 24 + 64];
+	size_t used = 0;
+
+	if (!c->verbose || ++c->dup_lines > DUP_LINES_MAX)
+		return;
+	for (unsigned i = 0; i < nr_listed && used < sizeof(list); i++) {
+		int k;
+
+		if (i + 1 == nr_listed && nr_entries > nr_listed)
+			k = snprintf(list + used, sizeof(list) - used, ", ... (%" PRIu64 " more), %" PRIu64,
+				     nr_entries - nr_listed, cow[i]);
+		else
+			k = snprintf(list + used, sizeof(list) - used, "%s%" PRIu64,
+				     i ? ", " : "", cow[i]);
+		if (k < 0)
+			break;
+		used += (size_t)k;
+	}
+	cli_error("%s: origin chunk %" PRIu64 " has %" PRIu64
+		  " entries, COW chunks %s in table order: the last wins",
+		  c->path, old_chunk, nr_entries, list);
 }
 
 static void progress_cb(void *ctx, uint64_t done)
@@ -134,7 +177,8 @@ static int open_origin(const struct opts *o, bool write, struct io_engine **out)
 
 static int run(const struct opts *o)
 {
-	struct snap_scan_opts so = { .report = snap_cli_report };
+	struct snap_scan_opts so = { .report = report_cb, .duplicate = duplicate_cb };
+	struct report_ctx rc = { .verbose = o->verbose };
 	struct snap_copy_opts co = { 0 };
 	struct snap_copy_stats st;
 	struct io_engine *origin = NULL;
@@ -171,7 +215,8 @@ static int run(const struct opts *o)
 		}
 	}
 
-	so.ctx = (void *)s->path;
+	rc.path = s->path;
+	so.ctx = &rc;
 	r = snap_scan_table(s, &so, &sc, &err);
 	if (r) {
 		cli_error("%s", err.msg);
@@ -190,9 +235,16 @@ static int run(const struct opts *o)
 	say(o, "%s: chunk size %s, %" PRIu64 " exceptions in %" PRIu64 " metadata area%s",
 	    s->path, snap_cli_size(s->geo.chunk_bytes, a, sizeof(a)), sc.table.nr_entries,
 	    sc.table.nr_areas, sc.table.nr_areas == 1 ? "" : "s");
-	if (sc.duplicates)
-		say(o, "%s: %" PRIu64 " duplicate entries: an origin chunk listed twice gets its last entry's data",
-		    s->path, sc.duplicates);
+	if (sc.duplicates && !o->quiet) {
+		if (rc.dup_lines > DUP_LINES_MAX)
+			cli_error("%s: ... and %" PRIu64 " more duplicated origin chunks",
+				  s->path, rc.dup_lines - DUP_LINES_MAX);
+		cli_error("%s: warning: %" PRIu64 " duplicate entr%s for %" PRIu64
+			  " origin chunk%s: the last entry of each wins, as in the kernel%s",
+			  s->path, sc.duplicates, sc.duplicates == 1 ? "y" : "ies",
+			  sc.duplicated_chunks, sc.duplicated_chunks == 1 ? "" : "s",
+			  o->verbose ? "" : " (-v lists them)");
+	}
 	if (o->verbose)
 		say(o, "%s: highest origin chunk %" PRIu64 ", sort runs spilled to a temporary file: %" PRIu64,
 		    s->path, sc.max_old_chunk, sc.spilled_runs);

@@ -1189,7 +1189,7 @@ TEST(fault_engine, fails_with_eio_after_the_limit_and_batches_straddle_it)
 	for (unsigned i = 0; i < 5; i++) {
 		bufs.emplace_back(io_alloc_block(), free);
 		memset(bufs[i].get(), 0x40 + (int)i, MD_BLOCK_SIZE);
-		reqs[i] = { 10 + i, bufs[i].get(), 0 };
+		reqs[i] = { 10 + i, bufs[i].get(), 0, 0 };
 	}
 	reqs[1].block = file_blocks + 5;	/* refused, and not counted */
 	EXPECT_EQ(io_write_many(io.get(), reqs, 5), -EINVAL);

@@ -175,7 +175,7 @@ struct batch {
 		for (uint64_t b : blocks) {
 			bufs.push_back(alloc_block());
 			memset(bufs.back().get(), 0xee, MD_BLOCK_SIZE);
-			reqs.push_back(io_req{ b, bufs.back().get(), 1 });
+			reqs.push_back(io_req{ b, bufs.back().get(), 1, 0 });
 		}
 	}
 

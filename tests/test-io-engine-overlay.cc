@@ -552,6 +552,29 @@ TEST_F(IoEngineOverlayTests, nr_written_counts_distinct_blocks)
 	check_reads_all();
 }
 
+// The overlay serves metadata block by block: a run of blocks in one
+// request (nr_blocks > 1, io-engine.h) is refused alone, nothing written.
+TEST_F(IoEngineOverlayTests, a_run_of_blocks_is_refused)
+{
+	batch b({ 20, 40, 41 });
+	unique_ptr<void, decltype(&free)> run(aligned_alloc(block_size, 2 * block_size), &free);
+
+	ASSERT_NO_FATAL_FAILURE(start(nr_test_blocks, nr_test_blocks));
+	memset(run.get(), 0x5a, 2 * block_size);
+	b.reqs[1].buf = run.get();
+	b.reqs[1].nr_blocks = 2;
+	memset(b.data(0), 0x33, block_size);
+	memcpy(written_content_.data() + 20 * block_size, b.data(0), block_size);
+	written_[20] = true;
+	EXPECT_NE(0, io_write_many(overlay_.get(), b.reqs.data(), 2));
+	EXPECT_EQ(0, b.reqs[0].result);
+	EXPECT_EQ(-EINVAL, b.reqs[1].result);
+	EXPECT_EQ(1u, io_overlay_nr_written(overlay_.get()));
+	EXPECT_NE(0, io_read_many(overlay_.get(), b.reqs.data(), 2));
+	EXPECT_EQ(-EINVAL, b.reqs[1].result);
+	check_reads_all();
+}
+
 // A write that upper refuses has not been written through the overlay:
 // it is not counted and the block still reads from lower.
 TEST_F(IoEngineOverlayTests, write_failed_by_upper_is_not_written)

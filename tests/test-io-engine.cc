@@ -471,7 +471,7 @@ void IoEngineTests::check_refused_direct_transfer_in(const string &dir)
 	/* reading */
 	{
 		engine_ptr e;
-		io_req r = { 3, misaligned, 1 };
+		io_req r = { 3, misaligned, 1, 0 };
 
 		ASSERT_EQ(0, open(path, IO_OPEN_DIRECT, e));
 		ASSERT_EQ(0, io_read_many(e.get(), &r, 1));
@@ -497,7 +497,7 @@ void IoEngineTests::check_refused_direct_transfer_in(const string &dir)
 		memcpy(misaligned2, fresh.data() + block_size, block_size);
 		memcpy(expected.data() + 4 * block_size, misaligned, block_size);
 		memcpy(expected.data() + 9 * block_size, misaligned2, block_size);
-		io_req w[2] = { { 4, misaligned, 1 }, { 9, misaligned2, 1 } };
+		io_req w[2] = { { 4, misaligned, 1, 0 }, { 9, misaligned2, 1, 0 } };
 
 		ASSERT_EQ(0, open(path, IO_OPEN_WRITE | IO_OPEN_DIRECT, e));
 		ASSERT_EQ(0, io_write_many(e.get(), w, 2));
@@ -586,6 +586,82 @@ TEST_P(IoEngineTests, small_file_has_no_blocks)
 	ASSERT_EQ(0, open(tiny, 0, e));
 	EXPECT_EQ(0u, e->nr_blocks);
 	EXPECT_EQ(-EINVAL, io_read_block(e.get(), 0, buf.get()));
+}
+
+//----------------------------------------------------------------
+// Runs of blocks in one request (nr_blocks > 1: data copies)
+
+// Requests of various lengths, some adjacent (merged by the sync engine),
+// read and written back, buffered and O_DIRECT.
+TEST_P(IoEngineTests, multi_block_requests_read_and_write_runs)
+{
+	struct run { uint64_t block; uint32_t n; };
+	const vector<run> runs = { { 0, 1 }, { 1, 7 }, { 8, 256 }, { 300, 3 }, { 303, 500 },
+				   { 900, 0 }, { 950, 50 } };	/* ends exactly at the end */
+
+	for (unsigned flags : { 0u, unsigned(IO_OPEN_DIRECT) }) {
+		vector<uint8_t> expected = content_;
+		vector<io_req> reqs;
+		vector<unique_ptr<void, decltype(&free)>> bufs;
+		engine_ptr e;
+
+		for (const run &r : runs) {
+			size_t bytes = size_t(r.n ? r.n : 1) * block_size;
+
+			bufs.emplace_back(aligned_alloc(block_size, bytes), &free);
+			reqs.push_back(io_req{ r.block, bufs.back().get(), 1, r.n });
+		}
+		ASSERT_EQ(0, open(path_, IO_OPEN_WRITE | flags, e));
+		ASSERT_EQ(0, io_read_many(e.get(), reqs.data(), unsigned(reqs.size())));
+		for (size_t i = 0; i < reqs.size(); i++) {
+			ASSERT_EQ(0, reqs[i].result) << "run " << i;
+			EXPECT_EQ(0, memcmp(reqs[i].buf, content_.data() + runs[i].block * block_size,
+					    io_req_bytes(&reqs[i]))) << "run " << i << " reads other data";
+		}
+
+		mt19937_64 rng(flags + 11);
+		for (size_t i = 0; i < reqs.size(); i++) {
+			uint8_t *p = static_cast<uint8_t *>(reqs[i].buf);
+
+			for (size_t k = 0; k < io_req_bytes(&reqs[i]); k++)
+				p[k] = uint8_t(rng());
+			memcpy(expected.data() + runs[i].block * block_size, p, io_req_bytes(&reqs[i]));
+			reqs[i].result = 1;
+		}
+		ASSERT_EQ(0, io_write_many(e.get(), reqs.data(), unsigned(reqs.size())));
+		for (auto &r : reqs)
+			EXPECT_EQ(0, r.result);
+		ASSERT_EQ(0, io_flush(e.get()));
+		e.reset();
+		EXPECT_EQ(expected, read_file(path_)) << "flags " << flags;
+		content_ = expected;
+	}
+}
+
+TEST_P(IoEngineTests, multi_block_request_past_the_end_or_too_long_fails_alone)
+{
+	engine_ptr e;
+	unique_ptr<void, decltype(&free)> big(aligned_alloc(block_size,
+							    size_t(IO_MAX_REQ_BLOCKS + 1) * block_size), &free);
+	block_buf one = alloc_block();
+	vector<io_req> reqs = {
+		{ nr_test_blocks - 4, big.get(), 1, 5 },	/* one block past the end */
+		{ 10, one.get(), 1, 0 },
+		{ 0, big.get(), 1, IO_MAX_REQ_BLOCKS + 1 },	/* longer than allowed */
+	};
+
+	ASSERT_EQ(0, open(path_, IO_OPEN_WRITE, e));
+	EXPECT_EQ(-EINVAL, io_read_many(e.get(), reqs.data(), 3));
+	EXPECT_EQ(-EINVAL, reqs[0].result);
+	EXPECT_EQ(0, reqs[1].result);
+	EXPECT_TRUE(block_matches(static_cast<uint8_t *>(one.get()), content_, 10));
+	EXPECT_EQ(-EINVAL, reqs[2].result);
+	EXPECT_EQ(-EINVAL, io_write_many(e.get(), reqs.data(), 3));
+	EXPECT_EQ(-EINVAL, reqs[0].result);
+	EXPECT_EQ(-EINVAL, reqs[2].result);
+	ASSERT_EQ(0, io_flush(e.get()));
+	e.reset();
+	EXPECT_EQ(content_, read_file(path_)) << "a refused run wrote something";
 }
 
 INSTANTIATE_TEST_SUITE_P(every_engine, IoEngineTests, ::testing::ValuesIn(all_kinds),
