@@ -233,6 +233,18 @@ check_clean() {
 	fi
 }
 
+# cache_clean CHECK METADEV: our cache_check must be clean (exit 0, nothing
+# said), and so must 0.9.0's and, where present, 1.x's.
+cache_clean() {
+	c=$1 m=$2
+	must "$c" $OURS/cache_check "$m"
+	[ ! -s /tmp/run.out ] || fail "$c" "our cache_check said: $(head -n 2 /tmp/run.out | tr '\n' '|')"
+	must "$c" $DEBIAN/pdata_tools cache_check "$m"
+	if [ -x $UPSTREAM/pdata_tools ]; then
+		must "$c" $UPSTREAM/pdata_tools cache_check "$m"
+	fi
+}
+
 # dump XMLFILE METADEV: our thin_dump.
 dump() {
 	echo "+ thin_dump $2 >$1"

@@ -144,3 +144,13 @@ sb_set_flags() {
 	put_le32 "$1" 0 "$(sb_csum "$1")"
 	sync
 }
+
+# lvm_new_vg: LVM set up on disk pv alone, and the volume group $VG on it
+# (for the scenarios that build their LVs from nothing).
+lvm_new_vg() {
+	step lvm_setup
+	lvm_setup pv
+	CHECK=lvm_build
+	L pvcreate "$(disk pv)"
+	L vgcreate $VG "$(disk pv)"
+}

@@ -19,16 +19,6 @@
 MiB=1048576
 CBS=128				# cache block: 64 KiB
 
-cache_clean() {
-	c=$1 m=$2
-	must "$c" $OURS/cache_check "$m"
-	[ ! -s /tmp/run.out ] || fail "$c" "our cache_check said: $(head -n 2 /tmp/run.out | tr '\n' '|')"
-	must "$c" $DEBIAN/pdata_tools cache_check "$m"
-	if [ -x $UPSTREAM/pdata_tools ]; then
-		must "$c" $UPSTREAM/pdata_tools cache_check "$m"
-	fi
-}
-
 cache_up() {
 	must cache_activate dmsetup create cache --table \
 		"0 $(sectors "$SLOW") cache $1 $FAST $SLOW $CBS 1 writeback smq 0"

@@ -20,16 +20,6 @@
 
 MiB=1048576
 
-cache_clean() {
-	c=$1 m=$2
-	must "$c" $OURS/cache_check "$m"
-	[ ! -s /tmp/run.out ] || fail "$c" "our cache_check said: $(head -n 2 /tmp/run.out | tr '\n' '|')"
-	must "$c" $DEBIAN/pdata_tools cache_check "$m"
-	if [ -x $UPSTREAM/pdata_tools ]; then
-		must "$c" $UPSTREAM/pdata_tools cache_check "$m"
-	fi
-}
-
 expect_data() {
 	h=$(dev_hash "$LV")
 	expect_eq "$1" "hash of the cached LV" "$h" "$(cat /tmp/hash.want)"
@@ -70,11 +60,7 @@ expect_cache_check() {
 }
 
 scenario_main() {
-	step lvm_setup
-	lvm_setup pv
-	CHECK=lvm_build
-	L pvcreate "$(disk pv)"
-	L vgcreate $VG "$(disk pv)"
+	lvm_new_vg
 	L lvcreate -L 48M -n lv $VG
 	L lvcreate --type cache-pool -L 16M -n cpool $VG
 	L lvconvert -y --type cache --cachepool $VG/cpool --cachemode writeback --cachepolicy smq \

@@ -26,11 +26,7 @@ activate_all() {
 }
 
 scenario_main() {
-	step lvm_setup
-	lvm_setup pv
-	CHECK=lvm_build
-	L pvcreate "$(disk pv)"
-	L vgcreate $VG "$(disk pv)"
+	lvm_new_vg
 	L lvcreate -L 64M -c 64k -T $VG/pool
 	L lvcreate -V 32M -T $VG/pool -n t1
 	L lvcreate -V 16M -T $VG/pool -n t2
