@@ -456,6 +456,10 @@ static int wr_ws_begin(void *ctx, uint32_t era, uint32_t nr_bits)
 		return pd_err_set(w->err, -EINVAL, "writeset inside a writeset");
 	if (w->have_ws && era <= w->ws_era)
 		return pd_err_set(w->err, -EINVAL, "writeset of era %u out of order", era);
+	/* the kernel archives a writeset as the era moves on: never a later one */
+	if (era > w->sb.current_era)
+		return pd_err_set(w->err, -EINVAL, "writeset of era %u is past the current era %u",
+				  era, w->sb.current_era);
 	if (nr_bits > w->sb.nr_blocks)
 		return pd_err_set(w->err, -EINVAL, "writeset has more bits (%u) than blocks (%u)",
 				  nr_bits, w->sb.nr_blocks);
@@ -522,6 +526,9 @@ static int wr_era(void *ctx, uint32_t block, uint32_t era)
 				  w->sb.nr_blocks);
 	if (block < have)
 		return pd_err_set(w->err, -EINVAL, "era of block %u out of order", block);
+	if (era > w->sb.current_era)
+		return pd_err_set(w->err, -EINVAL, "block %u has era %u, past the current era %u",
+				  block, era, w->sb.current_era);
 	r = array_builder_push_n(w->eras, le, block - have, w->err);
 	store_le32(le, era);
 	return r ? r : array_builder_push(w->eras, le, w->err);

@@ -292,6 +292,55 @@ class EraDamage(EraBase):
                                  'block %d offset %d' % (b, off))
 
 
+# Found by fuzz/fuzz-era-xml.c (minimized): 0.9's and 1.x's era_restore
+# write these, and our era_check rejects what they wrote.
+FUTURE_WRITESET = b'''<superblock uuid="" block_size="128" nr_blocks="8" current_era="3">
+  <writeset era="4" nr_bits="8">
+    <bit block="6" value="true"/>
+  </writeset>
+  <era_array>
+    <era block="0" era="1"/>
+  </era_array>
+</superblock>
+'''
+
+FUTURE_ERA = b'''<superblock uuid="" block_size="128" nr_blocks="8" current_era="3">
+  <writeset era="2" nr_bits="8">
+  </writeset>
+  <era_array>
+    <era block="0" era="1"/>
+    <era block="5" era="4"/>
+  </era_array>
+</superblock>
+'''
+
+
+class EraRestoreFutureEras(EraBase):
+    """era_restore never exits 0 having written metadata era_check rejects:
+    an era past the superblock's current era is refused in one line."""
+
+    def _refused(self, xml, words):
+        x = cacheera.write(os.path.join(self.d, 'f.xml'), xml)
+        meta = cacheera.blank(os.path.join(self.d, 'f.meta'))
+        r = self.run_tool([tools.ours('era_restore'), '-i', x, '-o', meta])
+        self.assertExit(r, 1, 'era_restore')
+        self.assertEqual(len(r.err.strip().splitlines()), 1, r.err)
+        self.assertIn(words, r.err)
+
+    def test_writeset_past_the_current_era(self):
+        self._refused(FUTURE_WRITESET, 'writeset of era 4 is past the current era 3')
+
+    def test_era_array_value_past_the_current_era(self):
+        self._refused(FUTURE_ERA, 'block 5 has era 4, past the current era 3')
+
+    def test_the_current_era_itself_restores_and_checks(self):
+        xml = FUTURE_ERA.replace(b'era="4"', b'era="3"')
+        x = cacheera.write(os.path.join(self.d, 'c.xml'), xml)
+        meta = cacheera.restore_cache([tools.ours('era_restore')], x,
+                                      os.path.join(self.d, 'c.meta'))
+        self.assertExit(self.run_tool([tools.ours('era_check'), meta]), 0, 'era_check')
+
+
 class EraRestoreReaders(EraBase):
     def test_any_xml_layout_restores_the_same(self):
         """The fast reader takes era_dump's layout; anything else goes to

@@ -10,6 +10,7 @@
  * (the hardening campaign's inputs were made the same way).
  */
 
+#include "persistent-data/array-disk.h"
 #include "persistent-data/block-manager.h"
 #include "persistent-data/btree-disk.h"
 #include "persistent-data/checksum.h"
@@ -17,6 +18,9 @@
 #include "persistent-data/io-engine.h"
 #include "persistent-data/space-map-disk.h"
 
+#include <getopt.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +139,59 @@ static inline uint8_t *image_from_input(const uint8_t *data, size_t size, size_t
 	fix_checksums(img, n);
 	*nr_blocks = n;
 	return img;
+}
+
+/*
+ * Stamps the checksums of a cache or era metadata image: block 0 as the
+ * superblock (sb_xor), the metadata space map's index block (its root at
+ * sm_root_offset in the superblock), array blocks (their own location at
+ * byte 16 and a max_entries that fits their value size), btree nodes and
+ * bitmaps (their location at byte 8).
+ */
+static inline void fix_md_checksums(uint8_t *img, size_t nr_blocks, uint32_t sb_xor,
+				    size_t sm_root_offset)
+{
+	struct sm_root r;
+	uint64_t md_index;
+
+	if (!nr_blocks)
+		return;
+	sm_root_decode(img + sm_root_offset, &r);
+	md_index = r.bitmap_root;
+	for (size_t b = 1; b < nr_blocks; b++) {
+		uint8_t *p = img + b * FUZZ_BLOCK;
+		uint32_t vs = load_le32(p + 12);
+
+		if (load_le64(p + 16) == b && vs && load_le32(p + 4) == (4096u - 24u) / vs)
+			block_set_csum(p, ARRAY_CSUM_XOR);
+		else if (load_le64(p + 8) != b)
+			continue;
+		else if (b == md_index)
+			block_set_csum(p, CSUM_XOR_SM_INDEX);
+		else if (load_le32(p + 4) & 3u)
+			block_set_csum(p, CSUM_XOR_BTREE_NODE);
+		else
+			block_set_csum(p, CSUM_XOR_SM_BITMAP);
+	}
+	block_set_csum(img, sb_xor);
+}
+
+/* Runs a command's main on a NULL-terminated argument list (argv[0] first). */
+static inline int run_cmd(int (*fn)(int, char **), const char *arg0, ...)
+{
+	char *argv[32];
+	int n = 0;
+	va_list ap;
+	const char *a;
+
+	argv[n++] = (char *)arg0;
+	va_start(ap, arg0);
+	while ((a = va_arg(ap, const char *)) && n < 31)
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	optind = 0;	/* a fresh getopt for every run */
+	return fn(n, argv);
 }
 
 #endif

@@ -10,7 +10,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$here"
-mkdir -p corpus/validators corpus/btree-walk corpus/space-map corpus/xml corpus/merge
+mkdir -p corpus/validators corpus/btree-walk corpus/space-map corpus/xml corpus/merge \
+	corpus/cache-md corpus/era-md corpus/cache-xml corpus/era-xml corpus/snapshot corpus/pack
 
 pool() {	# name, devices (dev_id:origin_begin:data_begin:length ...)
 	name=$1; shift
@@ -82,4 +83,62 @@ for b in range(len(data) // 4096):
     if any(blk):
         open('%s/block%d' % (sys.argv[2], b), 'wb').write(bytes([b & 0x3f]) + blk.rstrip(b'\0'))
 X
+
+# cache and era: small XML (functional-tests/lib/cacheera.py's models),
+# restored into 64-block images
+PYTHONPATH="$here/../functional-tests" python3 - "$tmp" <<-'X'
+import sys
+from lib import cacheera
+d = sys.argv[1]
+for name, m in (('small', cacheera.CacheModel(40, seed=1)),
+                ('full', cacheera.CacheModel(300, seed=2, fill=0.9)),
+                ('empty', cacheera.CacheModel(5, seed=3, fill=0))):
+    open('%s/cache-%s.xml' % (d, name), 'wb').write(m.xml())
+for name, m in (('small', cacheera.EraModel(40, seed=1)),
+                ('wide', cacheera.EraModel(700, current_era=20, nr_writesets=3, seed=2)),
+                ('one', cacheera.EraModel(8, current_era=3, nr_writesets=1, seed=3))):
+    open('%s/era-%s.xml' % (d, name), 'wb').write(m.xml())
+X
+for x in "$tmp"/cache-*.xml "$tmp"/era-*.xml; do
+	b=$(basename "$x" .xml)
+	k=${b%%-*}
+	n=${b#*-}
+	cp "$x" "corpus/$k-xml/$n.xml"
+	for v in 1 2; do
+		[ "$k" = era ] && [ "$v" = 2 ] && continue
+		opt=
+		[ "$k" = cache ] && opt="--metadata-version $v"
+		truncate -s 256K "$tmp/$b.md"
+		"$build/${k}_restore" -q $opt -i "$x" -o "$tmp/$b.md"
+		"$build/${k}_check" -q "$tmp/$b.md"
+		trim "$tmp/$b.md" "corpus/$k-md/$n-v$v"
+	done
+done
+# snapshot: small COW stores (functional-tests/lib/snapstore.py)
+PYTHONPATH="$here/../functional-tests" python3 - "$here/corpus/snapshot" <<-'X'
+import sys
+from lib import snapstore
+d = sys.argv[1]
+snapstore.Store(8).add_many([5, 3, 9, 4, 100, 6, 7]).write(d + '/small')
+snapstore.Store(16).add_many(range(0, 40, 3)).write(d + '/chunk16')
+s = snapstore.Store(8).add_many([1, 2, 3, 8, 9])
+s.write(d + '/merged')
+s.clear_tail(d + '/merged', 2)
+snapstore.Store(8).write(d + '/empty')
+snapstore.Store(8, valid=0).add_many([2, 1]).write(d + '/invalid')
+X
+# pack: whole packs of the thin pools, and each pack's inflated chunk
+# behind a first byte giving the device size in blocks less one
+for p in small shared held; do
+	"$build/thin_metadata_pack" -q -i "corpus/merge/$p" -o "corpus/pack/$p.pack" 2>/dev/null || {
+		cp "corpus/merge/$p" "$tmp/$p.md"; truncate -s 256K "$tmp/$p.md"
+		"$build/thin_metadata_pack" -q -i "$tmp/$p.md" -o "corpus/pack/$p.pack"; }
+	python3 - "corpus/pack/$p.pack" "corpus/pack/$p.chunk" <<-'X'
+	import struct, sys, zlib
+	data = open(sys.argv[1], 'rb').read()
+	nr = struct.unpack_from('<Q', data, 24)[0]
+	n = struct.unpack_from('<Q', data, 32)[0]
+	open(sys.argv[2], 'wb').write(bytes([min(nr, 256) - 1]) + zlib.decompress(data[40:40 + n]))
+	X
+done
 echo "seeds made in $here/corpus"

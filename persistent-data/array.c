@@ -3,6 +3,7 @@
 #include "btree-write.h"
 #include "btree.h"
 #include "checksum.h"
+#include "walk-cap.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -192,6 +193,7 @@ struct walker {
 	const struct array_walk_ops *ops;
 	void *ctx;
 	struct pd_err *err;
+	struct walk_cap cap;	/* array blocks read */
 };
 
 static uint64_t entry_of(const struct walker *w, uint64_t bi)
@@ -266,6 +268,9 @@ static int walk_leaf(void *ctx, const struct btree_node_info *n)
 		if (k > w->next)
 			damage(w, w->next, k, "array blocks missing");
 		w->next = k + 1;
+		r = walk_cap_visit(&w->cap, "array", blocks[i], w->err);
+		if (r)
+			return r;
 		r = bm_read_lock(w->bm, blocks[i], &array_block_validator, &blk, &e);
 		if (!r) {
 			r = array_block_check_shape(bm_block_data(blk), w->value_size, k,
@@ -309,6 +314,7 @@ int array_walk(struct bm *bm, uint64_t root, uint32_t value_size, uint64_t nr_en
 	int r;
 
 	w.nr_blocks = array_nr_blocks(nr_entries, value_size);
+	walk_cap_init(&w.cap, bm_nr_blocks(bm));
 	r = btree_walk(bm, root, &o, &bo, &w, err);
 	if (r)
 		return r;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "btree-internal.h"
+#include "walk-cap.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -15,7 +16,8 @@
  * Why cycles cannot make them loop: a child reached through key[i] must
  * hold keys in [key[i], key[i+1]).  A node with two or more keys can never
  * satisfy that range as its own descendant, and a chain of one-key nodes
- * ends at BTREE_MAX_DEPTH.
+ * ends at BTREE_MAX_DEPTH.  Whatever the shape, one walk or one cursor
+ * visits at most as many nodes as the device has blocks (walk-cap.h).
  */
 
 struct frame {
@@ -103,6 +105,7 @@ struct walker {
 	bool have_last_key;
 	uint64_t last_key;
 	bool stop;
+	struct walk_cap cap;
 };
 
 static void damage(struct walker *w, uint64_t block, uint64_t lo, uint64_t hi,
@@ -134,6 +137,11 @@ static int visit(struct walker *w, uint64_t block, unsigned depth, uint64_t lo,
 			 "btree deeper than %u levels at block %" PRIu64 " (cycle?)",
 			 BTREE_MAX_DEPTH, block);
 		damage(w, block, lo, hi, has_hi, true, msg);
+		return 0;
+	}
+	if (walk_cap_visit(&w->cap, "btree", block, &e)) {
+		damage(w, block, lo, hi, has_hi, true, e.msg);
+		w->stop = true;
 		return 0;
 	}
 	r = bm_read_lock(w->bm, block, &btree_node_validator, &blk, &e);
@@ -245,6 +253,7 @@ int btree_walk(struct bm *bm, uint64_t root, const struct btree_walk_opts *o,
 	r = alloc_frames(w.frames, err);
 	if (r)
 		return r;
+	walk_cap_init(&w.cap, bm_nr_blocks(bm));
 
 	r = visit(&w, root, 0, 0, 0, false);
 	while (!r && !w.stop && w.sp) {
@@ -293,6 +302,7 @@ struct btree_cursor {
 	uint32_t entry;		/* the current entry of the leaf */
 	uint64_t last_key;
 	bool have_last_key;
+	struct walk_cap cap;
 };
 
 int btree_cursor_create(struct bm *bm, uint64_t root, uint32_t value_size,
@@ -312,6 +322,7 @@ int btree_cursor_create(struct bm *bm, uint64_t root, uint32_t value_size,
 	c->root = root;
 	c->shape.value_size = value_size;
 	c->leaf_depth = -1;
+	walk_cap_init(&c->cap, bm_nr_blocks(bm));
 	*out = c;
 	return 0;
 }
@@ -338,6 +349,9 @@ static int cursor_load(struct btree_cursor *c, uint64_t block, uint64_t lo,
 		return pd_err_set(err, -EILSEQ,
 				  "btree deeper than %u levels at block %" PRIu64 " (cycle?)",
 				  BTREE_MAX_DEPTH, block);
+	r = walk_cap_visit(&c->cap, "btree", block, err);
+	if (r)
+		return r;
 	r = bm_read_lock(c->bm, block, &btree_node_validator, &blk, err);
 	if (r)
 		return r;

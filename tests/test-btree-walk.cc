@@ -27,6 +27,8 @@
 #include <vector>
 
 extern "C" {
+#include "persistent-data/array.h"
+#include "persistent-data/array-disk.h"
 #include "persistent-data/block-manager.h"
 #include "persistent-data/btree.h"
 #include "persistent-data/checksum.h"
@@ -164,6 +166,23 @@ public:
 	}
 
 	uint64_t nr_blocks() const { return io_->nr_blocks; }
+
+	// An array block of 4-byte values, every one set to v, full.
+	void array_block(uint64_t b, uint32_t v)
+	{
+		uint8_t *p = (uint8_t *)buf_.get();
+		uint32_t max = array_max_entries(4);
+
+		memset(p, 0, MD_BLOCK_SIZE);
+		store_le32(p + 4, max);
+		store_le32(p + 8, max);
+		store_le32(p + 12, 4);
+		store_le64(p + 16, b);
+		for (uint32_t i = 0; i < max; i++)
+			store_le32(p + ARRAY_BLOCK_HEADER_SIZE + 4 * i, v);
+		block_set_csum(p, ARRAY_CSUM_XOR);
+		write(b);
+	}
 
 private:
 	void write(uint64_t b)
@@ -1392,6 +1411,125 @@ TEST(btree_lookup, cycle_ends_with_an_error)
 		<< "btree_lookup loops on a cycle";
 	EXPECT_EQ(-EILSEQ, lookup(f, 1, 5, nullptr, &msg));
 	EXPECT_EQ("btree rooted at block 1 is deeper than 16 levels (cycle?)", msg);
+}
+
+
+//----------------------------------------------------------------
+// The walk cap (persistent-data/walk-cap.h): one walk visits at most as
+// many blocks as the device holds.  Key ranges stop a node from being
+// its own descendant, but an empty leaf satisfies every range: one
+// internal node whose 40 children are all the same empty leaf makes 41
+// visits on a 16-block device.
+
+void build_overlong(tree_file &f)
+{
+	vector<uint64_t> keys = range_keys(0, 40, 10), children(40, 2);
+
+	f.internal(1, keys, children);
+	f.leaf(2, {});
+}
+
+TEST(walk_cap, btree_walk_stops_after_as_many_visits_as_blocks)
+{
+	tree_file f(16);
+	recorder rec;
+
+	build_overlong(f);
+	ASSERT_EQ(0, walk(f, 1, rec).r);
+	EXPECT_FALSE(rec.limit_hit);
+	ASSERT_EQ(1u, rec.damage.size());
+	EXPECT_TRUE(rec.damage[0].lost);
+	EXPECT_EQ(2u, rec.damage[0].block);
+	EXPECT_EQ("btree walk reached more blocks than the metadata device holds (16) at block 2: "
+		  "a block reached twice (cycle?)", rec.damage[0].msg);
+	// the root and 15 visits of the leaf, then nothing more
+	EXPECT_EQ(16u, rec.nodes.size());
+}
+
+TEST(walk_cap, the_same_tree_on_a_larger_device_is_walked_to_the_end)
+{
+	tree_file f(64);
+	recorder rec;
+
+	build_overlong(f);
+	ASSERT_EQ(0, walk(f, 1, rec).r);
+	EXPECT_TRUE(rec.damage.empty());
+	EXPECT_EQ(41u, rec.nodes.size());
+}
+
+TEST(walk_cap, cursor_ends_with_an_error)
+{
+	tree_file f(16);
+
+	build_overlong(f);
+	cursor_run run = run_cursor(f, 1);
+	EXPECT_EQ(-ELOOP, run.end);
+	EXPECT_EQ("btree walk reached more blocks than the metadata device holds (16) at block 2: "
+		  "a block reached twice (cycle?)", run.msg);
+}
+
+struct array_count {
+	uint64_t values = 0;
+	unsigned damage = 0;
+};
+
+int count_values(void *ctx, uint64_t, uint32_t nr, const void *)
+{
+	((array_count *)ctx)->values += nr;
+	return 0;
+}
+
+void count_damage(void *ctx, uint64_t, uint64_t, const char *)
+{
+	((array_count *)ctx)->damage++;
+}
+
+/*
+ * An array of 40 blocks whose btree names the same array block 40 times:
+ * well-formed everywhere else, it reads 40 blocks on a 16-block device.
+ */
+int walk_shared_array(tree_file &f, array_count &c, string &msg)
+{
+	uint32_t max = array_max_entries(4);
+	vector<uint64_t> keys = range_keys(0, 40), blocks(40, 3);
+	array_walk_ops ops{};
+	pd_err err{};
+
+	f.node(1, FLAG_LEAF, keys, blocks);
+	f.array_block(3, 7);
+	ops.values = count_values;
+	ops.damage = count_damage;
+	int r = array_walk(f.bm(), 1, 4, 40ull * max, &ops, &c, &err);
+	msg = r ? err.msg : "";
+	return r;
+}
+
+TEST(walk_cap, array_walk_of_one_block_shared_by_every_index_ends_with_an_error)
+{
+	tree_file f(16);
+	array_count c;
+	string msg;
+
+	ASSERT_TRUE(finishes_within(20, [&] {
+		array_count c2;
+		string m;
+		walk_shared_array(f, c2, m);
+	}));
+	EXPECT_EQ(-ELOOP, walk_shared_array(f, c, msg));
+	EXPECT_EQ("array walk reached more blocks than the metadata device holds (16) at block 3: "
+		  "a block reached twice (cycle?)", msg);
+	EXPECT_EQ(16ull * array_max_entries(4), c.values);
+}
+
+TEST(walk_cap, the_same_array_on_a_larger_device_is_read_to_the_end)
+{
+	tree_file f(64);
+	array_count c;
+	string msg;
+
+	EXPECT_EQ(0, walk_shared_array(f, c, msg)) << msg;
+	EXPECT_EQ(40ull * array_max_entries(4), c.values);
+	EXPECT_EQ(0u, c.damage);
 }
 
 }

@@ -248,3 +248,31 @@ TEST(thin_delta_walk, keys_out_of_order_are_an_error)
 	EXPECT_EQ(-EILSEQ, thin_delta_walk(f.bm(), 1, 2, collect, &got, nullptr, &err));
 	EXPECT_NE(string::npos, string(err.msg).find("out of order")) << err.msg;
 }
+
+
+/*
+ * The walk cap (persistent-data/walk-cap.h): thin_delta's own walker does
+ * not check key ranges, so internal nodes that name one child in every
+ * slot, over an empty leaf, multiply: 200^3 visits from four blocks.  The
+ * walk ends with an error once both sides together have opened more nodes
+ * than two trees on the device could hold.
+ */
+TEST(thin_delta_walk, a_node_shared_in_every_slot_ends_with_an_error)
+{
+	delta_file f;
+	vector<uint64_t> keys, to2(200, 2), to3(200, 3), to4(200, 4);
+
+	for (uint64_t k = 0; k < 200; k++)
+		keys.push_back(k);
+	f.node(1, false, keys, to2);
+	f.node(2, false, keys, to3);
+	f.node(3, false, keys, to4);
+	f.node(4, true, {}, {});
+	f.leaf(20, 0, 0, 5, nullptr);
+
+	vector<step> got;
+	pd_err err{};
+	EXPECT_EQ(-ELOOP, thin_delta_walk(f.bm(), 1, 20, collect, &got, nullptr, &err));
+	EXPECT_EQ("mapping tree walk reached more blocks than the metadata device holds (2048) at "
+		  "block 4: a block reached twice (cycle?)", string(err.msg));
+}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "thin-provisioning/delta.h"
 #include "persistent-data/btree.h"
+#include "persistent-data/walk-cap.h"
 #include "thin-provisioning/thin-disk.h"
 
 #include <errno.h>
@@ -24,6 +25,7 @@ struct side {
 	struct frame fr[BTREE_MAX_DEPTH];
 	int top;		/* -1: nothing left */
 	unsigned depth;		/* levels down the leftmost path */
+	struct walk_cap *cap;	/* shared by every side of one delta */
 	uint64_t last_key;
 	bool has_last;
 	struct delta_stats *st;
@@ -101,8 +103,13 @@ static void side_release(struct side *s)
 		bm_unlock(s->fr[s->top--].blk);
 }
 
-static int side_init(struct side *s, struct bm *bm, uint64_t root, struct delta_stats *st,
-		     struct pd_err *err)
+/*
+ * Nodes are counted against the cap as the walk opens them (the root
+ * here, the others in side_expand); the probe of the leftmost path below
+ * is not counted, it is at most BTREE_MAX_DEPTH reads.
+ */
+static int side_init(struct side *s, struct bm *bm, uint64_t root, struct walk_cap *cap,
+		     struct delta_stats *st, struct pd_err *err)
 {
 	int r;
 
@@ -110,6 +117,10 @@ static int side_init(struct side *s, struct bm *bm, uint64_t root, struct delta_
 	s->bm = bm;
 	s->top = -1;
 	s->st = st;
+	s->cap = cap;
+	r = walk_cap_visit(cap, "mapping tree", root, err);
+	if (r)
+		return r;
 	r = side_push(s, root, 0, err);
 	if (r)
 		return r;
@@ -165,7 +176,10 @@ static void side_front(struct side *s, struct front *fr)
 static int side_expand(struct side *s, uint64_t block, struct pd_err *err)
 {
 	struct frame *f = &s->fr[s->top];
+	int r = walk_cap_visit(s->cap, "mapping tree", block, err);
 
+	if (r)
+		return r;
 	f->idx++;
 	return side_push(s, block, f->level + 1, err);
 }
@@ -234,7 +248,7 @@ static int shared_subtree(struct bm *bm, struct side *l, struct side *r, uint64_
 	struct front f;
 	int ret;
 
-	ret = side_init(&s, bm, block, stats, err);
+	ret = side_init(&s, bm, block, l->cap, stats, err);
 	s.last_key = l->last_key > r->last_key ? l->last_key : r->last_key;
 	s.has_last = l->has_last || r->has_last;
 	if (stats)
@@ -402,8 +416,11 @@ int thin_delta_walk(struct bm *bm, uint64_t root1, uint64_t root2,
 	struct side l, r;
 	struct steps st = { .fn = fn, .ctx = ctx };
 	struct front fl, fr;
+	struct walk_cap cap;
 	int ret;
 
+	/* two trees of at most as many nodes as the device has blocks */
+	walk_cap_init(&cap, 2 * bm_nr_blocks(bm));
 	if (stats)
 		memset(stats, 0, sizeof(*stats));
 	l.top = r.top = -1;
@@ -411,12 +428,13 @@ int thin_delta_walk(struct bm *bm, uint64_t root1, uint64_t root2,
 		/* one tree: the same as itself, read once */
 		memset(&l, 0, sizeof(l));
 		memset(&r, 0, sizeof(r));
+		l.cap = &cap;
 		ret = shared_subtree(bm, &l, &r, root1, &st, stats, err);
 		return ret ? ret : steps_flush(&st);
 	}
-	ret = side_init(&l, bm, root1, stats, err);
+	ret = side_init(&l, bm, root1, &cap, stats, err);
 	if (!ret)
-		ret = side_init(&r, bm, root2, stats, err);
+		ret = side_init(&r, bm, root2, &cap, stats, err);
 	while (!ret) {
 		side_front(&l, &fl);
 		side_front(&r, &fr);
