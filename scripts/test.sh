@@ -15,7 +15,7 @@ set -u
 cd "$(dirname "$0")/.."
 top=$(pwd)
 status=0
-STAGES=${THINP_TEST_STAGES-fuzz packaging}
+STAGES=${THINP_TEST_STAGES-fuzz hostile packaging}
 
 if ! scripts/bootstrap.sh; then
 	echo "build failed"
