@@ -194,4 +194,29 @@ static inline int run_cmd(int (*fn)(int, char **), const char *arg0, ...)
 	return fn(n, argv);
 }
 
+/*
+ * The XML restore harnesses: RESTORE runs on the input (as -i) into a 1 MiB
+ * memory file, with OPT1 OPT2 added when not NULL.  Oracle: a restore that
+ * exits 0 has written metadata CHECK accepts; abort() otherwise.
+ */
+static inline void restore_then_check(const uint8_t *data, size_t size,
+				      int (*restore)(int, char **), const char *restore_name,
+				      const char *opt1, const char *opt2,
+				      int (*check)(int, char **), const char *check_name)
+{
+	struct mem_file xml = { .fd = -1 }, out = { .fd = -1 };
+
+	if (!mem_file_create(&xml, data, size, size) &&
+	    !mem_file_create(&out, NULL, 0, 1u << 20) &&
+	    !run_cmd(restore, restore_name, "-q", "-i", xml.path, "-o", out.path, opt1, opt2,
+		     NULL) &&
+	    run_cmd(check, check_name, "-q", out.path, NULL)) {
+		fprintf(stderr, "%s exited 0 but %s rejects its output\n", restore_name,
+			check_name);
+		abort();
+	}
+	mem_file_destroy(&xml);
+	mem_file_destroy(&out);
+}
+
 #endif
