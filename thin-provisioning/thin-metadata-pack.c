@@ -115,11 +115,24 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total)
 	progress_update(&pc->p, done);
 }
 
-static bool is_dir(const char *path)
+/*
+ * Pack and unpack create their output if need be: it must not be a
+ * directory or the input, and metadata in it is kept unless -f.  Returns 0,
+ * or 1 after one line on stderr.
+ */
+static int check_output(const struct args *a)
 {
 	struct stat st;
 
-	return !stat(path, &st) && S_ISDIR(st.st_mode);
+	if (!stat(a->io.output, &st) && S_ISDIR(st.st_mode)) {
+		cli_error("%s: Is a directory", a->io.output);
+		return 1;
+	}
+	if (same_file(a->io.input, a->io.output)) {
+		cli_error("%s: the output is the input; write to another file", a->io.output);
+		return 1;
+	}
+	return check_overwrite(a->io.output, a->force);
 }
 
 int thin_metadata_pack_main(int argc, char **argv)
@@ -152,15 +165,7 @@ int thin_metadata_pack_main(int argc, char **argv)
 		cli_error("%s", err.msg);
 		goto out;
 	}
-	if (is_dir(a.io.output)) {
-		cli_error("%s: Is a directory", a.io.output);
-		goto out;
-	}
-	if (same_file(a.io.input, a.io.output)) {
-		cli_error("%s: the output is the input; write to another file", a.io.output);
-		goto out;
-	}
-	if (check_overwrite(a.io.output, a.force))
+	if (check_output(&a))
 		goto out;
 	out = fopen(a.io.output, "w");
 	if (!out) {
@@ -216,15 +221,7 @@ int thin_metadata_unpack_main(int argc, char **argv)
 		cli_error("%s", err.msg);
 		goto out;
 	}
-	if (is_dir(a.io.output)) {
-		cli_error("%s: Is a directory", a.io.output);
-		goto out;
-	}
-	if (same_file(a.io.input, a.io.output)) {
-		cli_error("%s: the output is the input; write to another file", a.io.output);
-		goto out;
-	}
-	if (check_overwrite(a.io.output, a.force))
+	if (check_output(&a))
 		goto out;
 	if (stat(a.io.output, &sb) || S_ISREG(sb.st_mode)) {
 		/* a file: created or truncated, then sized to the metadata */
