@@ -253,6 +253,132 @@ static int blockdev_size(int fd, uint64_t *size)
 
 enum { OPT_SOURCE = 256, OPT_DEST_DEV, OPT_DEST_FILE, OPT_BUFFER };
 
+/*
+ * The source is an active thin target: its table names the pool and the
+ * device id, and the pool's table names the metadata device, found in
+ * /dev as meta_path.  Returns 0, or 1 after one line on stderr.
+ */
+static int find_pool(const char *src, uint64_t *dev_id_out, dev_t *pool_dev_out,
+		     char *meta_path, size_t meta_len)
+{
+	char type[32], params[1024], pool_type[32], pool_params[1024];
+	struct pd_err err = { 0 };
+	uint64_t dev_id;
+	dev_t pool_dev, meta_dev;
+	struct stat st;
+
+	if (stat(src, &st)) {
+		cli_error("%s: %s", src, strerror(errno));
+		return 1;
+	}
+	if (!S_ISBLK(st.st_mode)) {
+		cli_error("%s: not a block device (the source is an active thin device)", src);
+		return 1;
+	}
+	if (dm_table(st.st_rdev, type, sizeof(type), params, sizeof(params), &err)) {
+		cli_error("%s: %s", src, err.msg);
+		return 1;
+	}
+	{
+		char pool_s[64];
+
+		if (strcmp(type, "thin") || sscanf(params, "%63s %" SCNu64, pool_s, &dev_id) != 2 ||
+		    parse_devno(pool_s, &pool_dev)) {
+			cli_error("%s: not a thin device (its target is '%s')", src, type);
+			return 1;
+		}
+	}
+	if (dm_table(pool_dev, pool_type, sizeof(pool_type), pool_params, sizeof(pool_params), &err)) {
+		cli_error("the pool of %s: %s", src, err.msg);
+		return 1;
+	}
+	{
+		char meta_s[64];
+
+		if (strcmp(pool_type, "thin-pool") || sscanf(pool_params, "%63s", meta_s) != 1 ||
+		    parse_devno(meta_s, &meta_dev)) {
+			cli_error("the pool of %s is not a thin-pool target ('%s')", src, pool_type);
+			return 1;
+		}
+	}
+	if (dm_find_node(meta_dev, meta_path, meta_len, &err)) {
+		cli_error("the pool's metadata device: %s", err.msg);
+		return 1;
+	}
+	*dev_id_out = dev_id;
+	*pool_dev_out = pool_dev;
+	return 0;
+}
+
+/*
+ * Opens the destination: a block device, exclusively and at least as
+ * large as the source, or a file, created or truncated to the source's
+ * size (*created then says to remove it on failure).  c->in and c->size
+ * are the source's.  Returns 0, or 1 after one line on stderr.
+ */
+static int open_destination(struct copier *c, const char *src, const char *dest_dev,
+			    const char *dest_file, bool *created)
+{
+	uint64_t dsize;
+	struct stat st;
+
+	if (dest_dev) {
+		if (stat(dest_dev, &st) || !S_ISBLK(st.st_mode)) {
+			cli_error("%s: %s", dest_dev, errno && !S_ISBLK(st.st_mode) ? strerror(errno) :
+				  "not a block device (use --dest-file for a file)");
+			return 1;
+		}
+		if (same_file(src, dest_dev)) {
+			cli_error("%s: the destination is the source", dest_dev);
+			return 1;
+		}
+		c->out = open(dest_dev, O_WRONLY | O_EXCL | O_CLOEXEC);
+		if (c->out < 0) {
+			cli_error("%s: %s", dest_dev, errno == EBUSY ? "the destination is in use" : strerror(errno));
+			return 1;
+		}
+		if (blockdev_size(c->out, &dsize) || dsize < c->size) {
+			cli_error("%s: destination too small: %" PRIu64 " bytes, the source has %" PRIu64,
+				  dest_dev, dsize, c->size);
+			return 1;
+		}
+	} else {
+		if (!stat(dest_file, &st) && !S_ISREG(st.st_mode)) {
+			cli_error("%s: not a regular file (use --dest-dev for a device)", dest_file);
+			return 1;
+		}
+		c->out = open(dest_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (c->out < 0) {
+			cli_error("%s: %s", dest_file, strerror(errno));
+			return 1;
+		}
+		*created = true;
+		if (ftruncate(c->out, (off_t)c->size)) {
+			cli_error("%s: %s", dest_file, strerror(errno));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The copy buffers (buf_mib in all) and the writer thread.  Returns 0, or 1 after one line. */
+static int start_copier(struct copier *c, uint64_t buf_mib)
+{
+	/* the buffer size is split between the two pieces in flight */
+	c->buf_len = (size_t)(buf_mib << 20) / NR_SLOTS;
+	for (unsigned i = 0; i < NR_SLOTS; i++)
+		if (posix_memalign((void **)&c->slots[i].buf, 4096, c->buf_len)) {
+			cli_error("out of memory (a %" PRIu64 " MiB buffer)", buf_mib);
+			return 1;
+		}
+	if (pthread_create(&c->writer, NULL, writer_main, c)) {
+		cli_error("cannot start the writer thread");
+		return 1;
+	}
+	c->writer_started = true;
+	return 0;
+}
+
 int thin_migrate_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -267,16 +393,15 @@ int thin_migrate_main(int argc, char **argv)
 	};
 	const char *src = NULL, *dest_dev = NULL, *dest_file = NULL;
 	struct thin_open_opts oo = { .engine = IO_ENGINE_SYNC, .metadata_snap = true };
-	char type[32], params[1024], pool_type[32], pool_params[1024], meta_path[512];
+	char meta_path[512];
 	struct thin_metadata *md = NULL;
 	struct copier c = { .in = -1, .out = -1, .lock = PTHREAD_MUTEX_INITIALIZER,
 			    .cond = PTHREAD_COND_INITIALIZER };
 	struct thin_device dev;
 	struct pd_err err = { 0 };
 	struct sigaction sa;
-	uint64_t dev_id, buf_mib = 16, dsize;
-	dev_t pool_dev, meta_dev;
-	struct stat st;
+	uint64_t dev_id, buf_mib = 16;
+	dev_t pool_dev;
 	bool quiet = false, reserved = false, created = false;
 	int opt, r, ret = 1;
 
@@ -325,99 +450,18 @@ int thin_migrate_main(int argc, char **argv)
 	c.dst = dest_dev ? dest_dev : dest_file;
 	c.err = &err;
 
-	/* the source: a thin target, whose pool names the metadata device */
-	if (stat(src, &st)) {
-		cli_error("%s: %s", src, strerror(errno));
+	if (find_pool(src, &dev_id, &pool_dev, meta_path, sizeof(meta_path)))
 		return 1;
-	}
-	if (!S_ISBLK(st.st_mode)) {
-		cli_error("%s: not a block device (the source is an active thin device)", src);
-		return 1;
-	}
-	if (dm_table(st.st_rdev, type, sizeof(type), params, sizeof(params), &err)) {
-		cli_error("%s: %s", src, err.msg);
-		return 1;
-	}
-	{
-		char pool_s[64];
-
-		if (strcmp(type, "thin") || sscanf(params, "%63s %" SCNu64, pool_s, &dev_id) != 2 ||
-		    parse_devno(pool_s, &pool_dev)) {
-			cli_error("%s: not a thin device (its target is '%s')", src, type);
-			return 1;
-		}
-	}
-	if (dm_table(pool_dev, pool_type, sizeof(pool_type), pool_params, sizeof(pool_params), &err)) {
-		cli_error("the pool of %s: %s", src, err.msg);
-		return 1;
-	}
-	{
-		char meta_s[64];
-
-		if (strcmp(pool_type, "thin-pool") || sscanf(pool_params, "%63s", meta_s) != 1 ||
-		    parse_devno(meta_s, &meta_dev)) {
-			cli_error("the pool of %s is not a thin-pool target ('%s')", src, pool_type);
-			return 1;
-		}
-	}
-	if (dm_find_node(meta_dev, meta_path, sizeof(meta_path), &err)) {
-		cli_error("the pool's metadata device: %s", err.msg);
-		return 1;
-	}
 
 	c.in = open(src, O_RDONLY | O_CLOEXEC);
 	if (c.in < 0 || blockdev_size(c.in, &c.size)) {
 		cli_error("%s: %s", src, strerror(errno));
 		goto out;
 	}
-	if (dest_dev) {
-		if (stat(dest_dev, &st) || !S_ISBLK(st.st_mode)) {
-			cli_error("%s: %s", dest_dev, errno && !S_ISBLK(st.st_mode) ? strerror(errno) :
-				  "not a block device (use --dest-file for a file)");
-			goto out;
-		}
-		if (same_file(src, dest_dev)) {
-			cli_error("%s: the destination is the source", dest_dev);
-			goto out;
-		}
-		c.out = open(dest_dev, O_WRONLY | O_EXCL | O_CLOEXEC);
-		if (c.out < 0) {
-			cli_error("%s: %s", dest_dev, errno == EBUSY ? "the destination is in use" : strerror(errno));
-			goto out;
-		}
-		if (blockdev_size(c.out, &dsize) || dsize < c.size) {
-			cli_error("%s: destination too small: %" PRIu64 " bytes, the source has %" PRIu64,
-				  dest_dev, dsize, c.size);
-			goto out;
-		}
-	} else {
-		if (!stat(dest_file, &st) && !S_ISREG(st.st_mode)) {
-			cli_error("%s: not a regular file (use --dest-dev for a device)", dest_file);
-			goto out;
-		}
-		c.out = open(dest_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (c.out < 0) {
-			cli_error("%s: %s", dest_file, strerror(errno));
-			goto out;
-		}
-		created = true;
-		if (ftruncate(c.out, (off_t)c.size)) {
-			cli_error("%s: %s", dest_file, strerror(errno));
-			goto out;
-		}
-	}
-	/* the buffer size is split between the two pieces in flight */
-	c.buf_len = (size_t)(buf_mib << 20) / NR_SLOTS;
-	for (unsigned i = 0; i < NR_SLOTS; i++)
-		if (posix_memalign((void **)&c.slots[i].buf, 4096, c.buf_len)) {
-			cli_error("out of memory (a %" PRIu64 " MiB buffer)", buf_mib);
-			goto out;
-		}
-	if (pthread_create(&c.writer, NULL, writer_main, &c)) {
-		cli_error("cannot start the writer thread");
+	if (open_destination(&c, src, dest_dev, dest_file, &created))
 		goto out;
-	}
-	c.writer_started = true;
+	if (start_copier(&c, buf_mib))
+		goto out;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
