@@ -176,6 +176,21 @@ static inline void fix_md_checksums(uint8_t *img, size_t nr_blocks, uint32_t sb_
 	block_set_csum(img, sb_xor);
 }
 
+/*
+ * Before a command's main runs again in the same process: glibc's getopt
+ * keeps a pointer into the previous run's argv (inside a "-q" it has not
+ * finished), and the commands only set optind = 1, which does not clear
+ * it; stale bytes there read as options ('V' exits 0 with nothing
+ * written).  optind = 0 and one call make getopt start afresh.
+ */
+static inline void getopt_forget(void)
+{
+	char arg0[] = "fuzz", *argv[] = { arg0, NULL };
+
+	optind = 0;
+	(void)getopt(1, argv, "");
+}
+
 /* Runs a command's main on a NULL-terminated argument list (argv[0] first). */
 static inline int run_cmd(int (*fn)(int, char **), const char *arg0, ...)
 {
@@ -190,7 +205,7 @@ static inline int run_cmd(int (*fn)(int, char **), const char *arg0, ...)
 		argv[n++] = (char *)a;
 	va_end(ap);
 	argv[n] = NULL;
-	optind = 0;	/* a fresh getopt for every run */
+	getopt_forget();
 	return fn(n, argv);
 }
 

@@ -38,6 +38,7 @@ static int merge(char **args, unsigned nr)
 	for (unsigned i = 0; i < nr && n < 15; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
+	getopt_forget();
 	return thin_merge_main((int)n, argv);
 }
 

@@ -49,6 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	{
 		char *argv[] = { arg0, i, xml.path, o, out.path, q, NULL };
 
+		getopt_forget();
 		if (!thin_restore_main(6, argv) &&
 		    thin_check(out.path, &check_opts, NULL, NULL)) {
 			fprintf(stderr, "thin_restore exited 0 but thin_check rejects its output\n");
