@@ -89,6 +89,22 @@ static inline int mem_file_copy(struct mem_file *dst, const struct mem_file *src
  * index block as such,
  * a block with a node flag as a btree node, others as bitmaps.
  */
+/*
+ * Restamps block b (at p) by what its header says it is, when the header
+ * names b: the space-map index at md_index, a btree node, else a bitmap.
+ */
+static inline void stamp_pd_block(uint8_t *p, uint64_t b, uint64_t md_index)
+{
+	if (load_le64(p + 8) != b)
+		return;
+	if (b == md_index)
+		block_set_csum(p, CSUM_XOR_SM_INDEX);
+	else if (load_le32(p + 4) & 3u)
+		block_set_csum(p, CSUM_XOR_BTREE_NODE);
+	else
+		block_set_csum(p, CSUM_XOR_SM_BITMAP);
+}
+
 static inline void fix_checksums(uint8_t *img, size_t nr_blocks)
 {
 	uint64_t md_index = 0, held = 0;
@@ -103,16 +119,10 @@ static inline void fix_checksums(uint8_t *img, size_t nr_blocks)
 	for (size_t b = 1; b < nr_blocks; b++) {
 		uint8_t *p = img + b * FUZZ_BLOCK;
 
-		if (load_le64(p + 8) != b)
-			continue;
-		if (b == held)
+		if (b == held && load_le64(p + 8) == b)
 			block_set_csum(p, CSUM_XOR_SUPERBLOCK);
-		else if (b == md_index)
-			block_set_csum(p, CSUM_XOR_SM_INDEX);
-		else if (load_le32(p + 4) & 3u)
-			block_set_csum(p, CSUM_XOR_BTREE_NODE);
 		else
-			block_set_csum(p, CSUM_XOR_SM_BITMAP);
+			stamp_pd_block(p, b, md_index);
 	}
 	if (nr_blocks)
 		block_set_csum(img, CSUM_XOR_SUPERBLOCK);
@@ -164,14 +174,8 @@ static inline void fix_md_checksums(uint8_t *img, size_t nr_blocks, uint32_t sb_
 
 		if (load_le64(p + 16) == b && vs && load_le32(p + 4) == (4096u - 24u) / vs)
 			block_set_csum(p, ARRAY_CSUM_XOR);
-		else if (load_le64(p + 8) != b)
-			continue;
-		else if (b == md_index)
-			block_set_csum(p, CSUM_XOR_SM_INDEX);
-		else if (load_le32(p + 4) & 3u)
-			block_set_csum(p, CSUM_XOR_BTREE_NODE);
 		else
-			block_set_csum(p, CSUM_XOR_SM_BITMAP);
+			stamp_pd_block(p, b, md_index);
 	}
 	block_set_csum(img, sb_xor);
 }
