@@ -3,13 +3,12 @@
  * era_invalidate: the blocks written since a given era - those whose
  * era in the era array, or in an archived writeset that marks them, is
  * at least that era - as 0.9's XML list of blocks and runs.  Streams
- * over the era array; memory: one block reader per writeset considered.
+ * over the era array (era_marks); memory: the writeset list and one block.
  */
 #include "cli.h"
 #include "cache/md-cli.h"
 #include "cache/commands.h"
 #include "era/era-md.h"
-#include "persistent-data/array.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -30,13 +29,8 @@ static void usage(FILE *f)
 struct inval {
 	FILE *out;
 	uint32_t since;
-	struct era_writeset *ws;
-	struct array_reader **readers;
-	uint64_t nr_ws;
 	bool in_run;
 	uint64_t run_b, run_e;
-	bool damaged;
-	struct pd_err *err;
 };
 
 static void flush_run(struct inval *v)
@@ -63,41 +57,13 @@ static void mark(struct inval *v, uint64_t b)
 	v->run_e = b + 1;
 }
 
-static void damage(void *ctx, uint64_t lo, uint64_t hi, const char *msg)
+/* Written since: the era array says so, or an archived writeset of that era or later. */
+static int block_era(void *ctx, uint32_t block, uint32_t era, bool marked, uint32_t ws_era)
 {
 	struct inval *v = ctx;
 
-	(void)lo;
-	(void)hi;
-	if (!v->damaged)
-		pd_err_set(v->err, -EILSEQ, "%s", msg);
-	v->damaged = true;
-}
-
-static int eras(void *ctx, uint64_t first, uint32_t nr, const void *values)
-{
-	struct inval *v = ctx;
-
-	if (v->damaged)
-		return -EILSEQ;
-	for (uint32_t i = 0; i < nr; i++) {
-		uint64_t b = first + i;
-		bool written = load_le32((const uint8_t *)values + 4u * i) >= v->since;
-
-		for (uint64_t k = 0; !written && k < v->nr_ws; k++) {
-			uint8_t le[8];
-			int r;
-
-			if (!v->readers[k] || b >= v->ws[k].nr_bits)
-				continue;
-			r = array_reader_get(v->readers[k], b / 64, le, v->err);
-			if (r)
-				return r;
-			written = (load_le64(le) >> (b % 64)) & 1;
-		}
-		if (written)
-			mark(v, b);
-	}
+	if (era >= v->since || (marked && ws_era >= v->since))
+		mark(v, block);
 	return 0;
 }
 
@@ -115,6 +81,7 @@ int era_invalidate_main(int argc, char **argv)
 	};
 	struct inval v = { 0 };
 	struct era_md *md = NULL;
+	struct era_marks *marks = NULL;
 	struct pd_err err = { 0 };
 	const char *output = NULL;
 	bool snap = false, have_since = false;
@@ -150,37 +117,19 @@ int era_invalidate_main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	v.err = &err;
 	r = era_md_open(argv[optind], &md, &err);
 	if (!r && snap)
 		r = era_md_use_snapshot(md, &err);
 	if (!r)
-		r = era_md_writesets(md, &v.ws, &v.nr_ws, &err);
+		r = era_marks_open(md, false, &marks, &err);
 	if (r) {
 		cli_error("%s", err.msg);
 		goto out;
 	}
-	v.readers = calloc(v.nr_ws + 1, sizeof(*v.readers));
-	if (!v.readers) {
-		cli_error("out of memory");
-		goto out;
-	}
-	for (uint64_t k = 0; k < v.nr_ws; k++)
-		if (v.ws[k].era >= v.since &&
-		    array_reader_create(md->bm, v.ws[k].root, 8, &v.readers[k], &err)) {
-			cli_error("%s", err.msg);
-			goto out;
-		}
 	if (md_cli_open_output(output, &v.out))
 		goto out;
 	fputs("<blocks>\n", v.out);
-	{
-		struct array_walk_ops ao = { .values = eras, .damage = damage };
-
-		r = array_walk(md->bm, md->sb.era_array_root, 4, md->sb.nr_blocks, &ao, &v, &err);
-		if (!r && v.damaged)
-			r = -EILSEQ;
-	}
+	r = era_marks_walk(marks, block_era, &v, &err);
 	flush_run(&v);
 	fputs("</blocks>\n", v.out);
 	if (v.out != stdout && fclose(v.out) && !r)
@@ -191,11 +140,7 @@ int era_invalidate_main(int argc, char **argv)
 	}
 	ret = 0;
 out:
-	if (v.readers)
-		for (uint64_t k = 0; k < v.nr_ws; k++)
-			array_reader_destroy(v.readers[k]);
-	free(v.readers);
-	free(v.ws);
+	era_marks_close(marks);
 	era_md_close(md);
 	return ret;
 }

@@ -137,6 +137,7 @@ int era_md_open(const char *path, struct era_md **out, struct pd_err *err)
 		goto bad;
 	}
 	md->nr_md_blocks = smr.nr_blocks;
+	walk_cap_init(&md->budget, bm_nr_blocks(md->bm));
 	r = check_fields(&md->sb, md->nr_md_blocks, false, err);
 	if (r)
 		goto bad;
@@ -179,14 +180,34 @@ int era_md_use_snapshot(struct era_md *md, struct pd_err *err)
 
 /*----------------------------------------------------------------
  * Walks
+ *
+ * The walks of one command share md->budget: the structures of one
+ * era metadata view (the writeset tree, each writeset's bitset, the
+ * era array) never share a block, so together they reach at most the
+ * device's blocks.  Reaching more means a block reached twice (many
+ * writesets naming one bitset, say), and ends the command instead of
+ * letting its cost grow as the writeset count times the bitset size.
  *--------------------------------------------------------------*/
 
+static int budget_visit(struct era_md *md, uint64_t block, struct pd_err *err)
+{
+	return walk_cap_visit(&md->budget, "era metadata", block, err);
+}
+
 struct ws_collect {
+	struct era_md *md;
 	struct era_writeset *ws;
 	uint64_t nr, cap;
 	int damaged;
 	struct pd_err *err;
 };
+
+static int ws_node(void *ctx, const struct btree_node_info *n)
+{
+	struct ws_collect *c = ctx;
+
+	return budget_visit(c->md, n->block, c->err);
+}
 
 static int ws_leaf(void *ctx, const struct btree_node_info *n)
 {
@@ -230,9 +251,9 @@ static void ws_damage(void *ctx, const struct btree_damage *d)
 static int collect_writesets(struct era_md *md, bool repair, struct era_writeset **out,
 			     uint64_t *nr, struct pd_err *err)
 {
-	struct ws_collect c = { .err = err };
+	struct ws_collect c = { .md = md, .err = err };
 	struct btree_walk_opts o = { .shape = { .value_size = 12 } };
-	struct btree_walk_ops ops = { .leaf = ws_leaf, .damage = ws_damage };
+	struct btree_walk_ops ops = { .node = ws_node, .leaf = ws_leaf, .damage = ws_damage };
 	int r;
 
 	r = btree_walk(md->bm, md->sb.writeset_tree_root, &o, &ops, &c, err);
@@ -247,22 +268,33 @@ static int collect_writesets(struct era_md *md, bool repair, struct era_writeset
 	return 0;
 }
 
-int era_md_writesets(struct era_md *md, struct era_writeset **out, uint64_t *nr,
-		     struct pd_err *err)
-{
-	return collect_writesets(md, false, out, nr, err);
-}
-
+/*
+ * One walk of a bitset or of the era array: its blocks count against
+ * the command's budget; in strict mode the first damage is the error.
+ */
 struct ewalk {
-	const struct era_visitor *v;
+	struct era_md *md;
 	bool repair;
 	bool damaged;
 	struct pd_err *err;
-	/* logical */
-	struct era_writeset *ws;
-	struct array_reader **readers;
-	uint64_t nr_ws;
+	const struct era_visitor *v;	/* the physical dump */
+	struct era_marks *marks;	/* the era array, combined */
 };
+
+static int ew_node(void *ctx, const struct btree_node_info *n)
+{
+	struct ewalk *w = ctx;
+
+	return budget_visit(w->md, n->block, w->err);
+}
+
+static int ew_ablock(void *ctx, uint64_t index, uint64_t block)
+{
+	struct ewalk *w = ctx;
+
+	(void)index;
+	return budget_visit(w->md, block, w->err);
+}
 
 static void ew_damage(void *ctx, uint64_t lo, uint64_t hi, const char *msg)
 {
@@ -281,6 +313,8 @@ static int ew_bits(void *ctx, uint64_t first, uint64_t nr, const void *words)
 
 	if (w->damaged && !w->repair)
 		return -EILSEQ;
+	if (!w->v)
+		return 0;
 	for (uint64_t i = 0; i < nr; i++) {
 		bool bit = (load_le64((const uint8_t *)words + 8 * (i / 64)) >> (i % 64)) & 1;
 		int r = w->v->writeset_bit(w->v->ctx, (uint32_t)(first + i), bit);
@@ -291,6 +325,201 @@ static int ew_bits(void *ctx, uint64_t first, uint64_t nr, const void *words)
 	return 0;
 }
 
+/*
+ * One writeset's bitset, its bits to w->v (if any).  count: its blocks
+ * count against the budget (the first walk of each writeset).
+ */
+static int walk_writeset(struct ewalk *w, const struct era_writeset *ws, bool count)
+{
+	struct bitset_walk_ops bo = {
+		.node = count ? ew_node : NULL, .ablock = count ? ew_ablock : NULL,
+		.bits = ew_bits, .damage = ew_damage,
+	};
+	int r;
+
+	w->damaged = false;
+	r = bitset_walk(w->md->bm, ws->root, ws->nr_bits, &bo, w, w->err);
+	if (!r && w->damaged && !w->repair)
+		r = -EILSEQ;
+	return r;
+}
+
+/*
+ * The archived writesets, each bitset checked and counted against the
+ * budget before any output depends on them: a hostile tree ends here,
+ * in time bounded by the device size, with nothing written.
+ */
+static int open_writesets(struct era_md *md, bool repair, struct era_writeset **out,
+			  uint64_t *nr, struct pd_err *err)
+{
+	struct ewalk w = { .md = md, .repair = repair, .err = err };
+	int r = collect_writesets(md, repair, out, nr, err);
+
+	for (uint64_t k = 0; !r && k < *nr; k++)
+		r = walk_writeset(&w, &(*out)[k], true);
+	if (r && *out) {
+		free(*out);
+		*out = NULL;
+	}
+	return r;
+}
+
+/*----------------------------------------------------------------
+ * The era array combined with the archived writesets
+ *--------------------------------------------------------------*/
+
+struct era_marks {
+	struct era_md *md;
+	bool repair;
+	struct era_writeset *ws;	/* most bits first */
+	uint64_t nr_ws;
+	struct array_reader *reader;	/* one, pointed at each writeset in turn */
+	uint64_t *newest;		/* per entry of an array block: 0, or 1 + an era */
+	era_block_fn fn;
+	void *ctx;
+};
+
+static int most_bits_first(const void *a, const void *b)
+{
+	const struct era_writeset *x = a, *y = b;
+
+	return x->nr_bits < y->nr_bits ? 1 : x->nr_bits > y->nr_bits ? -1 : 0;
+}
+
+void era_marks_close(struct era_marks *m)
+{
+	if (!m)
+		return;
+	array_reader_destroy(m->reader);
+	free(m->newest);
+	free(m->ws);
+	free(m);
+}
+
+int era_marks_open(struct era_md *md, bool repair, struct era_marks **out, struct pd_err *err)
+{
+	struct era_marks *m = calloc(1, sizeof(*m));
+	int r;
+
+	pd_err_clear(err);
+	if (!m || !(m->newest = calloc(array_max_entries(4), sizeof(*m->newest)))) {
+		era_marks_close(m);
+		return pd_err_set(err, -ENOMEM, "out of memory");
+	}
+	m->md = md;
+	m->repair = repair;
+	r = open_writesets(md, repair, &m->ws, &m->nr_ws, err);
+	if (!r)
+		r = array_reader_create(md->bm, 0, 8, &m->reader, err);
+	if (r) {
+		era_marks_close(m);
+		return r;
+	}
+	if (m->nr_ws)
+		qsort(m->ws, m->nr_ws, sizeof(*m->ws), most_bits_first);
+	*out = m;
+	return 0;
+}
+
+/* Raises newest[] by the bits of ws in [first, end). */
+static int mark_writeset(struct era_marks *m, const struct era_writeset *ws, uint64_t first,
+			 uint64_t end, struct pd_err *err)
+{
+	array_reader_reset(m->reader, ws->root);
+	for (uint64_t base = first & ~63ull; base < end; base += 64) {
+		uint8_t le[8];
+		struct pd_err e;
+		uint64_t word;
+
+		if (array_reader_get(m->reader, base / 64, le, &e)) {
+			if (!m->repair) {
+				*err = e;
+				return -EILSEQ;
+			}
+			continue;
+		}
+		word = load_le64(le);
+		if (base < first)
+			word &= ~0ull << (first - base);
+		if (end - base < 64)
+			word &= (1ull << (end - base)) - 1;
+		for (; word; word &= word - 1) {
+			uint64_t *n = &m->newest[base + (uint64_t)__builtin_ctzll(word) - first];
+
+			if (*n < ws->era + 1ull)
+				*n = ws->era + 1ull;
+		}
+	}
+	return 0;
+}
+
+static int marks_values(void *ctx, uint64_t first, uint32_t nr, const void *values)
+{
+	struct ewalk *w = ctx;
+	struct era_marks *m = w->marks;
+	int r = 0;
+
+	if (w->damaged && !w->repair)
+		return -EILSEQ;
+	memset(m->newest, 0, nr * sizeof(*m->newest));
+	/* only the writesets long enough to reach this block */
+	for (uint64_t k = 0; !r && k < m->nr_ws && m->ws[k].nr_bits > first; k++)
+		r = mark_writeset(m, &m->ws[k], first,
+				  first + nr < m->ws[k].nr_bits ? first + nr : m->ws[k].nr_bits, w->err);
+	for (uint32_t i = 0; !r && i < nr; i++)
+		r = m->fn(m->ctx, (uint32_t)(first + i), load_le32((const uint8_t *)values + 4u * i),
+			  m->newest[i] != 0, m->newest[i] ? (uint32_t)(m->newest[i] - 1) : 0);
+	return r;
+}
+
+int era_marks_walk(struct era_marks *m, era_block_fn fn, void *ctx, struct pd_err *err)
+{
+	struct ewalk w = { .md = m->md, .repair = m->repair, .err = err, .marks = m };
+	struct array_walk_ops ao = {
+		.node = ew_node, .ablock = ew_ablock, .values = marks_values, .damage = ew_damage,
+	};
+	int r;
+
+	m->fn = fn;
+	m->ctx = ctx;
+	r = array_walk(m->md->bm, m->md->sb.era_array_root, 4, m->md->sb.nr_blocks, &ao, &w, err);
+	if (!r && w.damaged && !m->repair)
+		r = -EILSEQ;
+	return r;
+}
+
+/*----------------------------------------------------------------
+ * Dumps
+ *--------------------------------------------------------------*/
+
+static int logical_era(void *ctx, uint32_t block, uint32_t era, bool marked, uint32_t ws_era)
+{
+	const struct era_visitor *v = ctx;
+
+	return v->era(v->ctx, block, marked && ws_era > era ? ws_era : era);
+}
+
+static int walk_logical(struct era_md *md, bool repair, const struct era_visitor *v,
+			struct pd_err *err)
+{
+	struct era_marks *m;
+	int r = era_marks_open(md, repair, &m, err);
+
+	if (r)
+		return r;
+	r = v->begin(v->ctx, &md->sb);
+	if (!r)
+		r = v->era_array_begin(v->ctx);
+	if (!r)
+		r = era_marks_walk(m, logical_era, (void *)v, err);
+	if (!r)
+		r = v->era_array_end(v->ctx);
+	if (!r)
+		r = v->end(v->ctx);
+	era_marks_close(m);
+	return r;
+}
+
 static int ew_eras(void *ctx, uint64_t first, uint32_t nr, const void *values)
 {
 	struct ewalk *w = ctx;
@@ -298,72 +527,41 @@ static int ew_eras(void *ctx, uint64_t first, uint32_t nr, const void *values)
 	if (w->damaged && !w->repair)
 		return -EILSEQ;
 	for (uint32_t i = 0; i < nr; i++) {
-		uint32_t era = load_le32((const uint8_t *)values + 4u * i);
-		uint64_t b = first + i;
-		int r;
+		int r = w->v->era(w->v->ctx, (uint32_t)(first + i),
+				  load_le32((const uint8_t *)values + 4u * i));
 
-		for (uint64_t k = 0; k < w->nr_ws; k++) {
-			uint8_t le[8];
-			struct pd_err e;
-
-			if (!w->readers[k] || b >= w->ws[k].nr_bits || w->ws[k].era <= era)
-				continue;
-			if (array_reader_get(w->readers[k], b / 64, le, &e)) {
-				if (!w->repair) {
-					*w->err = e;
-					return -EILSEQ;
-				}
-				continue;
-			}
-			if ((load_le64(le) >> (b % 64)) & 1)
-				era = w->ws[k].era;
-		}
-		r = w->v->era(w->v->ctx, (uint32_t)b, era);
 		if (r)
 			return r;
 	}
 	return 0;
 }
 
-int era_md_walk(struct era_md *md, bool logical, bool repair, const struct era_visitor *v,
-		struct pd_err *err)
+static int walk_physical(struct era_md *md, bool repair, const struct era_visitor *v,
+			 struct pd_err *err)
 {
-	struct ewalk w = { .v = v, .repair = repair, .err = err };
+	struct ewalk w = { .md = md, .repair = repair, .err = err, .v = v };
+	struct array_walk_ops ao = {
+		.node = ew_node, .ablock = ew_ablock, .values = ew_eras, .damage = ew_damage,
+	};
 	struct era_writeset *ws = NULL;
 	uint64_t nr_ws = 0;
 	int r;
 
-	pd_err_clear(err);
-	r = collect_writesets(md, repair, &ws, &nr_ws, err);
+	r = open_writesets(md, repair, &ws, &nr_ws, err);
 	if (r)
 		return r;
 	r = v->begin(v->ctx, &md->sb);
-	if (!logical)
-		for (uint64_t k = 0; !r && k < nr_ws; k++) {
-			struct bitset_walk_ops bo = { .bits = ew_bits, .damage = ew_damage };
-
-			r = v->writeset_begin(v->ctx, ws[k].era, ws[k].nr_bits);
-			if (!r)
-				r = bitset_walk(md->bm, ws[k].root, ws[k].nr_bits, &bo, &w, err);
-			if (!r && w.damaged && !repair)
-				r = -EILSEQ;
-			if (!r)
-				r = v->writeset_end(v->ctx);
-		}
-	if (!r && logical) {
-		w.ws = ws;
-		w.nr_ws = nr_ws;
-		w.readers = calloc(nr_ws + 1, sizeof(*w.readers));
-		if (!w.readers)
-			r = pd_err_set(err, -ENOMEM, "out of memory");
-		for (uint64_t k = 0; !r && k < nr_ws; k++)
-			r = array_reader_create(md->bm, ws[k].root, 8, &w.readers[k], err);
+	for (uint64_t k = 0; !r && k < nr_ws; k++) {
+		r = v->writeset_begin(v->ctx, ws[k].era, ws[k].nr_bits);
+		if (!r)
+			r = walk_writeset(&w, &ws[k], false);
+		if (!r)
+			r = v->writeset_end(v->ctx);
 	}
 	if (!r)
 		r = v->era_array_begin(v->ctx);
 	if (!r) {
-		struct array_walk_ops ao = { .values = ew_eras, .damage = ew_damage };
-
+		w.damaged = false;
 		r = array_walk(md->bm, md->sb.era_array_root, 4, md->sb.nr_blocks, &ao, &w, err);
 		if (!r && w.damaged && !repair)
 			r = -EILSEQ;
@@ -372,12 +570,15 @@ int era_md_walk(struct era_md *md, bool logical, bool repair, const struct era_v
 		r = v->era_array_end(v->ctx);
 	if (!r)
 		r = v->end(v->ctx);
-	if (w.readers)
-		for (uint64_t k = 0; k < nr_ws; k++)
-			array_reader_destroy(w.readers[k]);
-	free(w.readers);
 	free(ws);
 	return r;
+}
+
+int era_md_walk(struct era_md *md, bool logical, bool repair, const struct era_visitor *v,
+		struct pd_err *err)
+{
+	pd_err_clear(err);
+	return logical ? walk_logical(md, repair, v, err) : walk_physical(md, repair, v, err);
 }
 
 /*----------------------------------------------------------------

@@ -16,6 +16,7 @@
 #include "persistent-data/error.h"
 #include "persistent-data/io-engine.h"
 #include "persistent-data/space-map-disk.h"
+#include "persistent-data/walk-cap.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -53,6 +54,7 @@ struct era_md {
 	struct bm *bm;
 	struct era_sb sb;		/* block 0 */
 	uint64_t nr_md_blocks;		/* of the metadata space map */
+	struct walk_cap budget;		/* blocks reached by all walks together */
 };
 
 /* Opens read-only and checks block 0 (and its fields). */
@@ -64,13 +66,6 @@ void era_md_close(struct era_md *md);
  * array roots replace those of md->sb.  -ENODATA: no snapshot taken.
  */
 int era_md_use_snapshot(struct era_md *md, struct pd_err *err);
-
-/*
- * The archived writesets in era order (a malloc'd array: 12 bytes a
- * writeset, however many the tree holds).  Strict: damage is an error.
- */
-int era_md_writesets(struct era_md *md, struct era_writeset **out, uint64_t *nr,
-		     struct pd_err *err);
 
 /* What a dump or a restore carries, in this order. */
 struct era_visitor {
@@ -93,6 +88,21 @@ struct era_visitor {
  */
 int era_md_walk(struct era_md *md, bool logical, bool repair, const struct era_visitor *v,
 		struct pd_err *err);
+
+/*
+ * The era array combined with the archived writesets, as a logical dump
+ * and era_invalidate read it.  open() reads the writeset tree and checks
+ * every writeset's bitset; walk() then gives each block of the era array
+ * in order: its era there, and the newest archived writeset that marks
+ * it (marked false: none).  Memory: the writeset list and one block.
+ * repair: as era_md_walk.
+ */
+typedef int (*era_block_fn)(void *ctx, uint32_t block, uint32_t era, bool marked,
+			    uint32_t ws_era);
+struct era_marks;
+int era_marks_open(struct era_md *md, bool repair, struct era_marks **out, struct pd_err *err);
+int era_marks_walk(struct era_marks *m, era_block_fn fn, void *ctx, struct pd_err *err);
+void era_marks_close(struct era_marks *m);
 
 /* Builds fresh metadata on io from a visitor stream; end() commits. */
 struct era_writer;

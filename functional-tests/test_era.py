@@ -11,6 +11,7 @@ catalogue flips bytes in every used block and superblock fields.
 """
 
 import os
+import re
 import struct
 import unittest
 
@@ -355,3 +356,85 @@ class EraRestoreReaders(EraBase):
                                           os.path.join(self.d, 'x.meta'))
             d = self.run_tool([tools.ours('era_dump'), meta])
             self.assertSameBytes(d.stdout, text)
+
+
+BTREE_NODE_XOR = 121107
+
+
+def _share_one_bitset(meta, nr_writesets):
+    """Rewrites the writeset tree's single leaf so that nr_writesets
+    writesets (eras 1..nr_writesets) all name the first one's bitset, with
+    the leaf's checksum restamped: every structure passes its own checks,
+    and only the count of blocks reached is out of bounds."""
+    with open(meta, 'r+b') as f:
+        f.seek(200)
+        root = struct.unpack('<Q', f.read(8))[0]
+        f.seek(root * 4096)
+        leaf = bytearray(f.read(4096))
+        flags, nr, max_entries, value_size = struct.unpack_from('<I8xIII', leaf, 4)
+        assert flags == 2 and value_size == 12 and nr >= 1 and max_entries >= nr_writesets
+        values = 32 + 8 * max_entries
+        first = bytes(leaf[values:values + 12])
+        struct.pack_into('<I', leaf, 16, nr_writesets)
+        for i in range(nr_writesets):
+            struct.pack_into('<Q', leaf, 32 + 8 * i, i + 1)
+            leaf[values + 12 * i:values + 12 * (i + 1)] = first
+        f.seek(root * 4096)
+        f.write(leaf)
+    cacheera.restamp(meta, BTREE_NODE_XOR, block=root)
+
+
+class EraWalkBudget(EraBase):
+    """A command's walks together reach at most the device's blocks
+    (issue #10): 150 writesets naming one 10-block bitset on a 512-block
+    device end every reader with one line and nothing written, before any
+    output, instead of dumping 39 million bits or combining 150 writesets
+    with 260,608 era entries."""
+
+    NR_BITS = 260608        # 4072 words: 8 array blocks and a root
+
+    def _meta(self, nr_writesets):
+        model = cacheera.EraModel(self.NR_BITS, current_era=200, nr_writesets=1, seed=9)
+        x = cacheera.write(os.path.join(self.d, 'w.xml'), model.xml())
+        meta = cacheera.blank(os.path.join(self.d, 'w.meta'), mib=2)
+        r = self.run_tool([tools.ours('era_restore'), '-i', x, '-o', meta])
+        self.assertExit(r, 0, 'era_restore')
+        if nr_writesets > 1:
+            _share_one_bitset(meta, nr_writesets)
+        return meta, model
+
+    def _readers(self, meta):
+        return [[tools.ours('era_dump'), meta],
+                [tools.ours('era_dump'), '--logical', meta],
+                [tools.ours('era_dump'), '--repair', meta],
+                [tools.ours('era_invalidate'), '--written-since', '1', meta]]
+
+    def test_one_bitset_named_150_times_is_refused_before_output(self):
+        meta, _ = self._meta(150)
+        for argv in self._readers(meta):
+            r = self.run_tool(argv)
+            self.assertExit(r, 1, ' '.join(argv[:-1]))
+            self.assertEqual(len(r.err.strip().splitlines()), 1, r.err)
+            self.assertIn('more blocks than the metadata device holds', r.err)
+            self.assertNotIn(b'<writeset', r.stdout)
+            self.assertNotIn(b'<era ', r.stdout)
+            self.assertNotIn(b'<block', r.stdout)
+        self.assertExit(self.run_tool([tools.ours('era_check'), meta]), 1, 'era_check')
+
+    def test_a_few_writesets_naming_one_bitset_stay_within_the_budget(self):
+        # 20 x 10 blocks: under 512, so the dump goes on (the sharing is
+        # era_check's to find), and every writeset carries the same bits.
+        meta, model = self._meta(20)
+        r = self.run_tool([tools.ours('era_dump'), meta])
+        self.assertExit(r, 0, 'era_dump')
+        self.assertEqual(r.stdout.count(b'<writeset '), 20)
+        (only,) = model.writesets.values()
+        self.assertEqual(r.stdout.count(b'value="true"'), 20 * len(only))
+        self.assertExit(self.run_tool([tools.ours('era_check'), meta]), 1, 'era_check')
+
+    def test_the_unshared_original_dumps_as_the_model(self):
+        meta, model = self._meta(1)
+        r = self.run_tool([tools.ours('era_dump'), '--logical', meta])
+        self.assertExit(r, 0, 'era_dump --logical')
+        eras = [int(e) for e in re.findall(rb'<era block="\d+" era="(\d+)"', r.stdout)]
+        self.assertEqual(eras, model.logical_eras())

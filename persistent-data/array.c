@@ -175,6 +175,12 @@ int array_reader_get(struct array_reader *r, uint64_t index, void *value_out,
 	return 0;
 }
 
+void array_reader_reset(struct array_reader *r, uint64_t root)
+{
+	r->root = root;
+	r->bi = UINT64_MAX;
+}
+
 void array_reader_destroy(struct array_reader *r)
 {
 	if (!r)

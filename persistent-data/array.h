@@ -100,6 +100,8 @@ int array_reader_create(struct bm *bm, uint64_t root, uint32_t value_size,
 /* -ENODATA past the end. */
 int array_reader_get(struct array_reader *r, uint64_t index, void *value_out,
 		     struct pd_err *err);
+/* Reads another array of the same value size from now on. */
+void array_reader_reset(struct array_reader *r, uint64_t root);
 void array_reader_destroy(struct array_reader *r);	/* accepts NULL */
 
 /*----------------------------------------------------------------

@@ -453,6 +453,14 @@ TEST_F(ArrayTest, reader_reads_as_the_model_in_any_order)
 	uint8_t le[4];
 	EXPECT_EQ(-ENODATA, array_reader_get(ar, 5000, le, &err));
 	EXPECT_EQ(-ENODATA, array_reader_get(ar, 1u << 30, le, &err));
+
+	/* reset drops the block held: the superblock is no array root */
+	ASSERT_EQ(0, array_reader_get(ar, 7, le, &err));
+	array_reader_reset(ar, 0);
+	EXPECT_NE(0, array_reader_get(ar, 7, le, &err));
+	array_reader_reset(ar, r.array_root);
+	ASSERT_EQ(0, array_reader_get(ar, 7, le, &err)) << err.msg;
+	EXPECT_EQ(s.values[7], load_le32(le));
 	array_reader_destroy(ar);
 	bm_destroy(bm);
 }
