@@ -25,6 +25,11 @@ cache_repair; era_check, era_dump, era_invalidate) under
   unsafe  thin_repair, thin_merge or cache_repair exited 0 having written
           metadata our own checker rejects
 
+With --sanitized (a build configured with --enable-sanitizers), a run
+may take 60 s and any RSS (ASan's shadow), and an AddressSanitizer,
+LeakSanitizer or UndefinedBehaviorSanitizer report is a crash whatever
+the exit status.
+
 The failing inputs are kept (--keep, default ./hostile-findings) with a
 line per finding in findings.txt.  Last line: N passed, N failed (one
 per input).  Exit 1 on any failure.
@@ -41,8 +46,8 @@ import tempfile
 
 BLOCK = 4096
 MD_SIZE = 8 << 20
-TIME_LIMIT = 5.0
-RSS_LIMIT_KB = 64 * 1024
+LIMITS = {'normal': (5.0, 64 * 1024), 'sanitized': (60.0, None)}
+SANITIZER_REPORT = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:')
 
 SB_XOR = {'thin': 160774, 'cache': 9031977, 'era': 146538381}
 NODE_XOR, BITMAP_XOR, INDEX_XOR, ARRAY_XOR = 121107, 240779, 160478, 595846735
@@ -294,13 +299,14 @@ def commands(kind, md, out):
     ]
 
 
-def run_one(build, argv, tmp):
+def run_one(build, argv, tmp, limits=LIMITS['normal']):
+    time_limit, rss_limit_kb = limits
     timefile = os.path.join(tmp, 'time')
     full = ['/usr/bin/time', '-q', '-o', timefile, '-f', '%M',
             os.path.join(build, argv[0])] + argv[1:]
     try:
         r = subprocess.run(full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           timeout=TIME_LIMIT)
+                           timeout=time_limit)
     except subprocess.TimeoutExpired:
         return 'hang', None, ''
     rss = None
@@ -314,7 +320,10 @@ def run_one(build, argv, tmp):
     # GNU time reports a signal as "Command terminated by signal N" and exits 128+N
     if r.returncode < 0 or r.returncode > 2 or 'terminated by signal' in err:
         return 'crash', rss, err
-    if rss is not None and rss >= RSS_LIMIT_KB:
+    if any(s in err for s in SANITIZER_REPORT):
+        return 'crash', rss, '\n'.join(ln for ln in err.split('\n')
+                                       if any(s in ln for s in SANITIZER_REPORT))
+    if rss_limit_kb is not None and rss is not None and rss >= rss_limit_kb:
         return 'rss', rss, err
     return r.returncode, rss, err
 
@@ -326,7 +335,10 @@ def main():
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--keep', default='hostile-findings')
     ap.add_argument('--kinds', default='thin,cache,era')
+    ap.add_argument('--sanitized', action='store_true',
+                    help='a sanitizer build: 60 s, no RSS limit, reports are crashes')
     a = ap.parse_args()
+    limits = LIMITS['sanitized' if a.sanitized else 'normal']
     build = os.path.abspath(a.build)
     rng = random.Random(a.seed)
     tmp = tempfile.mkdtemp(prefix='hostile-')
@@ -349,10 +361,10 @@ def main():
             for name, argv, oracle in commands(kind, md, out):
                 with open(out, 'wb') as f:
                     f.truncate(MD_SIZE)
-                verdict, rss, err = run_one(build, argv, tmp)
+                verdict, rss, err = run_one(build, argv, tmp, limits)
                 max_rss = max(max_rss, rss or 0)
                 if verdict == 0 and oracle:
-                    v2, _, err2 = run_one(build, [oracle[0], '-q', oracle[1]], tmp)
+                    v2, _, err2 = run_one(build, [oracle[0], '-q', oracle[1]], tmp, limits)
                     if v2 != 0:
                         bad.append('unsafe %s: exit 0, %s rejects its output (%s)'
                                    % (name, oracle[0], err2.strip().split('\n')[0]))
