@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_CHUNK_RUNS (1u << 20)
+#define DEFAULT_CHUNK_RUNS (1u << 19)
 
 /*----------------------------------------------------------------
  * Regions: sorted and merged, then a binary search per data block
