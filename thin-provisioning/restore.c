@@ -3,6 +3,7 @@
 #include "persistent-data/btree-write.h"
 #include "persistent-data/space-map-disk.h"
 #include "pool.h"
+#include "persistent-data/u64-map.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -19,6 +20,70 @@ struct def {
 	uint64_t nr_mappings;
 };
 
+/*
+ * The shared sections defined so far, found by name through a hash of
+ * it (thin_repair defines one a shared leaf: tens of thousands).  A
+ * name defined twice means its latest definition, as in the XML.
+ */
+struct def_table {
+	struct def *defs;
+	uint64_t nr, max;
+	struct u64_map by_hash;		/* hash -> index of its latest def */
+};
+
+static uint64_t name_hash(const char *name)
+{
+	uint64_t h = 14695981039346656037ull;	/* FNV-1a */
+
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 1099511628211ull;
+	return h;
+}
+
+static struct def *def_add(struct def_table *t, const char *name)
+{
+	struct def *d;
+
+	if (t->nr == t->max) {
+		uint64_t max = t->max ? t->max * 2 : 16;
+		struct def *n = realloc(t->defs, max * sizeof(*n));
+
+		if (!n)
+			return NULL;
+		t->defs = n;
+		t->max = max;
+	}
+	d = t->defs + t->nr;
+	*d = (struct def) { .name = strdup(name) };
+	if (!d->name || u64_map_put(&t->by_hash, name_hash(name), t->nr)) {
+		free(d->name);
+		return NULL;
+	}
+	t->nr++;
+	return d;
+}
+
+static struct def *def_find(const struct def_table *t, const char *name)
+{
+	uint64_t i;
+
+	if (u64_map_get(&t->by_hash, name_hash(name), &i) && !strcmp(t->defs[i].name, name))
+		return t->defs + i;
+	/* unknown, or a hash two names share: look at every one, latest first */
+	for (i = t->nr; i-- > 0;)
+		if (!strcmp(t->defs[i].name, name))
+			return t->defs + i;
+	return NULL;
+}
+
+static void def_table_free(struct def_table *t)
+{
+	for (uint64_t i = 0; i < t->nr; i++)
+		free(t->defs[i].name);
+	free(t->defs);
+	u64_map_exit(&t->by_hash);
+}
+
 struct restore_emitter {
 	struct emitter e;
 	struct io_engine *io;
@@ -31,8 +96,8 @@ struct restore_emitter {
 	uint64_t count;
 	bool in_def;
 
-	struct def *defs;
-	unsigned nr_defs;
+	struct def_table defs;
+	struct def *cur_def;		/* the section being built */
 };
 
 #define to_restore(x) ((struct restore_emitter *)(x))
@@ -125,17 +190,10 @@ static int r_end_device(struct emitter *e)
 static int r_begin_def(struct emitter *e, const char *name)
 {
 	struct restore_emitter *re = to_restore(e);
-	struct def *n = realloc(re->defs, sizeof(*n) * (re->nr_defs + 1));
 
-	if (!n)
+	re->cur_def = def_add(&re->defs, name);
+	if (!re->cur_def)
 		return pd_err_set(re->err, -ENOMEM, "out of memory");
-	re->defs = n;
-	n[re->nr_defs].name = strdup(name);
-	if (!n[re->nr_defs].name)
-		return pd_err_set(re->err, -ENOMEM, "out of memory");
-	n[re->nr_defs].root = 0;
-	n[re->nr_defs].nr_mappings = 0;
-	re->nr_defs++;
 	re->in_def = true;
 	return start_tree(re);
 }
@@ -143,7 +201,7 @@ static int r_begin_def(struct emitter *e, const char *name)
 static int r_end_def(struct emitter *e)
 {
 	struct restore_emitter *re = to_restore(e);
-	struct def *d = re->defs + re->nr_defs - 1;
+	struct def *d = re->cur_def;
 
 	re->in_def = false;
 	d->nr_mappings = re->count;
@@ -154,14 +212,11 @@ static int r_end_def(struct emitter *e)
 static int r_ref(struct emitter *e, const char *name)
 {
 	struct restore_emitter *re = to_restore(e);
+	struct def *d = def_find(&re->defs, name);
 	struct btree_cursor *c;
-	struct def *d = NULL;
 	uint64_t count = re->count;
 	int r;
 
-	for (unsigned i = 0; i < re->nr_defs; i++)
-		if (!strcmp(re->defs[i].name, name))
-			d = re->defs + i;
 	if (!d)
 		return pd_err_set(re->err, -EINVAL, "reference to unknown def '%s'", name);
 	r = btree_cursor_create(re->p->bm, d->root, THIN_MAPPING_VALUE_SIZE, &c, re->err);
@@ -190,8 +245,8 @@ static int r_end_superblock(struct emitter *e)
 	int r;
 
 	/* the sections' own trees go; their leaves live on in the devices */
-	for (unsigned i = 0; i < re->nr_defs; i++) {
-		r = btree_delete(pool_bottom_info(re->p), re->defs[i].root, re->err);
+	for (uint64_t i = 0; i < re->defs.nr; i++) {
+		r = btree_delete(pool_bottom_info(re->p), re->defs.defs[i].root, re->err);
 		if (r)
 			return r;
 	}
@@ -203,9 +258,7 @@ static void r_destroy(struct emitter *e)
 	struct restore_emitter *re = to_restore(e);
 
 	btree_builder_destroy(re->b);
-	for (unsigned i = 0; i < re->nr_defs; i++)
-		free(re->defs[i].name);
-	free(re->defs);
+	def_table_free(&re->defs);
 	pool_destroy(re->p);
 	free(re);
 }
@@ -241,20 +294,16 @@ int restore_emitter_create(struct io_engine *io, const struct restore_opts *o,
  * Counting
  *--------------------------------------------------------------*/
 
-struct def_size {
-	char *name;
-	uint64_t count;
-};
-
 struct counting_emitter {
 	struct emitter e;
 	struct restore_estimate *est;
 	uint64_t count;			/* the device's (or section's) own mappings */
+	uint64_t loose;			/* ... since the last reference */
 	uint64_t refs;			/* sections the device refers to */
-	uint64_t copied;		/* their entries copied rather than shared */
-	uint64_t shared_leaves;		/* their leaves */
-	struct def_size *defs;
-	unsigned nr_defs;
+	uint64_t own_leaves;		/* leaves of its own, references between them */
+	uint64_t shared_leaves;		/* the sections' leaves it points at */
+	struct def_table defs;		/* nr_mappings: each section's size */
+	struct def *cur_def;
 };
 
 #define to_counting(x) ((struct counting_emitter *)(x))
@@ -294,29 +343,29 @@ static int c_begin_device(struct emitter *e, const struct emit_device *d)
 	struct counting_emitter *c = to_counting(e);
 
 	(void)d;
-	c->count = c->refs = c->copied = c->shared_leaves = 0;
+	c->count = c->loose = c->refs = c->own_leaves = c->shared_leaves = 0;
 	c->est->nr_devices++;
 	return 0;
 }
 
 /*
- * A device's own leaves (full, from the bulk loader) hold its mappings and
- * the entries of the shared leaves it cannot share (the partly filled
- * first and last leaves of a section: at most two leaves' worth per
- * reference); then the internal nodes over all its leaves, shared ones
- * included.
+ * A device that refers to sections: its own leaves, full from the bulk
+ * loader, group by group between the references (with the entries of
+ * any section leaf the builder copies rather than shares); then the
+ * internal nodes over those and the shared leaves.
  */
 static int c_end_device(struct emitter *e)
 {
 	struct counting_emitter *c = to_counting(e);
-	uint64_t leaves = (c->count + c->copied + MAPPING_MAX - 1) / MAPPING_MAX;
-	uint64_t ptrs = leaves + c->shared_leaves;
+	uint64_t ptrs;
 
 	if (!c->refs) {
 		c->est->tree_blocks += tree_blocks(c->count, MAPPING_MAX);
 		return 0;
 	}
-	c->est->tree_blocks += leaves + (ptrs > 1 ? tree_blocks(ptrs, MAPPING_MAX) : 0);
+	c->own_leaves += (c->loose + MAPPING_MAX - 1) / MAPPING_MAX;
+	ptrs = c->own_leaves + c->shared_leaves;
+	c->est->tree_blocks += c->own_leaves + (ptrs > 1 ? tree_blocks(ptrs, MAPPING_MAX) : 0);
 	return 0;
 }
 
@@ -329,6 +378,7 @@ static int c_map_run(struct emitter *e, uint64_t origin, uint64_t data,
 	(void)data;
 	(void)time;
 	c->count += len;
+	c->loose += len;
 	c->est->nr_mappings += len;
 	return 0;
 }
@@ -336,40 +386,58 @@ static int c_map_run(struct emitter *e, uint64_t origin, uint64_t data,
 static int c_begin_def(struct emitter *e, const char *name)
 {
 	struct counting_emitter *c = to_counting(e);
-	struct def_size *n = realloc(c->defs, sizeof(*n) * (c->nr_defs + 1));
 
-	if (!n)
+	c->cur_def = def_add(&c->defs, name);
+	if (!c->cur_def)
 		return -ENOMEM;
-	c->defs = n;
-	n[c->nr_defs].name = strdup(name);
-	n[c->nr_defs].count = 0;
-	if (!n[c->nr_defs].name)
-		return -ENOMEM;
-	c->nr_defs++;
 	c->count = 0;
 	return 0;
+}
+
+/* Blocks of a tree the bulk loader builds from n entries: full nodes. */
+static uint64_t bulk_tree_blocks(uint64_t n, uint64_t max)
+{
+	uint64_t level = n ? (n + max - 1) / max : 1, total = 0;
+
+	for (;;) {
+		total += level;
+		if (level <= 1)
+			return total;
+		level = (level + max - 1) / max;
+	}
 }
 
 static int c_end_def(struct emitter *e)
 {
 	struct counting_emitter *c = to_counting(e);
 
-	c->defs[c->nr_defs - 1].count = c->count;
-	c->est->tree_blocks += tree_blocks(c->count, MAPPING_MAX);
+	c->cur_def->nr_mappings = c->count;
+	c->est->tree_blocks += bulk_tree_blocks(c->count, MAPPING_MAX);
 	return 0;
 }
 
+/*
+ * A reference splices the section's leaves (full but maybe the last)
+ * into the device.  btree_builder_push_leaf copies a leaf that holds
+ * under a third of a node: such a section's entries join the device's
+ * own.  It may also copy a larger section's first leaf into the few
+ * entries of the device's own before it; counting that leaf as shared
+ * and the entries before it as a group of their own is still an upper
+ * bound (the copy adds at most one leaf to the group).
+ */
 static int c_ref(struct emitter *e, const char *name)
 {
 	struct counting_emitter *c = to_counting(e);
+	struct def *d = def_find(&c->defs, name);
+	uint64_t n = d ? d->nr_mappings : 0;
 
-	for (unsigned i = 0; i < c->nr_defs; i++)
-		if (!strcmp(c->defs[i].name, name)) {
-			uint64_t n = c->defs[i].count;
-
-			c->copied += n < 2 * MAPPING_MAX ? n : 2 * MAPPING_MAX;
-			c->shared_leaves += (n + MAPPING_MAX / 2 - 1) / (MAPPING_MAX / 2);
-		}
+	if (n < MAPPING_MAX / 3) {
+		c->loose += n;
+	} else {
+		c->own_leaves += (c->loose + MAPPING_MAX - 1) / MAPPING_MAX;
+		c->loose = 0;
+		c->shared_leaves += (n + MAPPING_MAX - 1) / MAPPING_MAX;
+	}
 	c->refs++;
 	return 0;
 }
@@ -378,9 +446,7 @@ static void c_destroy(struct emitter *e)
 {
 	struct counting_emitter *c = to_counting(e);
 
-	for (unsigned i = 0; i < c->nr_defs; i++)
-		free(c->defs[i].name);
-	free(c->defs);
+	def_table_free(&c->defs);
 	free(c);
 }
 

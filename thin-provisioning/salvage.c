@@ -37,6 +37,15 @@ struct salvager {
 		bool claimed;
 	} *orphans;
 	unsigned nr_orphans;
+
+	/*
+	 * Leaves that several devices reach (a snapshot and its origin):
+	 * for an emitter that takes shared sections, each is written once,
+	 * as a section of its own, and every device refers to it.  A bit a
+	 * metadata block in each map.
+	 */
+	uint8_t *seen, *shared, *defined;
+	uint64_t nr_md_blocks;
 };
 
 #define MAX_ORPHANS 4096
@@ -612,11 +621,55 @@ static int collect_ids(struct salvager *s, uint64_t details_root, uint64_t mappi
  * Mappings
  *--------------------------------------------------------------*/
 
+static bool bit_get(const uint8_t *map, uint64_t b)
+{
+	return (map[b >> 3] >> (b & 7)) & 1;
+}
+
+static void bit_set(uint8_t *map, uint64_t b)
+{
+	map[b >> 3] |= (uint8_t)(1u << (b & 7));
+}
+
+static bool is_defined(const struct salvager *s, uint64_t b)
+{
+	return s->defined && b < s->nr_md_blocks && bit_get(s->defined, b);
+}
+
+static void section_name(char *buf, size_t size, uint64_t leaf)
+{
+	snprintf(buf, size, "%" PRIu64, leaf);
+}
+
+/* Every mapping of leaf n counts (a clean leaf, shared as a section). */
+static void count_leaf_mappings(struct salvager *s, const struct btree_node_info *n)
+{
+	const uint8_t *vals = node_values_c(n->data);
+
+	for (uint32_t i = 0; i < n->nr_entries; i++) {
+		uint64_t bt = load_le64(vals + 8u * i);
+
+		if (block_time_block(bt) + 1 > s->max_data)
+			s->max_data = block_time_block(bt) + 1;
+		if (block_time_time(bt) > s->max_time)
+			s->max_time = block_time_time(bt);
+	}
+	s->count += n->nr_entries;
+}
+
 static int mappings_leaf(void *ctx, const struct btree_node_info *n)
 {
 	struct salvager *s = ctx;
 	const uint8_t *vals = node_values_c(n->data);
 
+	if (s->emitting && is_defined(s, n->block)) {
+		char name[24];
+		int r = emit_run_flush(&s->run);
+
+		count_leaf_mappings(s, n);
+		section_name(name, sizeof(name), n->block);
+		return r ? r : s->e->ops->ref(s->e, name);
+	}
 	for (uint32_t i = 0; i < n->nr_entries; i++) {
 		uint64_t bt = load_le64(vals + 8u * i), d = block_time_block(bt);
 		int r;
@@ -787,6 +840,114 @@ static int rebuild_values(struct salvager *s, uint64_t details_root, uint64_t ma
 }
 
 /*----------------------------------------------------------------
+ * Shared leaves
+ *
+ * The kernel's snapshots share subtrees with their origin until one of
+ * them writes there; written out device by device, a pool with a few
+ * snapshots would need several times its own room.  So, for an emitter
+ * that takes shared sections (thin_repair's), the leaves that two or
+ * more devices reach through the top-level tree are found first, and
+ * each clean one (every mapping inside the data device, full enough
+ * for the tree builder to keep it whole) is written once as a section
+ * named after its block; each device then refers to it where its walk
+ * reaches it.  Only the mapping tree's internal nodes are rebuilt per
+ * device, as upstream 1.x's repair does.  Memory: three bits a
+ * metadata block, and the emitter's table of sections.
+ *--------------------------------------------------------------*/
+
+static int mark_leaf(void *ctx, const struct btree_node_info *n)
+{
+	struct salvager *s = ctx;
+
+	if (n->block >= s->nr_md_blocks)
+		return 0;
+	if (bit_get(s->seen, n->block))
+		bit_set(s->shared, n->block);
+	bit_set(s->seen, n->block);
+	return 0;
+}
+
+static bool clean_leaf(const struct salvager *s, const struct btree_node_info *n)
+{
+	const uint8_t *vals = node_values_c(n->data);
+
+	if (n->nr_entries < btree_max_entries(THIN_MAPPING_VALUE_SIZE) / 3)
+		return false;
+	for (uint32_t i = 0; i < n->nr_entries; i++)
+		if (block_time_block(load_le64(vals + 8u * i)) >= s->nr_data_blocks)
+			return false;
+	return true;
+}
+
+static int define_leaf(void *ctx, const struct btree_node_info *n)
+{
+	struct salvager *s = ctx;
+	const uint8_t *vals = node_values_c(n->data);
+	char name[24];
+	int r;
+
+	if (n->block >= s->nr_md_blocks || !bit_get(s->shared, n->block) ||
+	    bit_get(s->defined, n->block) || !clean_leaf(s, n))
+		return 0;
+	section_name(name, sizeof(name), n->block);
+	r = s->e->ops->begin_def(s->e, name);
+	emit_run_init(&s->run, s->e);
+	for (uint32_t i = 0; !r && i < n->nr_entries; i++) {
+		uint64_t bt = load_le64(vals + 8u * i);
+
+		r = emit_run_add(&s->run, node_key(n->data, i), block_time_block(bt),
+				 block_time_time(bt));
+	}
+	if (!r)
+		r = emit_run_flush(&s->run);
+	if (!r)
+		r = s->e->ops->end_def(s->e);
+	if (!r)
+		bit_set(s->defined, n->block);
+	return r;
+}
+
+/* Every device's mapping tree named by the top level, its leaves to fn. */
+static int walk_named_trees(struct salvager *s, uint64_t mapping_root,
+			    int (*fn)(void *, const struct btree_node_info *))
+{
+	struct btree_walk_opts wo = lax_walk;
+	struct btree_walk_ops ops = { .leaf = fn };
+	int r = 0;
+
+	wo.shape.value_size = THIN_MAPPING_VALUE_SIZE;
+	for (uint64_t i = 0; !r && i < s->nr_ids; i++) {
+		uint8_t rootv[8];
+		struct pd_err e;
+
+		if (!btree_lookup(s->bm, mapping_root, THIN_MAPPING_VALUE_SIZE, s->ids[i], rootv, &e))
+			r = btree_walk(s->bm, load_le64(rootv), &wo, &ops, s, s->err);
+	}
+	return r;
+}
+
+static int define_shared_leaves(struct salvager *s, uint64_t mapping_root)
+{
+	size_t bytes;
+	int r;
+
+	s->nr_md_blocks = bm_nr_blocks(s->bm);
+	bytes = (size_t)((s->nr_md_blocks + 7) / 8);
+	s->seen = calloc(bytes ? bytes : 1, 1);
+	s->shared = calloc(bytes ? bytes : 1, 1);
+	s->defined = calloc(bytes ? bytes : 1, 1);
+	if (!s->seen || !s->shared || !s->defined)
+		return pd_err_set(s->err, -ENOMEM, "out of memory");
+	r = walk_named_trees(s, mapping_root, mark_leaf);
+	if (!r)
+		r = walk_named_trees(s, mapping_root, define_leaf);
+	free(s->seen);
+	free(s->shared);
+	s->seen = s->shared = NULL;
+	return r;
+}
+
+/*----------------------------------------------------------------
  * Entry point
  *--------------------------------------------------------------*/
 
@@ -890,11 +1051,16 @@ int thin_salvage(struct bm *bm, const struct salvage_opts *o, struct emitter *e,
 		s.nr_data_blocks = esb.nr_data_blocks;
 	}
 	r = s.e->ops->begin_superblock(s.e, &esb);
+	if (!r && mapping_root && s.e->ops->begin_def)
+		r = define_shared_leaves(&s, mapping_root);
 	for (uint64_t i = 0; !r && i < s.nr_ids; i++)
 		r = salvage_device(&s, s.ids[i], details_root, mapping_root, esb.time);
 	if (!r)
 		r = s.e->ops->end_superblock(s.e);
 out:
+	free(s.seen);
+	free(s.shared);
+	free(s.defined);
 	free(s.ids);
 	free(s.orphans);
 	if (r && !err->msg[0])
