@@ -150,6 +150,8 @@ def scenarios(tools):
     return [
         lv('lvm_activate', 'lvm_activate'),
         lv('lvm_repair', 'lvm_repair'),
+        # 31 snapshots sharing t1's leaves, a 4 MiB spare: the repair must share
+        lv('lvm_repair_shared', 'lvm_repair_shared', disks=(('pv', 640),), timeout=2),
         # a cached LV (cache pool, smq): LVM runs our cache_check on activation
         lv('lvm_cache', 'lvm_cache', disks=(('pv', 96),),
            needs=('cache_check', 'cache_dump', 'cache_repair')),
