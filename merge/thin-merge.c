@@ -280,19 +280,6 @@ static void damaged_parts(const struct check_report *cr, char *buf, size_t n)
 #define SM_INDEX_MAX btree_max_entries(SM_INDEX_ENTRY_SIZE)
 #define MAPPING_MIN_FILL (MAPPING_MAX / 3)
 
-/* Tree blocks of n entries in full nodes of max. */
-static uint64_t full_tree_blocks(uint64_t n, uint64_t max)
-{
-	uint64_t level = n ? (n + max - 1) / max : 1, total = 0;
-
-	for (;;) {
-		total += level;
-		if (level <= 1)
-			return total;
-		level = (level + max - 1) / max;
-	}
-}
-
 /*
  * Blocks a merge transaction may add to a pool: the O leaves S's
  * mappings land in (each copied, and perhaps split), the paths above
@@ -308,7 +295,7 @@ static uint64_t transaction_blocks(const struct thin_device *od, const struct th
 	uint64_t bitmaps = 2 * sd->mapped_blocks < data_bitmaps ? 2 * sd->mapped_blocks : data_bitmaps;
 
 	return 2 * touched + 2 * (touched / MAPPING_MIN_FILL + 1) * 4 + 64 + bitmaps +
-	       full_tree_blocks(bitmaps, SM_INDEX_MAX) + SM_MD_MAX_BITMAPS + 16;
+	       btree_blocks_for(bitmaps, SM_INDEX_MAX) + SM_MD_MAX_BITMAPS + 16;
 }
 
 /* Blocks of fresh metadata holding the merged device alone. */
@@ -316,8 +303,8 @@ static uint64_t merged_only_blocks(uint64_t merged, uint64_t nr_data_blocks, uin
 {
 	uint64_t data_bitmaps = nr_data_blocks / SM_ENTRIES_PER_BITMAP + 1;
 
-	return 1 + full_tree_blocks(merged, MAPPING_MAX) + 1 + 1 + data_bitmaps +
-	       full_tree_blocks(data_bitmaps, SM_INDEX_MAX) * 2 + 1 +
+	return 1 + btree_blocks_for(merged, MAPPING_MAX) + 1 + 1 + data_bitmaps +
+	       btree_blocks_for(data_bitmaps, SM_INDEX_MAX) * 2 + 1 +
 	       nr_md / SM_ENTRIES_PER_BITMAP + 1 + 2 + 8;
 }
 

@@ -30,6 +30,23 @@ static inline uint32_t btree_max_entries(uint32_t value_size)
 	return n / 3u * 3u;
 }
 
+/*
+ * Blocks of a btree of n entries (an empty tree: its root leaf) whose
+ * every node holds per entries: the size estimates use max entries for
+ * what the bulk loader builds, max / 2 as a bound for any other tree.
+ */
+static inline uint64_t btree_blocks_for(uint64_t n, uint64_t per)
+{
+	uint64_t level = n ? (n + per - 1) / per : 1, total = 0;
+
+	for (;;) {
+		total += level;
+		if (level <= 1)
+			return total;
+		level = (level + per - 1) / per;
+	}
+}
+
 static inline struct btree_node_header_disk *node_header(void *block)
 {
 	return (struct btree_node_header_disk *)block;

@@ -316,14 +316,7 @@ struct counting_emitter {
 /* Blocks of a tree of n entries, nodes of max entries, at least half full. */
 static uint64_t tree_blocks(uint64_t n, uint64_t max)
 {
-	uint64_t per = max / 2, level = n ? (n + per - 1) / per : 1, total = 0;
-
-	for (;;) {
-		total += level;
-		if (level <= 1)
-			return total;
-		level = (level + per - 1) / per;
-	}
+	return btree_blocks_for(n, max / 2);
 }
 
 static int c_begin_superblock(struct emitter *e, const struct emit_superblock *sb)
@@ -394,25 +387,12 @@ static int c_begin_def(struct emitter *e, const char *name)
 	return 0;
 }
 
-/* Blocks of a tree the bulk loader builds from n entries: full nodes. */
-static uint64_t bulk_tree_blocks(uint64_t n, uint64_t max)
-{
-	uint64_t level = n ? (n + max - 1) / max : 1, total = 0;
-
-	for (;;) {
-		total += level;
-		if (level <= 1)
-			return total;
-		level = (level + max - 1) / max;
-	}
-}
-
 static int c_end_def(struct emitter *e)
 {
 	struct counting_emitter *c = to_counting(e);
 
 	c->cur_def->nr_mappings = c->count;
-	c->est->tree_blocks += bulk_tree_blocks(c->count, MAPPING_MAX);
+	c->est->tree_blocks += btree_blocks_for(c->count, MAPPING_MAX);
 	return 0;
 }
 
