@@ -108,45 +108,48 @@ def block_kind(img, b, kind):
 # Good images, restored by the build under test
 
 def thin_xml(rng):
-    devs = []
+    """Four devices of random runs; devices 1 and 2 share their first
+    part as a snapshot and its origin do, leaves and all (a 1.x <def>
+    section both refer to), so repairs and merges meet shared leaves."""
     nr_data = 100000
-    for dev in range(1, 5):
-        maps = []
-        ob = 0
-        for _ in range(rng.randrange(50, 400)):
+
+    def runs(first, count):
+        maps, ob, last = [], first, first - 1
+        for _ in range(count):
             ob += rng.randrange(1, 6)
             length = rng.choice([1, 1, 1, 3, 20])
-            db = rng.randrange(0, nr_data - length)
-            maps.append((ob, db, length))
+            maps.append((ob, rng.randrange(0, nr_data - length), length))
             ob += length
-        devs.append((dev, maps))
-    out = ['<superblock uuid="" time="3" transaction="4" flags="0" version="2" '
-           'data_block_size="128" nr_data_blocks="%d">' % nr_data]
-    # device 2 shares device 1's first half: a snapshot's shared subtree
-    devs[1] = (2, devs[0][1][:len(devs[0][1]) // 2] + devs[1][1][len(devs[1][1]) // 2:])
-    used = set()
-    for dev, maps in devs:
-        clean = []
-        last = -1
-        for ob, db, length in sorted(maps):
-            if ob <= last:
-                continue
-            clean.append((ob, db, length))
-            last = ob + length - 1
-        out.append('  <device dev_id="%d" mapped_blocks="%d" transaction="1" '
-                   'creation_time="0" snap_time="1">'
-                   % (dev, sum(m[2] for m in clean)))
-        for ob, db, length in clean:
-            used.add(db)
+        return maps
+
+    def lines(maps):
+        out = []
+        for ob, db, length in maps:
             if length == 1:
                 out.append('    <single_mapping origin_block="%d" data_block="%d" time="1"/>'
                            % (ob, db))
             else:
                 out.append('    <range_mapping origin_begin="%d" data_begin="%d" '
                            'length="%d" time="0"/>' % (ob, db, length))
+        return out
+
+    shared = runs(0, rng.randrange(150, 400))
+    shared_end = shared[-1][0] + shared[-1][2]
+    out = ['<superblock uuid="" time="3" transaction="4" flags="0" version="2" '
+           'data_block_size="128" nr_data_blocks="%d">' % nr_data,
+           '  <def name="shared">'] + lines(shared) + ['  </def>']
+    for dev in range(1, 5):
+        own = runs(shared_end if dev <= 2 else 0, rng.randrange(50, 400))
+        count = sum(m[2] for m in own) + (sum(m[2] for m in shared) if dev <= 2 else 0)
+        out.append('  <device dev_id="%d" mapped_blocks="%d" transaction="1" '
+                   'creation_time="0" snap_time="1">' % (dev, count))
+        if dev <= 2:
+            out.append('    <ref name="shared"/>')
+        out += lines(own)
         out.append('  </device>')
     out.append('</superblock>')
     return '\n'.join(out) + '\n'
+
 
 
 def cache_xml(rng):
