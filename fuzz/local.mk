@@ -4,7 +4,7 @@
 # FUZZ_TIME seconds (default 3600) and lists crash and timeout inputs.
 EXTRA_DIST += fuzz/Makefile fuzz/local.mk fuzz/make-seeds.sh fuzz/fuzz-common.h \
 	fuzz/fuzz-validators.c fuzz/fuzz-btree-walk.c fuzz/fuzz-space-map.c \
-	fuzz/fuzz-xml.c fuzz/fuzz-merge.c fuzz/fuzz-cache-md.c fuzz/fuzz-era-md.c \
+	fuzz/fuzz-xml.c fuzz/fuzz-merge.c fuzz/fuzz-repair.c fuzz/fuzz-cache-md.c fuzz/fuzz-era-md.c \
 	fuzz/fuzz-cache-xml.c fuzz/fuzz-era-xml.c fuzz/fuzz-snapshot.c fuzz/fuzz-pack.c \
 	fuzz/corpus
 

@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$here"
-mkdir -p corpus/validators corpus/btree-walk corpus/space-map corpus/xml corpus/merge \
+mkdir -p corpus/validators corpus/btree-walk corpus/space-map corpus/xml corpus/merge corpus/repair \
 	corpus/cache-md corpus/era-md corpus/cache-xml corpus/era-xml corpus/snapshot corpus/pack
 
 pool() {	# name, devices (dev_id:origin_begin:data_begin:length ...)
@@ -73,7 +73,31 @@ for p in small leaves shared empty deep held; do
 	trim "$tmp/$p.md" "corpus/merge/$p"
 	cp "corpus/merge/$p" "corpus/btree-walk/$p"
 	cp "corpus/merge/$p" "corpus/space-map/$p"
+	cp "corpus/merge/$p" "corpus/repair/$p"
 done
+# repair: devices 1 and 2 share a full leaf (a 1.x <def> both refer to),
+# as a snapshot and its origin do; device 2 has a leaf of its own after it
+sharedleaf_seed() {
+	python3 - "$tmp/sharedleaf.xml" <<-'X'
+	import sys
+	maps = ''.join('    <single_mapping origin_block="%d" data_block="%d" time="0"/>\n'
+	               % (2 * i, i) for i in range(200))
+	own = ''.join('    <single_mapping origin_block="%d" data_block="%d" time="1"/>\n'
+	              % (1000 + i, 500 + i) for i in range(120))
+	dev = ('  <device dev_id="%d" mapped_blocks="%d" transaction="1" creation_time="0" '
+	       'snap_time="1">\n    <ref name="s"/>\n%s  </device>\n')
+	open(sys.argv[1], 'w').write(
+	    '<superblock uuid="" time="2" transaction="3" flags="0" version="2" '
+	    'data_block_size="128" nr_data_blocks="40000">\n'
+	    '  <def name="s">\n' + maps + '  </def>\n' +
+	    dev % (1, 200, '') + dev % (2, 320, own) + '</superblock>\n')
+	X
+	truncate -s 256K "$tmp/sharedleaf.md"
+	"$build/thin_restore" -q -i "$tmp/sharedleaf.xml" -o "$tmp/sharedleaf.md"
+	"$build/thin_check" -q "$tmp/sharedleaf.md"
+	trim "$tmp/sharedleaf.md" corpus/repair/sharedleaf
+}
+sharedleaf_seed
 # validators: single blocks of the small pool (control byte 0: as they are)
 python3 - "$tmp/small.md" corpus/validators <<-'X'
 import sys

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Short libFuzzer runs of every harness in fuzz/ (about 5 minutes on 2
-# cores with the build: 11 harnesses, FUZZ_SECONDS each, default 40, two
+# cores with the build: 12 harnesses, FUZZ_SECONDS each, default 40, two
 # at a time).  Builds them with
 # clang in $FUZZ_OUT (default fuzz-build in the source tree); skips all
 # when clang or libFuzzer is missing.  Last line: N passed, N failed[, N
@@ -15,7 +15,7 @@ secs=${FUZZ_SECONDS:-40}
 # on the fastest harness (~60k runs/s), with no live memory behind it.
 ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=32
 export ASAN_OPTIONS
-harnesses="validators btree-walk space-map xml merge cache-md era-md cache-xml era-xml snapshot pack"
+harnesses="validators btree-walk space-map xml merge repair cache-md era-md cache-xml era-xml snapshot pack"
 n=$(echo $harnesses | wc -w)
 
 if ! command -v clang >/dev/null 2>&1 ||
