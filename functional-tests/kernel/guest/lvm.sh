@@ -99,6 +99,22 @@ expect_ran_none() {
 	[ ! -s "$LVM_TOOLS_LOG" ] || { tools_log_show; fail "$1" "LVM ran our tools unexpectedly"; }
 }
 
+# lv_hashes LV...: a line "LV md5" for each LV of $VG, read through the kernel.
+lv_hashes() {
+	for lv in "$@"; do
+		echo "$lv $(dev_hash "$(dm_node $VG $lv)")"
+	done
+}
+
+# expect_repair_ran CHECK: `lvconvert --repair` ran our thin_repair with
+# LVM's empty default option from the pool's metadata into its spare,
+# whose device is then in $SPARE.
+expect_repair_ran() {
+	SPARE=$(sed -n "s|^thin_repair '' '-i' '/dev/mapper/$VG-pool_tmeta' '-o' '\(/dev/mapper/$VG-[a-z0-9_]*pmspare\)'\$|\1|p" "$LVM_TOOLS_LOG")
+	[ -n "$SPARE" ] || fail "$1" "LVM did not run thin_repair '' -i <tmeta> -o <spare>"
+	echo "## ok $1: our thin_repair, with LVM's empty default option, into $SPARE"
+}
+
 # dm_node VG LV: /dev/mapper name of an LV (dashes doubled).
 dm_node() { echo "/dev/mapper/$(echo "$1" | sed 's/-/--/g')-$(echo "$2" | sed 's/-/--/g')"; }
 

@@ -14,11 +14,6 @@
 
 LVS="t1 t2 t3 s1"
 
-hashes() {
-	for lv in $LVS; do
-		echo "$lv $(dev_hash "$(dm_node $VG $lv)")"
-	done
-}
 
 activate_all() {
 	L vgchange -ay $VG
@@ -40,7 +35,7 @@ scenario_main() {
 	put "$(dm_node $VG s1)" 65536 262144 7000000
 	put "$(dm_node $VG t1)" 1048576 65536 7500000
 	sync
-	hashes >/tmp/hashes.want
+	lv_hashes $LVS >/tmp/hashes.want
 	cat /tmp/hashes.want
 	L lvs -a -o+thin_id,transaction_id $VG
 	trans=$(lvattr pool transaction_id)
@@ -77,10 +72,8 @@ scenario_main() {
 	tools_log_show
 	grep -q 'does not match' /tmp/run.out && fail repair_transaction "LVM saw another transaction id: $(grep 'does not match' /tmp/run.out)"
 	L lvs -a -o+devices $VG
-	spare=$(sed -n "s|^thin_repair '' '-i' '/dev/mapper/$VG-pool_tmeta' '-o' '\(/dev/mapper/$VG-[a-z0-9_]*pmspare\)'\$|\1|p" "$LVM_TOOLS_LOG")
-	[ -n "$spare" ] || fail repair_ran "LVM did not run thin_repair '' -i <tmeta> -o <spare>"
-	echo "## ok repair_ran: our thin_repair, with LVM's empty default option, into $spare"
-	expect_ran dump_ran "thin_dump '$spare'"
+	expect_repair_ran repair_ran
+	expect_ran dump_ran "thin_dump '$SPARE'"
 	expect_eq repair_order "the tools LVM ran" "$(cut -d' ' -f1 "$LVM_TOOLS_LOG" | tr '\n' ' ')" "thin_repair thin_dump "
 	[ -n "$(lvattr pool_meta0 lv_name)" ] || fail repair "no pool_meta0 (the damaged metadata) after the repair"
 
@@ -89,7 +82,7 @@ scenario_main() {
 	tools_log_reset
 	activate_all
 	expect_ran check_ran_repaired "thin_check '-q' '/dev/mapper/$VG-pool_tmeta'"
-	hashes >/tmp/hashes.now
+	lv_hashes $LVS >/tmp/hashes.now
 	cat /tmp/hashes.now
 	cmp -s /tmp/hashes.want /tmp/hashes.now || fail data_repaired "LVs read back differently: $(diff /tmp/hashes.want /tmp/hashes.now | tr '\n' ' ')"
 	echo "## ok data_repaired: every LV reads as written"
@@ -110,7 +103,7 @@ scenario_main() {
 	L vgck $VG
 	tools_log_reset
 	activate_all
-	hashes | grep -v '^t3 ' >/tmp/hashes.now
+	lv_hashes $LVS | grep -v '^t3 ' >/tmp/hashes.now
 	grep -v '^t3 ' /tmp/hashes.want | cmp -s - /tmp/hashes.now || fail data_final "LVs read back differently at the end"
 	L vgchange -an $VG
 }

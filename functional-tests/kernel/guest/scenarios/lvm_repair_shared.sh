@@ -16,11 +16,6 @@
 LVS="t1 s1 s31"
 SNAPS=31
 
-hashes() {
-	for lv in $LVS; do
-		echo "$lv $(dev_hash "$(dm_node $VG $lv)")"
-	done
-}
 
 activate_some() {
 	L vgchange -ay $VG
@@ -51,7 +46,7 @@ scenario_main() {
 	put "$(dm_node $VG s31)" 300000000 131072 2000000
 	put "$t1" 100000000 65536 3000000
 	sync
-	hashes >/tmp/hashes.want
+	lv_hashes $LVS >/tmp/hashes.want
 	cat /tmp/hashes.want
 	L lvs -a -o+thin_id,transaction_id,metadata_percent $VG
 	trans=$(lvattr pool transaction_id)
@@ -63,15 +58,13 @@ scenario_main() {
 	L lvconvert --repair $VG/pool
 	tools_log_show
 	grep -q 'does not match' /tmp/run.out && fail repair_transaction "LVM saw another transaction id: $(grep 'does not match' /tmp/run.out)"
-	spare=$(sed -n "s|^thin_repair '' '-i' '/dev/mapper/$VG-pool_tmeta' '-o' '\(/dev/mapper/$VG-[a-z0-9_]*pmspare\)'\$|\1|p" "$LVM_TOOLS_LOG")
-	[ -n "$spare" ] || fail repair_ran "LVM did not run thin_repair '' -i <tmeta> -o <spare>"
-	echo "## ok repair_ran: our thin_repair into the 4 MiB spare $spare"
+	expect_repair_ran repair_ran
 
 	step activate
 	CHECK=activate
 	activate_some
 	L lvs -a -o+thin_id,transaction_id,metadata_percent $VG
-	hashes >/tmp/hashes.now
+	lv_hashes $LVS >/tmp/hashes.now
 	cat /tmp/hashes.now
 	cmp -s /tmp/hashes.want /tmp/hashes.now || fail data_repaired "LVs read back differently: $(diff /tmp/hashes.want /tmp/hashes.now | tr '\n' ' ')"
 	echo "## ok data_repaired: t1, s1 and s31 read as written"
