@@ -641,34 +641,22 @@ static void section_name(char *buf, size_t size, uint64_t leaf)
 	snprintf(buf, size, "%" PRIu64, leaf);
 }
 
-/* Every mapping of leaf n counts (a clean leaf, shared as a section). */
-static void count_leaf_mappings(struct salvager *s, const struct btree_node_info *n)
-{
-	const uint8_t *vals = node_values_c(n->data);
-
-	for (uint32_t i = 0; i < n->nr_entries; i++) {
-		uint64_t bt = load_le64(vals + 8u * i);
-
-		if (block_time_block(bt) + 1 > s->max_data)
-			s->max_data = block_time_block(bt) + 1;
-		if (block_time_time(bt) > s->max_time)
-			s->max_time = block_time_time(bt);
-	}
-	s->count += n->nr_entries;
-}
-
 static int mappings_leaf(void *ctx, const struct btree_node_info *n)
 {
 	struct salvager *s = ctx;
 	const uint8_t *vals = node_values_c(n->data);
+	/* a clean leaf written once as a shared section: referred to, not emitted */
+	bool section = s->emitting && is_defined(s, n->block);
 
-	if (s->emitting && is_defined(s, n->block)) {
+	if (section) {
 		char name[24];
 		int r = emit_run_flush(&s->run);
 
-		count_leaf_mappings(s, n);
 		section_name(name, sizeof(name), n->block);
-		return r ? r : s->e->ops->ref(s->e, name);
+		if (!r)
+			r = s->e->ops->ref(s->e, name);
+		if (r)
+			return r;
 	}
 	for (uint32_t i = 0; i < n->nr_entries; i++) {
 		uint64_t bt = load_le64(vals + 8u * i), d = block_time_block(bt);
@@ -689,7 +677,7 @@ static int mappings_leaf(void *ctx, const struct btree_node_info *n)
 			s->max_data = d + 1;
 		if (block_time_time(bt) > s->max_time)
 			s->max_time = block_time_time(bt);
-		if (!s->emitting)
+		if (!s->emitting || section)
 			continue;
 		r = emit_run_add(&s->run, node_key(n->data, i), d, block_time_time(bt));
 		if (r)
